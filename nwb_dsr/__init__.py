@@ -1,0 +1,4 @@
+"""nwb_dsr: dynamical-systems reconstruction of neural recordings stored in NWB."""
+from .observations import Observations
+
+__version__ = "0.1.0"
