@@ -1,0 +1,263 @@
+"""Latent maps z_t = F(z_{t-1}) behind one interface: ``step``, ``jacobian``, ``config``.
+
+All models act on a batch of states of shape (batch, state_dim). The PLRNN family has analytic
+Jacobians; the LSTM and tanh RNN use autograd.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+__all__ = ["LatentModel", "PLRNN", "ShallowPLRNN", "ClippedShallowPLRNN", "DendriticPLRNN",
+           "LSTMCellModel", "TanhRNN", "LATENT_MODELS", "make_latent_model"]
+
+
+class LatentModel(nn.Module):
+    """Base class of latent maps.
+
+    Subclasses implement :meth:`step` and may override :meth:`jacobian` with an analytic form.
+
+    Parameters
+    ----------
+    latent_dim : int
+        Size M of the latent state observed by the output layer.
+    """
+
+    name = "base"
+
+    def __init__(self, latent_dim: int):
+        super().__init__()
+        if int(latent_dim) < 1:
+            raise ValueError(f"latent_dim must be a positive integer; got {latent_dim!r}.")
+        self.latent_dim = int(latent_dim)
+
+    @property
+    def state_dim(self) -> int:
+        """Dimension of the full state vector (``latent_dim`` except for the LSTM)."""
+        return self.latent_dim
+
+    def step(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """One step of the map, (batch, state_dim) -> (batch, state_dim)."""
+        raise NotImplementedError
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.step(z)
+
+    def jacobian(self, z: torch.Tensor) -> torch.Tensor:
+        """Jacobians dF/dz at a batch of states, shape (batch, state_dim, state_dim)."""
+        z = z.detach()
+        f = lambda x: self.step(x.unsqueeze(0)).squeeze(0)  # noqa: E731
+        return torch.func.vmap(torch.func.jacrev(f))(z)
+
+    def config(self) -> dict:
+        """Hyper-parameters that rebuild an identical (untrained) model."""
+        return {"name": self.name, "latent_dim": self.latent_dim}
+
+    def regularization(self) -> torch.Tensor:
+        """Penalty added to the loss (zero by default)."""
+        return torch.zeros((), device=next(self.parameters()).device)
+
+
+def _uniform(shape, bound, gen):
+    return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
+
+
+class PLRNN(LatentModel):
+    r"""Piecewise-linear RNN  z' = A ⊙ z + W · relu(z) + h.
+
+    A is diagonal (a vector), W has a zero diagonal.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = PLRNN(4, seed=0)
+    >>> m.step(torch.zeros(2, 4)).shape
+    torch.Size([2, 4])
+    """
+
+    name = "plrnn"
+
+    def __init__(self, latent_dim: int, seed: int = 0, **_):
+        super().__init__(latent_dim)
+        g = torch.Generator().manual_seed(seed)
+        M = self.latent_dim
+        self.A = nn.Parameter(torch.full((M,), 0.9, dtype=torch.float64).float())
+        self.W = nn.Parameter(_uniform((M, M), 0.5 / math.sqrt(M), g).float())
+        self.h = nn.Parameter(torch.zeros(M))
+        self.register_buffer("offdiag", 1.0 - torch.eye(M))
+
+    def step(self, z):
+        return self.A * z + torch.relu(z) @ (self.W * self.offdiag).T + self.h
+
+    def jacobian(self, z):
+        W = self.W * self.offdiag
+        d = (z > 0).to(z.dtype)
+        return torch.diag_embed(self.A.expand_as(z)) + W.unsqueeze(0) * d.unsqueeze(1)
+
+
+class ShallowPLRNN(LatentModel):
+    r"""Shallow PLRNN  z' = A ⊙ z + W₁ · relu(W₂ z + h₂) + h₁  with hidden width L.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = ShallowPLRNN(3, hidden_dim=16, seed=0)
+    >>> m.jacobian(torch.ones(5, 3)).shape
+    torch.Size([5, 3, 3])
+    """
+
+    name = "shallow_plrnn"
+
+    def __init__(self, latent_dim: int, hidden_dim: int = 64, seed: int = 0, **_):
+        super().__init__(latent_dim)
+        if int(hidden_dim) < 1:
+            raise ValueError(f"hidden_dim must be a positive integer; got {hidden_dim!r}.")
+        self.hidden_dim = L = int(hidden_dim)
+        M = self.latent_dim
+        g = torch.Generator().manual_seed(seed)
+        self.A = nn.Parameter(torch.full((M,), 0.95))
+        self.W1 = nn.Parameter(_uniform((M, L), 1.0 / math.sqrt(L), g).float())
+        self.W2 = nn.Parameter(_uniform((L, M), 1.0 / math.sqrt(M), g).float())
+        self.h1 = nn.Parameter(torch.zeros(M))
+        self.h2 = nn.Parameter(_uniform((L,), 1.0, g).float())
+
+    def _hidden(self, z):
+        return torch.relu(z @ self.W2.T + self.h2)
+
+    def step(self, z):
+        return torch.addmm(self.h1, self._hidden(z), self.W1.T) + self.A * z
+
+    def _hidden_grad(self, z):
+        return ((z @ self.W2.T + self.h2) > 0).to(z.dtype)
+
+    def jacobian(self, z):
+        d = self._hidden_grad(z)  # (B, L)
+        J = (self.W1.unsqueeze(0) * d.unsqueeze(1)) @ self.W2  # (B, M, M)
+        return J + torch.diag_embed(self.A.expand_as(z))
+
+    def config(self):
+        return {**super().config(), "hidden_dim": self.hidden_dim}
+
+
+class ClippedShallowPLRNN(ShallowPLRNN):
+    r"""Clipped shallow PLRNN  z' = A ⊙ z + W₁ [relu(W₂ z + h₂) − relu(W₂ z)] + h₁.
+
+    The clipped non-linearity is bounded, so trajectories cannot diverge when |A| < 1.
+    """
+
+    name = "clipped_shallow_plrnn"
+
+    def _hidden(self, z):
+        u = z @ self.W2.T
+        return torch.relu(u + self.h2) - torch.relu(u)
+
+    def _hidden_grad(self, z):
+        u = z @ self.W2.T
+        return (u + self.h2 > 0).to(z.dtype) - (u > 0).to(z.dtype)
+
+
+class DendriticPLRNN(LatentModel):
+    r"""Dendritic PLRNN  z' = A ⊙ z + W · Σ_b α_b relu(z − θ_b) + h  with B bases.
+
+    W has a zero diagonal; the thresholds θ_b are per unit.
+    """
+
+    name = "dendritic_plrnn"
+
+    def __init__(self, latent_dim: int, n_bases: int = 8, seed: int = 0, **_):
+        super().__init__(latent_dim)
+        if int(n_bases) < 1:
+            raise ValueError(f"n_bases must be a positive integer; got {n_bases!r}.")
+        self.n_bases = B = int(n_bases)
+        M = self.latent_dim
+        g = torch.Generator().manual_seed(seed)
+        self.A = nn.Parameter(torch.full((M,), 0.9))
+        self.W = nn.Parameter(_uniform((M, M), 0.5 / math.sqrt(M), g).float())
+        self.h = nn.Parameter(torch.zeros(M))
+        self.alpha = nn.Parameter(_uniform((B,), 1.0 / B, g).float())
+        self.theta = nn.Parameter(torch.randn((M, B), generator=g, dtype=torch.float64).float())
+        self.register_buffer("offdiag", 1.0 - torch.eye(M))
+
+    def step(self, z):
+        phi = (torch.relu(z.unsqueeze(-1) - self.theta) * self.alpha).sum(-1)
+        return self.A * z + phi @ (self.W * self.offdiag).T + self.h
+
+    def jacobian(self, z):
+        dphi = ((z.unsqueeze(-1) - self.theta > 0).to(z.dtype) * self.alpha).sum(-1)  # (B, M)
+        W = self.W * self.offdiag
+        return torch.diag_embed(self.A.expand_as(z)) + W.unsqueeze(0) * dphi.unsqueeze(1)
+
+    def config(self):
+        return {**super().config(), "n_bases": self.n_bases}
+
+
+class LSTMCellModel(LatentModel):
+    r"""Autonomous LSTM: the state is [h, c] (2·latent_dim); gates are driven by h alone.
+
+    Examples
+    --------
+    >>> import torch
+    >>> LSTMCellModel(3, seed=0).step(torch.zeros(1, 6)).shape
+    torch.Size([1, 6])
+    """
+
+    name = "lstm"
+
+    def __init__(self, latent_dim: int, seed: int = 0, **_):
+        super().__init__(latent_dim)
+        H = self.latent_dim
+        g = torch.Generator().manual_seed(seed)
+        self.W = nn.Parameter(_uniform((4 * H, H), 1.0 / math.sqrt(H), g).float())
+        b = torch.zeros(4 * H)
+        b[H:2 * H] = 1.0  # forget-gate bias
+        self.b = nn.Parameter(b)
+
+    @property
+    def state_dim(self):
+        return 2 * self.latent_dim
+
+    def step(self, z):
+        H = self.latent_dim
+        h, c = z[..., :H], z[..., H:]
+        gates = torch.addmm(self.b, h, self.W.T)
+        i, f, gg, o = gates.chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return torch.cat([h, c], dim=-1)
+
+
+class TanhRNN(LatentModel):
+    r"""Vanilla RNN  z' = tanh(W z + h)."""
+
+    name = "rnn"
+
+    def __init__(self, latent_dim: int, seed: int = 0, **_):
+        super().__init__(latent_dim)
+        M = self.latent_dim
+        g = torch.Generator().manual_seed(seed)
+        self.W = nn.Parameter((torch.eye(M, dtype=torch.float64) + _uniform((M, M), 0.5 / math.sqrt(M), g)).float())
+        self.h = nn.Parameter(torch.zeros(M))
+
+    def step(self, z):
+        return torch.tanh(torch.addmm(self.h, z, self.W.T))
+
+
+LATENT_MODELS = {cls.name: cls for cls in
+                 (PLRNN, ShallowPLRNN, ClippedShallowPLRNN, DendriticPLRNN, LSTMCellModel, TanhRNN)}
+
+
+def make_latent_model(name: str, latent_dim: int, **kwargs) -> LatentModel:
+    """Build a latent model by name (one of ``LATENT_MODELS``).
+
+    Examples
+    --------
+    >>> make_latent_model("plrnn", 5).state_dim
+    5
+    """
+    try:
+        cls = LATENT_MODELS[name]
+    except KeyError:
+        raise ValueError(f"model must be one of {sorted(LATENT_MODELS)}; got {name!r}.") from None
+    return cls(latent_dim, **kwargs)
