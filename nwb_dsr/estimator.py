@@ -176,7 +176,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience
             raise ValueError(f"tau must be an integer number of bins >= 1 or 'auto'; got {self.tau!r}.")
         return int(self.tau), {"method": "fixed", "tau": int(self.tau)}
 
-    def fit(self, X, y=None, *, bin_size=None, validation=None) -> "DSR":
+    def fit(self, X, y=None, *, bin_size=None, validation=None, callback=None) -> "DSR":
         """Fit the model to observations.
 
         Parameters
@@ -189,6 +189,9 @@ max_time, grad_clip, validation_fraction, eval_every, patience
         validation : Observations or array, optional
             Held-out data for choosing the best model; default: the last
             ``validation_fraction`` of each segment.
+        callback : callable, optional
+            ``callback(trainer, epoch, seconds)`` after every epoch (see
+            :meth:`nwb_dsr.training.Trainer.fit`); its time is not counted.
 
         Returns
         -------
@@ -230,7 +233,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience
                             eval_every=self.eval_every, patience=self.patience, seed=self.seed,
                             device=self.device, progress=self.progress)
         trainer = Trainer(latent, observation, cfg)
-        history = trainer.fit(obs, val)
+        history = trainer.fit(obs, val, callback=callback)
         latent.cpu(); observation.cpu()
         self.latent_model_ = latent.eval()
         self.observation_model_ = observation.eval()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -59,6 +60,17 @@ class LatentModel(nn.Module):
         """Penalty added to the loss (zero by default)."""
         return torch.zeros((), device=next(self.parameters()).device)
 
+    def numpy_step(self):
+        """A float64 NumPy version of :meth:`step` for one state vector, or None.
+
+        Free-running generation of a single trajectory uses it when available: for the small
+        maps here NumPy's per-call overhead is several times lower than torch's.
+        """
+        return None
+
+    def _np(self, name):
+        return getattr(self, name).detach().cpu().numpy().astype(np.float64)
+
 
 def _uniform(shape, bound, gen):
     return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
@@ -95,6 +107,11 @@ class PLRNN(LatentModel):
         W = self.W * self.offdiag
         d = (z > 0).to(z.dtype)
         return torch.diag_embed(self.A.expand_as(z)) + W.unsqueeze(0) * d.unsqueeze(1)
+
+    def numpy_step(self):
+        A, h = self._np("A"), self._np("h")
+        W = self._np("W") * self._np("offdiag")
+        return lambda z: A * z + W @ np.maximum(z, 0.0) + h
 
 
 class ShallowPLRNN(LatentModel):
@@ -140,6 +157,16 @@ class ShallowPLRNN(LatentModel):
     def config(self):
         return {**super().config(), "hidden_dim": self.hidden_dim}
 
+    def numpy_step(self):
+        A, W1, W2, h1, h2 = (self._np(n) for n in ("A", "W1", "W2", "h1", "h2"))
+
+        def step(z):
+            u = W2 @ z
+            u += h2
+            np.maximum(u, 0.0, out=u)
+            return A * z + W1 @ u + h1
+        return step
+
 
 class ClippedShallowPLRNN(ShallowPLRNN):
     r"""Clipped shallow PLRNN  z' = A ⊙ z + W₁ [relu(W₂ z + h₂) − relu(W₂ z)] + h₁.
@@ -156,6 +183,14 @@ class ClippedShallowPLRNN(ShallowPLRNN):
     def _hidden_grad(self, z):
         u = z @ self.W2.T
         return (u + self.h2 > 0).to(z.dtype) - (u > 0).to(z.dtype)
+
+    def numpy_step(self):
+        A, W1, W2, h1, h2 = (self._np(n) for n in ("A", "W1", "W2", "h1", "h2"))
+
+        def step(z):
+            u = W2 @ z
+            return A * z + W1 @ (np.maximum(u + h2, 0.0) - np.maximum(u, 0.0)) + h1
+        return step
 
 
 class DendriticPLRNN(LatentModel):
@@ -191,6 +226,11 @@ class DendriticPLRNN(LatentModel):
 
     def config(self):
         return {**super().config(), "n_bases": self.n_bases}
+
+    def numpy_step(self):
+        A, h, alpha, theta = (self._np(n) for n in ("A", "h", "alpha", "theta"))
+        W = self._np("W") * self._np("offdiag")
+        return lambda z: A * z + W @ (np.maximum(z[:, None] - theta, 0.0) @ alpha) + h
 
 
 class LSTMCellModel(LatentModel):
@@ -242,6 +282,14 @@ class TanhRNN(LatentModel):
 
     def step(self, z):
         return torch.tanh(torch.addmm(self.h, z, self.W.T))
+
+    def jacobian(self, z):
+        d = 1.0 - self.step(z) ** 2
+        return d.unsqueeze(-1) * self.W.unsqueeze(0)
+
+    def numpy_step(self):
+        W, h = self._np("W"), self._np("h")
+        return lambda z: np.tanh(W @ z + h)
 
 
 LATENT_MODELS = {cls.name: cls for cls in

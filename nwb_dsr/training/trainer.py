@@ -171,6 +171,14 @@ def free_run(latent: LatentModel, z0: torch.Tensor, n_steps: int) -> torch.Tenso
     torch.Tensor, shape (batch, n_steps, state_dim)
         z_1 … z_n (the initial state is not included).
     """
+    stepper = latent.numpy_step() if z0.shape[0] == 1 else None
+    if stepper is not None:
+        z = z0[0].detach().cpu().numpy().astype(np.float64)
+        out = np.empty((n_steps, z.shape[0]))
+        for t in range(n_steps):
+            z = stepper(z)
+            out[t] = z
+        return torch.as_tensor(out[None], dtype=z0.dtype, device=z0.device)
     z = z0
     out = torch.empty(z0.shape[0], n_steps, z0.shape[1], dtype=z0.dtype, device=z0.device)
     for t in range(n_steps):
@@ -272,12 +280,21 @@ class Trainer:
         return train, val
 
     # ------------------------------------------------------------------ core
-    def window_loss(self, X: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
-        """Training loss of a batch of windows X, F of shape (batch, L+1, N)."""
+    def rollout(self, F: torch.Tensor) -> torch.Tensor:
+        """Predicted states along a batch of windows of forcing targets F (batch, L+1, N).
+
+        The state starts at ẑ_0 and is reset to ẑ_t at the steps :meth:`forcing_steps` lists
+        (``mode="sparse"``), after the prediction for that step has been recorded; with
+        ``mode="gtf"`` it is mixed with ẑ_t at every step.
+
+        Returns
+        -------
+        torch.Tensor, shape (batch, L, state_dim)
+            The predictions z_1 … z_L, each made before any reset at its step.
+        """
         cfg, lat, obs = self.config, self.latent, self.observation
-        L = X.shape[1] - 1
-        P = obs.pinv()
-        zhat = _pad_state(obs.invert(F, P), lat.state_dim)  # (B, L+1, S)
+        L = F.shape[1] - 1
+        zhat = _pad_state(obs.invert(F, obs.pinv()), lat.state_dim)  # (B, L+1, S)
         z = zhat[:, 0]
         preds = []
         for t in range(1, L + 1):
@@ -287,8 +304,11 @@ class Trainer:
                 z = zhat[:, t]
             elif cfg.mode == "gtf":
                 z = (1.0 - cfg.alpha) * z + cfg.alpha * zhat[:, t]
-        Z = torch.stack(preds, dim=1)
-        return obs.loss(Z, X[:, 1:]) + lat.regularization()
+        return torch.stack(preds, dim=1)
+
+    def window_loss(self, X: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+        """Training loss of a batch of windows: encoded data X and forcing targets F, (batch, L+1, N)."""
+        return self.observation.loss(self.rollout(F), X[:, 1:]) + self.latent.regularization()
 
     def forcing_steps(self, L: int) -> list[int]:
         """0-based steps of a window of L+1 points at which the state is set to ẑ_t."""
@@ -335,8 +355,21 @@ class Trainer:
         ds = float("inf") if not np.isfinite(ds) else ds
         return ds + 4.0 * dh, ds, dh
 
-    def fit(self, obs: Observations, val_obs: Observations | None = None) -> TrainingHistory:
+    def fit(self, obs: Observations, val_obs: Observations | None = None,
+            callback=None) -> TrainingHistory:
         """Train on ``obs``; choose the best state on ``val_obs`` (or on held-back data).
+
+        Parameters
+        ----------
+        obs : Observations
+            Training data; windows never cross a segment boundary.
+        val_obs : Observations, optional
+            Data for model selection; default: the last ``validation_fraction`` of each
+            segment (or the last segments when they are too short to split).
+        callback : callable, optional
+            ``callback(trainer, epoch, seconds)`` after every epoch, ``seconds`` being the
+            training time so far. Time spent in the callback is not counted against
+            ``max_time`` nor in the reported seconds (use it for external monitoring).
 
         Returns
         -------
@@ -376,8 +409,9 @@ class Trainer:
             bar = tqdm(total=cfg.epochs, desc="nwb_dsr fit", unit="epoch", leave=False)
         epoch, stale = 0, 0
         first_loss = None
+        excluded = 0.0
         while True:
-            elapsed = time.perf_counter() - t_start
+            elapsed = time.perf_counter() - t_start - excluded
             if cfg.epochs is not None and epoch >= cfg.epochs:
                 hist.stopped = hist.stopped or "epochs"
                 break
@@ -431,6 +465,10 @@ class Trainer:
                 if cfg.patience is not None and stale >= cfg.patience:
                     hist.stopped = "early_stop"
                     break
+            if callback is not None:
+                c0 = time.perf_counter()
+                callback(self, epoch, c0 - t_start - excluded)
+                excluded += time.perf_counter() - c0
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{hist.loss[-1]:.4g}",
@@ -447,5 +485,5 @@ class Trainer:
         if best is not None:
             self._restore(best)
         hist.epochs = epoch
-        hist.seconds = time.perf_counter() - t_start
+        hist.seconds = time.perf_counter() - t_start - excluded
         return hist

@@ -1,0 +1,119 @@
+"""Reconstruct a benchmark dynamical system and score the reconstruction.
+
+Fits the default model (or the named one) to a (T, N) array and evaluates it on TEST (TRAIN if
+none) as ../shared/METRICS.md prescribes: 100,000 freely generated steps started from the
+forced state at the first test point, after a discarded transient of 25,000 steps; D_stsp and
+D_H against the test series.
+
+    python benchmarks/reconstruct.py --train ../shared/data/benchmarks/lorenz63_train.npy \
+        --test ../shared/data/benchmarks/lorenz63_test.npy --max-time 300
+
+``--baseline`` trains without forcing (initial state only, BPTT over 200-step windows,
+gradient-norm clipping). With ``--target-dstsp/--target-dh`` the model is evaluated every
+``--eval-every`` epochs (that time is excluded from the training time) and the training time at
+which both targets are first met is reported. The last printed line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from nwb_dsr import DSR  # noqa: E402
+from nwb_dsr.analysis.metrics import power_spectrum_distance, state_space_divergence  # noqa: E402
+from nwb_dsr.training.trainer import _pad_state, free_run  # noqa: E402
+
+N_GEN = 100_000
+
+
+def generate_from_test(est: DSR, test: np.ndarray, n: int = N_GEN) -> np.ndarray:
+    """Free run from the forced state at the first test point; transient n/4 discarded."""
+    lat = est.latent_model_
+    obs = est.observation_model_
+    with torch.no_grad():
+        was_training = lat.training
+        z0 = _pad_state(obs.invert(torch.as_tensor(obs.forcing_target(test[:1]))), lat.state_dim)
+        Z = free_run(lat, z0.to(next(lat.parameters()).device), n + n // 4)[0, n // 4:]
+        x = obs.mean(Z).cpu().numpy().astype(np.float64)
+        lat.train(was_training)
+    return x
+
+
+def score(est: DSR, test: np.ndarray) -> tuple[float, float, np.ndarray]:
+    gen = generate_from_test(est, test)
+    T = min(len(test), len(gen))
+    ds = state_space_divergence(test, gen)
+    dh = power_spectrum_distance(test[:T], gen[:T])
+    return ds, dh, gen
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--train", required=True, help="(T, N) .npy training series")
+    ap.add_argument("--test", help="(T, N) .npy test series (default: the training series)")
+    ap.add_argument("--model", default="shallow_plrnn")
+    ap.add_argument("--latent-dim", type=int, default=None)
+    ap.add_argument("--hidden-dim", type=int, default=64)
+    ap.add_argument("--tau", default="20", help="forcing interval in steps, or 'auto'")
+    ap.add_argument("--baseline", action="store_true", help="no forcing: clipped BPTT over 200-step windows")
+    ap.add_argument("--max-time", type=float, default=120.0, help="training budget in seconds")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--target-dstsp", type=float, default=None)
+    ap.add_argument("--target-dh", type=float, default=None)
+    ap.add_argument("--eval-every", type=int, default=10, help="epochs between target checks")
+    ap.add_argument("--save-generated", default=None, help="write the generated series here (.npy)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    train = np.load(args.train).astype(np.float64)
+    test = np.load(args.test).astype(np.float64) if args.test else train
+    if train.ndim != 2 or test.ndim != 2 or train.shape[1] != test.shape[1]:
+        print(f"error: --train and --test must be (T, N) arrays with the same N; got {train.shape} "
+              f"and {test.shape}", file=sys.stderr)
+        return 2
+    tau = args.tau if args.tau == "auto" else int(args.tau)
+    est = DSR(model=args.model, latent_dim=args.latent_dim, hidden_dim=args.hidden_dim, tau=tau,
+              mode="bptt" if args.baseline else "sparse", max_time=args.max_time, epochs=args.epochs,
+              seed=args.seed, device=args.device, progress=False)
+
+    reached = {"seconds": None, "epoch": None}
+    targets = args.target_dstsp is not None and args.target_dh is not None
+
+    def monitor(trainer, epoch, seconds):
+        if reached["seconds"] is not None or epoch % args.eval_every:
+            return
+        est_view = DSR()
+        est_view.latent_model_, est_view.observation_model_ = trainer.latent, trainer.observation
+        ds, dh, _ = score(est_view, test)
+        print(f"  epoch {epoch:5d}  {seconds:7.1f} s  D_stsp {ds:.3f}  D_H {dh:.3f}", file=sys.stderr)
+        if ds <= args.target_dstsp and dh <= args.target_dh:
+            reached.update(seconds=round(seconds, 2), epoch=epoch)
+
+    t0 = time.perf_counter()
+    est.fit(train, bin_size=1.0, callback=monitor if targets else None)
+    wall = time.perf_counter() - t0
+    ds, dh, gen = score(est, test)
+    if args.save_generated:
+        np.save(args.save_generated, gen)
+    h = est.history_
+    print(f"model {args.model}  tau {est.tau_}  epochs {h.epochs}  best epoch {h.best_epoch}  "
+          f"stopped: {h.stopped}  train {h.seconds:.1f} s (wall {wall:.1f} s)", file=sys.stderr)
+    out = {"D_stsp": round(ds, 4), "D_H": round(dh, 4), "train_seconds": round(h.seconds, 2),
+           "epochs": h.epochs, "seconds_to_target": reached["seconds"] if targets else None,
+           "model": args.model, "tau": est.tau_, "mode": est.mode, "seed": args.seed}
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

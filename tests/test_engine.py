@@ -1,0 +1,287 @@
+"""The sparse-forcing engine: models, observation layers, trainer, estimator."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from nwb_dsr import DSR, NotFittedError, Observations
+from nwb_dsr.models import (LATENT_MODELS, GaussianObservation, LatentModel, PoissonObservation,
+                            make_latent_model)
+from nwb_dsr.training import Trainer, TrainerConfig, TrainingDivergedWarning, free_run
+
+
+# ----------------------------------------------------------------------------- models
+@pytest.mark.parametrize("name", sorted(LATENT_MODELS))
+def test_analytic_jacobian_matches_autograd(name):
+    torch.manual_seed(0)
+    m = make_latent_model(name, 5, hidden_dim=12, n_bases=3, seed=1)
+    z = torch.randn(7, m.state_dim)
+    J = m.jacobian(z)
+    Ja = torch.func.vmap(torch.func.jacrev(lambda x: m.step(x.unsqueeze(0)).squeeze(0)))(z)
+    assert J.shape == (7, m.state_dim, m.state_dim)
+    torch.testing.assert_close(J, Ja, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(LATENT_MODELS))
+def test_numpy_step_matches_torch_step(name):
+    m = make_latent_model(name, 4, hidden_dim=10, seed=2)
+    z = torch.randn(1, m.state_dim)
+    ref = free_run(m, z, 1)  # may take the NumPy path
+    direct = m.step(z).detach()
+    torch.testing.assert_close(ref[:, 0], direct, atol=1e-5, rtol=1e-5)
+
+
+def test_plrnn_w_has_no_self_connection():
+    m = make_latent_model("plrnn", 3, seed=0)
+    with torch.no_grad():
+        m.W.fill_(1.0); m.A.zero_(); m.h.zero_()
+    z = torch.tensor([[1.0, 0.0, 0.0]])
+    assert torch.equal(m.step(z), torch.tensor([[0.0, 1.0, 1.0]]))
+
+
+# ----------------------------------------------------------------------------- observation
+@pytest.mark.parametrize("N,M", [(3, 3), (3, 5), (4, 4)])
+def test_pseudo_inverse_recovers_data_for_full_rank_B(N, M):
+    obs = GaussianObservation(N, M)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        obs.B.copy_(torch.randn(N, M, generator=g)); obs.b.copy_(torch.randn(N, generator=g))
+    y = torch.randn(10, N, generator=g)
+    torch.testing.assert_close(obs.linear(obs.invert(y)), y, atol=1e-4, rtol=1e-4)
+
+
+def test_pseudo_inverse_is_least_squares_when_fewer_latents():
+    obs = GaussianObservation(6, 2)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        obs.B.copy_(torch.randn(6, 2, generator=g))
+    z = torch.randn(5, 2, generator=g)
+    torch.testing.assert_close(obs.invert(obs.linear(z)), z, atol=1e-5, rtol=1e-5)
+    B = obs.B.detach()
+    torch.testing.assert_close(obs.pinv(), torch.linalg.solve(B.T @ B, B.T), atol=1e-5, rtol=1e-5)
+
+
+def test_gaussian_layer_standardises_and_returns_data_units():
+    rng = np.random.default_rng(0)
+    x = rng.normal(5.0, 3.0, size=(1000, 2))
+    obs = GaussianObservation(2, 2)
+    obs.fit_init(x)
+    y = torch.as_tensor(obs.forcing_target(x))
+    assert abs(float(y.mean())) < 1e-5 and abs(float(y.std()) - 1) < 1e-2
+    np.testing.assert_allclose(obs.mean(obs.invert(y)).detach().numpy(), x, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("link", ["exp", "softplus"])
+def test_poisson_layer_inverts_smoothed_counts(link):
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(3.0, size=(400, 4))
+    obs = PoissonObservation(4, 4, link=link, smoothing=0.0)
+    obs.fit_init(counts)
+    z = obs.invert(torch.as_tensor(obs.forcing_target(counts)))
+    rates = obs.mean(z).detach().numpy()
+    np.testing.assert_allclose(rates, np.maximum(counts, obs.floor), rtol=1e-3, atol=1e-3)
+
+
+def test_poisson_loss_is_the_negative_log_likelihood_up_to_a_constant():
+    obs = PoissonObservation(1, 1)
+    with torch.no_grad():
+        obs.B.fill_(1.0); obs.b.zero_()
+    z = torch.tensor([[np.log(2.0)]], dtype=torch.float32)
+    x = torch.tensor([[3.0]])
+    nll = -torch.distributions.Poisson(torch.tensor(2.0)).log_prob(torch.tensor(3.0)) - \
+        torch.lgamma(torch.tensor(4.0))
+    torch.testing.assert_close(obs.loss(z, x), nll, atol=1e-5, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- forcing
+class Counter(LatentModel):
+    """z' = z + 1: predictions reveal exactly when the state was reset."""
+
+    name = "counter"
+
+    def __init__(self):
+        super().__init__(1)
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def step(self, z):
+        return z + 1.0 + 0.0 * self.dummy
+
+
+def _identity_layer():
+    obs = GaussianObservation(1, 1)
+    with torch.no_grad():
+        obs.B.fill_(1.0); obs.b.zero_()
+    return obs
+
+
+def test_sparse_forcing_resets_at_exactly_every_tau_steps():
+    tr = Trainer(Counter(), _identity_layer(), TrainerConfig(tau=3, epochs=1))
+    F = (100.0 * torch.arange(11, dtype=torch.float32)).reshape(1, 11, 1)
+    pred = tr.rollout(F)[0, :, 0].tolist()
+    # forced at t = 0, 3, 6, 9; the prediction at a forced step is made before the reset
+    assert pred == [1, 2, 3, 301, 302, 303, 601, 602, 603, 901]
+    assert tr.forcing_steps(10) == [0, 3, 6, 9]
+
+
+def test_baseline_forces_only_the_initial_state():
+    tr = Trainer(Counter(), _identity_layer(), TrainerConfig(mode="bptt", epochs=1))
+    F = (100.0 * torch.arange(6, dtype=torch.float32)).reshape(1, 6, 1)
+    assert tr.rollout(F)[0, :, 0].tolist() == [1, 2, 3, 4, 5]
+    assert tr.forcing_steps(5) == [0]
+    assert tr.config.clip == 10.0
+
+
+def test_generalized_teacher_forcing_mixes_every_step():
+    tr = Trainer(Counter(), _identity_layer(), TrainerConfig(mode="gtf", alpha=0.5, epochs=1))
+    F = torch.tensor([0.0, 10.0, 20.0]).reshape(1, 3, 1)
+    # z1 = 1 -> 0.5*1 + 0.5*10 = 5.5; z2 = 6.5
+    assert tr.rollout(F)[0, :, 0].tolist() == [1.0, 6.5]
+
+
+def test_windows_never_cross_segment_boundaries():
+    segs = [np.full((30, 1), 1.0), np.full((40, 1), 2.0), np.full((25, 1), 3.0)]
+    obs = GaussianObservation(1, 1)
+    obs.fit_init(np.concatenate(segs))
+    tr = Trainer(Counter(), obs, TrainerConfig(tau=5, seq_len=10, epochs=1))
+    data = tr._prepare(segs, 10, "training")
+    X = data.X[:, 0]
+    for s in data.starts.tolist():
+        w = X[s:s + 11]
+        assert torch.all(w == w[0]), f"window starting at {s} mixes segments"
+    assert data.starts.numel() == (30 - 10) + (40 - 10) + (25 - 10)
+
+
+# ----------------------------------------------------------------------------- training
+def test_loss_falls_on_a_short_chaotic_series(lorenz_series):
+    x = lorenz_series[:3000]
+    est = DSR(hidden_dim=32, tau=10, epochs=15, batches_per_epoch=20, progress=False, seed=0,
+              validation_fraction=0.0)
+    est.fit(x, bin_size=0.01)
+    loss = est.history_.loss
+    assert loss[-1] < 0.2 * loss[0]
+
+
+def test_same_seed_gives_the_same_parameters(lorenz_series):
+    kw = dict(hidden_dim=16, tau=10, epochs=3, batches_per_epoch=5, progress=False, seed=3)
+    a = DSR(**kw).fit(lorenz_series[:2000]).to_state()[1]
+    b = DSR(**kw).fit(lorenz_series[:2000]).to_state()[1]
+    c = DSR(**{**kw, "seed": 4}).fit(lorenz_series[:2000]).to_state()[1]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not all(np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_divergence_keeps_the_last_good_parameters(lorenz_series, monkeypatch):
+    est = DSR(hidden_dim=8, tau=5, epochs=6, batches_per_epoch=3, progress=False,
+              validation_fraction=0.0)
+    calls = {"n": 0}
+    orig = Trainer.window_loss
+    snapshots = []
+
+    def flaky(self, X, F):
+        calls["n"] += 1
+        if calls["n"] == 3 * 3 + 1:  # first batch of epoch 4
+            snapshots.append({k: v.clone() for k, v in self.latent.state_dict().items()})
+            return orig(self, X, F) * float("nan")
+        return orig(self, X, F)
+
+    monkeypatch.setattr(Trainer, "window_loss", flaky)
+    with pytest.warns(TrainingDivergedWarning, match="last good epoch"):
+        est.fit(lorenz_series[:1000])
+    assert est.history_.stopped == "diverged" and est.history_.epochs == 3
+    for k, v in est.latent_model_.state_dict().items():
+        torch.testing.assert_close(v, snapshots[0][k])
+
+
+def test_validation_keeps_the_best_model(lorenz_series):
+    est = DSR(hidden_dim=16, tau=10, epochs=20, batches_per_epoch=20, eval_every=4,
+              progress=False, validation_fraction=0.2).fit(lorenz_series[:3000])
+    h = est.history_
+    assert len(h.val_score) == 5 and np.isfinite(min(h.val_score))
+    assert h.best_epoch == h.val_epochs[int(np.argmin(h.val_score))]
+
+
+def test_max_time_stops_training(lorenz_series):
+    est = DSR(hidden_dim=8, tau=5, epochs=None, max_time=1.5, progress=False).fit(lorenz_series[:2000])
+    assert est.history_.stopped == "max_time"
+    assert 1.0 < est.history_.seconds < 10.0
+
+
+def test_poisson_model_trains_without_nan():
+    rng = np.random.default_rng(0)
+    t = np.arange(3000) * 0.1
+    latent = np.stack([np.sin(t), np.cos(t)], 1)
+    C = rng.normal(size=(8, 2))
+    counts = rng.poisson(np.exp(latent @ C.T * 0.7 - 0.5))
+    est = DSR(latent_dim=2, hidden_dim=16, tau=10, epochs=5, batches_per_epoch=10, progress=False)
+    est.fit(Observations(counts, kind="counts", bin_size=0.01))
+    assert est.observation_model_.name == "poisson"
+    assert np.all(np.isfinite(est.history_.loss))
+    x = est.generate(200, sample=True)
+    assert np.all(x >= 0) and np.all(x == np.round(x))
+
+
+# ----------------------------------------------------------------------------- estimator API
+def test_estimator_round_trip_and_api(lorenz_series, tmp_path):
+    est = DSR(hidden_dim=16, tau=10, epochs=2, batches_per_epoch=5, progress=False)
+    est.fit(lorenz_series[:2000], bin_size=0.01)
+    assert est.bin_size_ == 0.01 and est.n_features_in_ == 3 and est.tau_ == 10
+    z = est.transform(lorenz_series[:100])
+    assert len(z) == 1 and z[0].shape == (100, 3)
+    p = est.predict([lorenz_series[:50], lorenz_series[50:120]])
+    assert [a.shape for a in p] == [(50, 3), (70, 3)]
+    assert isinstance(est.score(lorenz_series[:500]), float)
+    path = est.save(tmp_path / "m.npz")
+    back = DSR.load(path)
+    np.testing.assert_array_equal(back.generate(300, x0=lorenz_series[0]),
+                                  est.generate(300, x0=lorenz_series[0]))
+    assert back.get_params() == est.get_params()
+
+
+def test_generate_is_reproducible_with_sampling(lorenz_series):
+    est = DSR(hidden_dim=8, tau=5, epochs=1, batches_per_epoch=2, progress=False).fit(lorenz_series[:500])
+    a = est.generate(100, sample=True, seed=1)
+    assert np.array_equal(a, est.generate(100, sample=True, seed=1))
+    assert not np.array_equal(a, est.generate(100, sample=True, seed=2))
+
+
+def test_transform_before_fit_raises():
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        DSR().transform(np.zeros((10, 2)))
+
+
+BAD_INPUT = [
+    (dict(), np.array([[0.0, np.nan]] * 50), ValueError, "NaN or inf"),
+    (dict(), np.zeros((4, 5, 6)), ValueError, r"shape \(n_bins, n_channels\)"),
+    (dict(tau=0), np.zeros((100, 2)), ValueError, "tau must be an integer number of bins >= 1"),
+    (dict(tau="fast"), np.zeros((100, 2)), ValueError, "tau must be a positive integer or 'auto'"),
+    (dict(tau=50), np.random.default_rng(0).normal(size=(30, 2)), ValueError,
+     "shorter than one training window"),
+    (dict(model="transformer"), np.zeros((100, 2)), ValueError, "model must be one of"),
+    (dict(observation="poisson"), np.random.default_rng(0).normal(size=(100, 2)), ValueError,
+     "needs spike counts"),
+    (dict(mode="tbptt"), np.zeros((100, 2)), ValueError, "mode must be one of"),
+    (dict(latent_dim=0), np.zeros((100, 2)), ValueError, "latent_dim must be a positive integer"),
+    (dict(epochs=None, max_time=None), np.zeros((100, 2)), ValueError, "give epochs, max_time"),
+    (dict(device="tpu"), np.zeros((100, 2)), ValueError, "device must be"),
+    (dict(), "data.nwb", TypeError, "read_units or nwb_dsr.read_lfp"),
+]
+
+
+@pytest.mark.parametrize("params,X,err,match", BAD_INPUT)
+def test_bad_input_gives_one_clear_error(params, X, err, match):
+    with pytest.raises(err, match=match):
+        DSR(**{"progress": False, "epochs": 1, **params}).fit(X)
+
+
+def test_observations_validation_messages():
+    with pytest.raises(ValueError, match="bin_size must be a positive"):
+        Observations(np.zeros((5, 2)), bin_size=0)
+    with pytest.raises(ValueError, match="same number of channels"):
+        Observations([np.zeros((5, 2)), np.zeros((5, 3))])
+    with pytest.raises(ValueError, match="negative values"):
+        Observations(np.full((5, 2), -1.0), kind="counts")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Observations(np.zeros((5, 2)), kind="spikes")
