@@ -39,7 +39,8 @@ def generate_from_test(est: DSR, test: np.ndarray, n: int = N_GEN) -> np.ndarray
     obs = est.observation_model_
     with torch.no_grad():
         was_training = lat.training
-        z0 = _pad_state(obs.invert(torch.as_tensor(obs.forcing_target(test[:1]))), lat.state_dim)
+        y0 = obs.forcing_target(test[:100])[:1]  # context for any smoothing of counts
+        z0 = _pad_state(obs.invert(torch.as_tensor(y0)), lat.state_dim)
         Z = free_run(lat, z0.to(next(lat.parameters()).device), n + n // 4)[0, n // 4:]
         x = obs.mean(Z).cpu().numpy().astype(np.float64)
         lat.train(was_training)

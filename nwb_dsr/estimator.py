@@ -37,7 +37,7 @@ _ESTIMATOR_PARAMS = (
     "model", "latent_dim", "hidden_dim", "n_bases", "observation", "link", "smoothing", "tau",
     "mode", "alpha", "seq_len", "batch_size", "batches_per_epoch", "lr", "lr_final", "optimizer",
     "schedule", "epochs", "max_time", "grad_clip", "validation_fraction", "eval_every", "patience",
-    "device", "seed", "progress")
+    "device", "seed", "progress", "warm_start")
 
 
 class DSR:
@@ -73,6 +73,9 @@ max_time, grad_clip, validation_fraction, eval_every, patience
         Seed of initialisation, window sampling and generation.
     progress : bool
         Show a progress bar while fitting.
+    warm_start : bool
+        When fitting an already fitted estimator again, continue from its parameters (resume
+        training, e.g. with more data or a new ``max_time``) instead of re-initialising.
 
     Attributes
     ----------
@@ -106,7 +109,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience
                  seq_len=None, batch_size=256, batches_per_epoch=50, lr=3e-3, lr_final=1e-4,
                  optimizer="adam", schedule="exponential", epochs=200, max_time=None,
                  grad_clip=None, validation_fraction=0.1, eval_every=5, patience=None,
-                 device="cpu", seed=0, progress=True):
+                 device="cpu", seed=0, progress=True, warm_start=False):
         self.model = model
         self.latent_dim = latent_dim
         self.hidden_dim = hidden_dim
@@ -133,6 +136,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience
         self.device = device
         self.seed = seed
         self.progress = progress
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ sklearn API
     def get_params(self, deep: bool = True) -> dict:
@@ -218,13 +222,19 @@ max_time, grad_clip, validation_fraction, eval_every, patience
             raise ValueError("observation='poisson' needs spike counts (kind='counts'); these data "
                              "are continuous. Use observation='gaussian'.")
         tau, tau_info = self._resolve_tau(obs)
-        M = self._default_latent_dim(obs)
         torch.manual_seed(self.seed)
-        latent = make_latent_model(self.model, M, hidden_dim=self.hidden_dim, n_bases=self.n_bases,
-                                   seed=self.seed)
-        okw = {"link": self.link, "smoothing": self.smoothing} if obs_name == "poisson" else {}
-        observation = make_observation_model(obs_name, obs.n_channels, latent.state_dim, **okw)
-        observation.fit_init(obs.concatenated())
+        if self.warm_start and hasattr(self, "latent_model_"):
+            if obs.n_channels != self.n_features_in_:
+                raise ValueError(f"warm_start needs data with the fitted {self.n_features_in_} "
+                                 f"channels; got {obs.n_channels}.")
+            latent, observation = self.latent_model_.train(), self.observation_model_.train()
+        else:
+            M = self._default_latent_dim(obs)
+            latent = make_latent_model(self.model, M, hidden_dim=self.hidden_dim,
+                                       n_bases=self.n_bases, seed=self.seed)
+            okw = {"link": self.link, "smoothing": self.smoothing} if obs_name == "poisson" else {}
+            observation = make_observation_model(obs_name, obs.n_channels, latent.state_dim, **okw)
+            observation.fit_init(obs.concatenated())
         cfg = TrainerConfig(mode=self.mode, tau=tau, alpha=self.alpha, seq_len=self.seq_len,
                             batch_size=self.batch_size, batches_per_epoch=self.batches_per_epoch,
                             lr=self.lr, lr_final=self.lr_final, optimizer=self.optimizer,

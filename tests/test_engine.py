@@ -285,3 +285,13 @@ def test_observations_validation_messages():
         Observations(np.full((5, 2), -1.0), kind="counts")
     with pytest.raises(ValueError, match="kind must be one of"):
         Observations(np.zeros((5, 2)), kind="spikes")
+
+
+def test_warm_start_resumes_from_the_fitted_parameters(lorenz_series):
+    kw = dict(hidden_dim=16, tau=10, epochs=4, batches_per_epoch=10, progress=False,
+              validation_fraction=0.0)
+    est = DSR(**kw).fit(lorenz_series[:2000])
+    first = est.history_.loss[-1]
+    est.set_params(warm_start=True).fit(lorenz_series[:2000])
+    assert est.history_.loss[0] < 0.8 * DSR(**kw).fit(lorenz_series[:2000]).history_.loss[0]
+    assert est.history_.loss[0] < 2 * first

@@ -98,7 +98,8 @@ def state_space_divergence(x_true, x_gen, n_bins: int = 30, alpha: float = 1e-5,
 def _spectra(x, smoothing):
     x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
     p = np.abs(np.fft.rfft(x, axis=0)) ** 2
-    p = gaussian_filter1d(p, smoothing, axis=0)
+    if smoothing > 0:
+        p = gaussian_filter1d(p, smoothing, axis=0)
     p = np.clip(p, 0, None)
     tot = p.sum(0)
     return p / np.where(tot > 0, tot, 1.0)

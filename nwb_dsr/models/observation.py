@@ -115,7 +115,8 @@ class GaussianObservation(ObservationModel):
 
     def encode(self, x):
         x = np.asarray(x, dtype=np.float64)
-        return ((x - self.loc.numpy()) / self.scale.numpy()).astype(np.float32)
+        loc, scale = self.loc.detach().cpu().numpy(), self.scale.detach().cpu().numpy()
+        return ((x - loc) / scale).astype(np.float32)
 
     forcing_target = encode
 

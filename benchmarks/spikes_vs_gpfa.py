@@ -1,0 +1,413 @@
+"""Spike counts: DSR against elephant's GPFA on a Lorenz-driven Poisson population.
+
+A Lorenz-63 latent (z-scored, one Lorenz time unit per second, λ_max = 0.9056 /s) drives a
+Poisson population (:func:`nwb_dsr.datasets.make_lorenz_population`, default 60 units, 10-ms
+bins, 10 minutes, about 15 Hz per unit). The first 80 % of the time is for training, the final
+20 % for testing; 20 % of the units (a seeded random choice) are held out for co-smoothing.
+
+DSR (``DSR()`` defaults for counts — Poisson layer with exp link — except ``max_time``) is fitted
+on all units over the training time, as one segment. Then:
+
+* ``lambda_max_ours``: ``lyapunov_spectrum(est)[0]`` in 1/s, against the truth.
+* ``D_stsp``, ``D_H``: an affine map from our latent to the true 3-D latent is fitted by least
+  squares with intercept over the training bins (true latent regressed on
+  ``est.transform(train)``). A free run starts from the forced state at the first test bin,
+  runs 1.25·T steps (T = number of test bins) and drops the first 0.25·T; the map turns it into
+  a 3-D trajectory compared with the true test latent (binned D_stsp, D_H as in METRICS.md).
+* ``co_bps_ours``: in the test time the latent is inferred from the held-in units only,
+  ẑ_t = B_in⁺ (y_in,t − b_in), y_in being the Poisson layer's forcing target of the held-in
+  counts (log of Gaussian-smoothed counts, floored); held-out rates are exp(B_out ẑ_t + b_out)
+  (see :func:`dsr_cosmooth_rates`).
+
+GPFA (``elephant.gpfa.GPFA``, 10-ms bins, ``--x-dim`` latents, elephant's defaults otherwise,
+which model square-rooted counts) is fitted on the same training data — all units, the training
+time cut into trials of ``--trial-length`` seconds, as lists of neo SpikeTrains. In each test
+trial the latent posterior mean is computed by exact GP inference
+(``elephant.gpfa.gpfa_core.exact_inference_with_ll``) with the fitted parameters restricted to the
+held-in rows (C_in, d_in, R_in), from the held-in units' square-rooted counts; the held-out
+prediction on the square-root scale is ŝ = C_out x̂ + d_out. It is turned into expected counts in
+two ways (see :func:`gpfa_cosmooth_rates`): ``"square"``, r = max(ŝ, 0)², and ``"moment"``,
+r = ŝ² + diag(C_out V C_outᵀ) + diag(R_out) (the second moment of the Gaussian predictive
+distribution of √count, V the posterior covariance of x̂); both are floored at
+``--gpfa-floor`` counts per bin. ``co_bps_gpfa`` is the better of the two (benefit of the
+doubt to the baseline); both are listed.
+
+co-bps (``nwb_dsr.analysis.evaluate.co_bps``, the exact METRICS.md definition) is computed for
+both models on the same held-out units and the same test bins (the whole trials of the test
+time).
+
+    python benchmarks/spikes_vs_gpfa.py --max-time 240
+
+The last printed line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from nwb_dsr import DSR, Observations  # noqa: E402
+from nwb_dsr.analysis.metrics import power_spectrum_distance, state_space_divergence  # noqa: E402
+
+__all__ = ["split_units", "dsr_cosmooth_rates", "fit_affine", "apply_affine",
+           "generated_latent", "trials_of_spike_trains", "gpfa_cosmooth_rates", "main"]
+
+
+# ============================================================================ helpers
+def split_units(n_units: int, held_out_fraction: float = 0.2, seed: int = 0):
+    """Seeded random split of unit indices into held-in and held-out.
+
+    Parameters
+    ----------
+    n_units : int
+        Number of units.
+    held_out_fraction : float
+        Fraction of units held out (at least one unit, at most ``n_units - 1``).
+    seed : int
+        Seed of the choice.
+
+    Returns
+    -------
+    held_in, held_out : ndarray of int
+        Sorted unit indices.
+
+    Examples
+    --------
+    >>> held_in, held_out = split_units(10, 0.2, seed=0)
+    >>> len(held_in), len(held_out), sorted(set(held_in) | set(held_out)) == list(range(10))
+    (8, 2, True)
+    """
+    if n_units < 2:
+        raise ValueError(f"n_units must be at least 2 to hold some out; got {n_units}.")
+    n_out = int(np.clip(round(held_out_fraction * n_units), 1, n_units - 1))
+    perm = np.random.default_rng(seed).permutation(n_units)
+    return np.sort(perm[n_out:]), np.sort(perm[:n_out])
+
+
+@torch.no_grad()
+def dsr_cosmooth_rates(est: DSR, counts_in: np.ndarray, held_in, held_out) -> np.ndarray:
+    """Held-out expected counts of a fitted Poisson DSR, inferred from held-in units only.
+
+    The latent is the pseudo-inverse of the held-in rows of the read-out applied to the
+    held-in forcing targets, ẑ_t = B_in⁺ (y_in,t − b_in), with y_in the Poisson layer's forcing
+    target of the held-in counts (link⁻¹ of Gaussian-smoothed counts); the held-out rates are
+    link(B_out ẑ_t + b_out).
+
+    Parameters
+    ----------
+    est : DSR
+        Estimator fitted on all units (held-in and held-out) with a Poisson layer.
+    counts_in : ndarray, shape (n_bins, n_held_in)
+        Held-in spike counts of the evaluation period.
+    held_in, held_out : array of int
+        Column indices of the held-in and held-out units in the estimator's channels.
+
+    Returns
+    -------
+    ndarray, shape (n_bins, n_held_out)
+        Expected counts per bin of the held-out units.
+
+    Raises
+    ------
+    ValueError
+        If the estimator does not have a Poisson layer or the shapes do not match.
+    """
+    o = est.observation_model_
+    if o.name != "poisson":
+        raise ValueError(f"dsr_cosmooth_rates needs a Poisson read-out; this estimator has a "
+                         f"{o.name!r} one.")
+    held_in, held_out = np.asarray(held_in), np.asarray(held_out)
+    counts_in = np.asarray(counts_in, dtype=np.float64)
+    if counts_in.ndim != 2 or counts_in.shape[1] != held_in.size:
+        raise ValueError(f"counts_in must be (n_bins, {held_in.size}) held-in counts; got "
+                         f"shape {counts_in.shape}.")
+    B = o.B.detach().double()
+    b = o.b.detach().double()
+    y_in = torch.as_tensor(o.forcing_target(counts_in), dtype=torch.float64)  # elementwise per unit
+    z = (y_in - b[held_in]) @ torch.linalg.pinv(B[held_in]).T
+    eta = z @ B[held_out].T + b[held_out]
+    return o._link(eta).numpy()
+
+
+def fit_affine(z: np.ndarray, target: np.ndarray):
+    """Least-squares affine map (with intercept) from ``z`` to ``target``.
+
+    Parameters
+    ----------
+    z : ndarray, shape (n_bins, n_z)
+    target : ndarray, shape (n_bins, n_target)
+
+    Returns
+    -------
+    W : ndarray, shape (n_z, n_target)
+    c : ndarray, shape (n_target,)
+        ``target ≈ z @ W + c``.
+    """
+    Z1 = np.column_stack([z, np.ones(len(z))])
+    coef, *_ = np.linalg.lstsq(Z1, target, rcond=None)
+    return coef[:-1], coef[-1]
+
+
+def apply_affine(z: np.ndarray, W: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``z @ W + c``."""
+    return np.asarray(z, dtype=np.float64) @ W + c
+
+
+def r_squared(target: np.ndarray, pred: np.ndarray) -> float:
+    """Coefficient of determination pooled over dimensions, 1 − SS_res / SS_tot."""
+    target, pred = np.asarray(target, float), np.asarray(pred, float)
+    return float(1.0 - np.sum((target - pred) ** 2) / np.sum((target - target.mean(0)) ** 2))
+
+
+def generated_latent(est: DSR, counts_test: np.ndarray, n_steps: int) -> np.ndarray:
+    """Free-running latent trajectory started from the forced state at the first test bin.
+
+    Runs 1.25 · ``n_steps`` steps and drops the first 0.25 · ``n_steps`` as transient.
+
+    Returns
+    -------
+    ndarray, shape (n_steps, state_dim)
+    """
+    z0 = est.transform(Observations(counts_test, kind="counts", bin_size=est.bin_size_))[0][0]
+    _, Z = est.generate(int(n_steps), z0=z0, burn_in=int(n_steps) // 4, return_latent=True)
+    return Z.astype(np.float64)
+
+
+def trials_of_spike_trains(spike_times, t_start: float, n_trials: int, trial_length: float,
+                           units=None):
+    """Cut spike times into consecutive trials of neo SpikeTrains (elephant's GPFA input).
+
+    Parameters
+    ----------
+    spike_times : list of ndarray
+        Sorted spike times in seconds, one array per unit.
+    t_start : float
+        Start of the first trial in seconds.
+    n_trials : int
+        Number of consecutive trials.
+    trial_length : float
+        Trial length in seconds.
+    units : array of int, optional
+        Units to keep (default: all).
+
+    Returns
+    -------
+    list of list of neo.SpikeTrain
+        ``trials[k][i]``: unit ``i`` in trial ``k``, times in s, ``t_start``/``t_stop`` the trial
+        edges.
+    """
+    import neo
+    import quantities as pq
+
+    units = range(len(spike_times)) if units is None else units
+    trials = []
+    for k in range(int(n_trials)):
+        a, b = t_start + k * trial_length, t_start + (k + 1) * trial_length
+        row = []
+        for i in units:
+            st = spike_times[i]
+            sel = st[np.searchsorted(st, a, "left"):np.searchsorted(st, b, "left")]
+            row.append(neo.SpikeTrain(sel * pq.s, t_start=a * pq.s, t_stop=b * pq.s))
+        trials.append(row)
+    return trials
+
+
+def gpfa_cosmooth_rates(params: dict, sqrt_counts_in: list, held_in, held_out,
+                        floor: float = 1e-3) -> dict:
+    """Held-out expected counts of a fitted GPFA, by exact GP inference from held-in units.
+
+    The fitted parameters are restricted to the held-in rows (C_in, d_in, R_in; the GP kernel
+    parameters are unchanged) and :func:`elephant.gpfa.gpfa_core.exact_inference_with_ll` gives
+    the posterior mean x̂ and covariance V of the latent in each trial. The held-out prediction
+    of √count is ŝ = C_out x̂ + d_out.
+
+    Parameters
+    ----------
+    params : dict
+        ``GPFA.params_estimated`` (C, d, R, gamma, eps, covType, notes) over all units.
+    sqrt_counts_in : list of ndarray
+        Per trial, the held-in units' square-rooted counts, shape (n_held_in, n_bins_k)
+        (elephant's ``y`` layout).
+    held_in, held_out : array of int
+        Row indices of the held-in and held-out units in ``params``.
+    floor : float
+        Smallest expected count per bin returned.
+
+    Returns
+    -------
+    dict
+        ``"square"``: max(ŝ, 0)² floored; ``"moment"``: ŝ² + diag(C_out V C_outᵀ) + diag(R_out)
+        floored (the predictive second moment of √count). Each a list of (n_bins_k,
+        n_held_out) arrays, one per trial.
+    """
+    from elephant.gpfa.gpfa_core import exact_inference_with_ll
+
+    held_in, held_out = np.asarray(held_in), np.asarray(held_out)
+    C, d, R = np.asarray(params["C"]), np.asarray(params["d"]).ravel(), np.asarray(params["R"])
+    p_in = dict(params, C=C[held_in], d=d[held_in], R=R[np.ix_(held_in, held_in)])
+    seqs = np.array([(y.shape[1], y) for y in sqrt_counts_in], dtype=[("T", int), ("y", "O")])
+    post, _ = exact_inference_with_ll(seqs, p_in, get_ll=False)
+    C_out, d_out, r_out = C[held_out], d[held_out], np.diag(R)[held_out]
+    square, moment = [], []
+    for k in range(len(post)):
+        x, V = post[k]["latent_variable"], post[k]["Vsm"]          # (x_dim, T), (x_dim, x_dim, T)
+        s = (C_out @ x + d_out[:, None]).T                         # (T, n_out)
+        var = np.einsum("ij,jkt,ik->ti", C_out, V, C_out) + r_out  # (T, n_out)
+        square.append(np.maximum(np.maximum(s, 0.0) ** 2, floor))
+        moment.append(np.maximum(s ** 2 + var, floor))
+    return {"square": square, "moment": moment}
+
+
+# ============================================================================ benchmark
+def _fit_gpfa(train_trials, x_dim: int, bin_size: float, em_max_iters: int):
+    import quantities as pq
+    from elephant.gpfa import GPFA
+    import contextlib
+    import io
+
+    gpfa = GPFA(bin_size=bin_size * 1000 * pq.ms, x_dim=int(x_dim), em_max_iters=int(em_max_iters))
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # elephant prints progress
+        gpfa.fit(train_trials)
+    return gpfa, time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    """Run the benchmark; print progress to stderr and one JSON object as the last line."""
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-units", type=int, default=60)
+    ap.add_argument("--duration", type=float, default=600.0, help="recording length in s")
+    ap.add_argument("--bin-size", type=float, default=0.01, help="bin width in s")
+    ap.add_argument("--max-time", type=float, default=240.0, help="our training budget in s")
+    ap.add_argument("--seed", type=int, default=0, help="seed of data, split and models")
+    ap.add_argument("--x-dim", type=int, default=8, help="GPFA latent dimension")
+    ap.add_argument("--trial-length", type=float, default=2.0, help="GPFA trial length in s")
+    ap.add_argument("--gpfa-em-iters", type=int, default=500, help="GPFA EM iterations (max)")
+    ap.add_argument("--gpfa-floor", type=float, default=1e-3,
+                    help="floor of GPFA's expected counts per bin")
+    ap.add_argument("--dsr", default="{}", help="JSON dict of extra DSR(...) settings "
+                    "(experiments; the benchmark uses the defaults)")
+    ap.add_argument("--skip-gpfa", action="store_true", help="only our model (experiments)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+
+    from nwb_dsr.analysis.evaluate import co_bps
+    from nwb_dsr.analysis.lyapunov import lyapunov_spectrum
+    from nwb_dsr.datasets import make_lorenz_population
+
+    def log(msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    pop = make_lorenz_population(n_units=args.n_units, duration=args.duration,
+                                 bin_size=args.bin_size, n_lfp_channels=0, spike_times=True,
+                                 seed=args.seed)
+    counts, latent, dt = pop.counts, pop.latent, pop.bin_size
+    n_bins = counts.shape[0]
+    cut = int(round(0.8 * n_bins))
+    held_in, held_out = split_units(args.n_units, 0.2, seed=args.seed)
+    trial_bins = int(round(args.trial_length / dt))
+    n_train_trials = cut // trial_bins
+    n_test_trials = (n_bins - cut) // trial_bins
+    if n_train_trials < 2 or n_test_trials < 1:
+        raise SystemExit(f"error: --duration {args.duration} s is too short for trials of "
+                         f"{args.trial_length} s in an 80/20 split.")
+    test_slice = slice(cut, cut + n_test_trials * trial_bins)  # bins scored by co-bps
+    log(f"data: {counts.shape} counts, mean {counts.mean():.3f}/bin; train {cut} bins, test "
+        f"{n_bins - cut} bins; held-out units {held_out.tolist()}")
+
+    # ------------------------------------------------------------------ ours
+    extra = json.loads(args.dsr)
+    est = DSR(max_time=args.max_time, seed=args.seed, progress=False, **extra)
+    train_obs = Observations(counts[:cut], kind="counts", bin_size=dt)
+    t0 = time.perf_counter()
+    est.fit(train_obs)
+    fit_ours = time.perf_counter() - t0
+    h = est.history_
+    log(f"DSR {est!r}: {h.epochs} epochs, best {h.best_epoch}, stopped {h.stopped}, "
+        f"{fit_ours:.1f} s")
+
+    lam = float(lyapunov_spectrum(est)[0])
+    z_train = est.transform(train_obs)[0]
+    W, c = fit_affine(z_train, latent[:cut])
+    z_test = est.transform(Observations(counts[cut:], kind="counts", bin_size=dt))[0]
+    r2_train = r_squared(latent[:cut], apply_affine(z_train, W, c))
+    r2_test = r_squared(latent[cut:], apply_affine(z_test, W, c))
+    T = n_bins - cut
+    gen = apply_affine(generated_latent(est, counts[cut:], T), W, c)
+    if np.all(np.isfinite(gen)):
+        ds = float(state_space_divergence(latent[cut:], gen))
+        dh = float(power_spectrum_distance(latent[cut:], gen))
+    else:
+        ds = dh = float("nan")
+    rates_ours = dsr_cosmooth_rates(est, counts[cut:, held_in], held_in, held_out)
+    t_rel = slice(0, test_slice.stop - cut)
+    bps_ours = float(co_bps(rates_ours[t_rel], counts[test_slice][:, held_out]))
+    log(f"ours: lambda_max {lam:.4f} /s (true {pop.lyapunov_max:.4f}), D_stsp {ds:.3f}, "
+        f"D_H {dh:.3f}, R2 latent train {r2_train:.3f} test {r2_test:.3f}, co-bps {bps_ours:.4f}")
+
+    # ------------------------------------------------------------------ GPFA
+    gp = {}
+    if not args.skip_gpfa:
+        from elephant.gpfa import gpfa_util
+        import quantities as pq
+
+        train_trials = trials_of_spike_trains(pop.spike_times, 0.0, n_train_trials,
+                                              args.trial_length)
+        gpfa, fit_gpfa = _fit_gpfa(train_trials, args.x_dim, dt, args.gpfa_em_iters)
+        if not np.all(gpfa.has_spikes_bool):
+            raise SystemExit("error: a unit has no training spikes; GPFA dropped it. Use more "
+                             "units, a longer duration or another seed.")
+        test_trials = trials_of_spike_trains(pop.spike_times, cut * dt, n_test_trials,
+                                             args.trial_length, units=held_in)
+        seqs = gpfa_util.get_seqs(test_trials, dt * 1000 * pq.ms)  # sqrt counts, as in fit
+        y_in = [s["y"] for s in seqs]
+        check = np.concatenate([y.T for y in y_in]) ** 2
+        if not np.allclose(check, counts[test_slice][:, held_in]):
+            raise SystemExit("error: the spike trains do not bin back to the counts.")
+        preds = gpfa_cosmooth_rates(gpfa.params_estimated, y_in, held_in, held_out,
+                                    floor=args.gpfa_floor)
+        target = counts[test_slice][:, held_out]
+        bps_var = {k: float(co_bps(np.concatenate(v), target)) for k, v in preds.items()}
+        gp = dict(co_bps_gpfa=max(bps_var.values()), co_bps_gpfa_variants=bps_var,
+                  fit_seconds_gpfa=fit_gpfa,
+                  gpfa_em_iterations=len(gpfa.fit_info.get("iteration_time", [])))
+        log(f"GPFA x_dim {args.x_dim}: co-bps {bps_var}, fit {fit_gpfa:.1f} s")
+
+    rnd = lambda v: None if v is None or not np.isfinite(v) else round(float(v), 4)  # noqa: E731
+    out = {
+        "lambda_max_ours": rnd(lam), "lambda_max_true": rnd(pop.lyapunov_max),
+        "rel_error": rnd(abs(lam - pop.lyapunov_max) / pop.lyapunov_max),
+        "D_stsp": rnd(ds), "D_H": rnd(dh),
+        "co_bps_ours": rnd(bps_ours), "co_bps_gpfa": rnd(gp.get("co_bps_gpfa")),
+        "fit_seconds_ours": rnd(fit_ours), "fit_seconds_gpfa": rnd(gp.get("fit_seconds_gpfa")),
+        "co_bps_gpfa_variants": {k: rnd(v) for k, v in gp.get("co_bps_gpfa_variants", {}).items()},
+        "latent_r2_train": rnd(r2_train), "latent_r2_test": rnd(r2_test),
+        "settings": {
+            "n_units": args.n_units, "duration_s": args.duration, "bin_size_s": dt,
+            "n_bins_train": cut, "n_bins_test": T, "n_bins_co_bps": test_slice.stop - cut,
+            "held_out_units": held_out.tolist(), "seed": args.seed,
+            "dsr": {"repr": repr(est), "max_time": args.max_time, "epochs_run": h.epochs,
+                    "best_epoch": h.best_epoch, "stopped": h.stopped, "tau": est.tau_,
+                    "latent_dim": est.latent_model_.latent_dim, **extra},
+            "gpfa": {"x_dim": args.x_dim, "trial_length_s": args.trial_length,
+                     "n_train_trials": n_train_trials, "n_test_trials": n_test_trials,
+                     "em_max_iters": args.gpfa_em_iters,
+                     "em_iterations": gp.get("gpfa_em_iterations"), "floor": args.gpfa_floor,
+                     "skipped": bool(args.skip_gpfa)},
+            "threads": torch.get_num_threads(),
+        },
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
