@@ -57,7 +57,7 @@ from nwb_dsr import DSR, Observations  # noqa: E402
 from nwb_dsr.analysis.metrics import power_spectrum_distance, state_space_divergence  # noqa: E402
 
 __all__ = ["split_units", "dsr_cosmooth_rates", "fit_affine", "apply_affine",
-           "generated_latent", "trials_of_spike_trains", "gpfa_cosmooth_rates", "main"]
+           "r_squared", "generated_latent", "trials_of_spike_trains", "gpfa_cosmooth_rates", "main"]
 
 
 # ============================================================================ helpers

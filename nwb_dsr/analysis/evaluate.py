@@ -1,0 +1,362 @@
+"""Evaluation of a fitted :class:`~nwb_dsr.DSR` estimator: every metric of ../METRICS.md at once.
+
+- :func:`prediction_error`: PE(n), the n-step-ahead prediction error from forced states.
+- :func:`co_bps`: co-smoothing bits per spike (Neural Latents Benchmark).
+- :func:`poisson_loglik`: Poisson log-likelihood per bin.
+- :func:`evaluate`: D_stsp, D_H, PE(n), the Lyapunov spectrum, τ_pred (and for spike counts the
+  1-step Poisson log-likelihood), optionally with figures.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter1d
+from scipy.special import gammaln
+
+from .lyapunov import lyapunov_spectrum, predictability_time
+from .metrics import power_spectrum_distance, state_space_divergence
+
+__all__ = ["prediction_error", "co_bps", "poisson_loglik", "evaluate"]
+
+
+def _observations(estimator, X):
+    check = getattr(estimator, "_check_fitted", None)
+    if not callable(check):
+        raise TypeError(f"estimator must be a fitted nwb_dsr.DSR; got {type(estimator).__name__}.")
+    check()
+    return estimator._check_obs(X)
+
+
+def _steps(n, name="n"):
+    scalar = np.ndim(n) == 0
+    ns = np.atleast_1d(np.asarray(n))
+    if ns.size == 0 or ns.dtype.kind not in "iu" and not np.all(ns == np.round(ns)):
+        raise ValueError(f"{name} must be a positive integer or a sequence of them; got {n!r}.")
+    ns = ns.astype(int)
+    if np.any(ns < 1):
+        raise ValueError(f"{name} must contain integers >= 1; got {n!r}.")
+    return scalar, ns
+
+
+@torch.no_grad()
+def prediction_error(estimator, X, n=20, *, max_starts: int = 2000):
+    """n-step prediction error PE(n) (../METRICS.md).
+
+    For every start t of the series: the state is forced from x_t (ẑ_t = B⁺(y_t − b), the
+    pseudo-inverse of the read-out, as in training), the latent map runs n steps freely, and
+    the read-out's expected observation is compared with x_{t+n}. The mean squared error over
+    starts and channels is returned, in data units: squared signal units for continuous data;
+    for spike counts the expected counts are compared with the counts (counts² per bin).
+    With counts the forcing target at t is made from counts smoothed over the segment
+    (``smoothing`` of the Poisson layer, as in training), so it sees a few bins beyond t;
+    this matters only for n of the order of the kernel width.
+
+    All starts that leave ``max(n)`` further bins in their segment are used (the same starts
+    for every n), or ``max_starts`` of them evenly spaced over the pooled segments when there
+    are more.
+
+    Parameters
+    ----------
+    estimator : DSR
+        A fitted estimator.
+    X : Observations, array of shape (n_bins, n_channels) or list of such arrays
+        Test data.
+    n : int or sequence of int
+        Prediction horizons (bins).
+    max_starts : int
+        Largest number of start points.
+
+    Returns
+    -------
+    float or ndarray
+        PE(n); an array of the same length as ``n`` when a sequence is given.
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not positive or no segment is longer than ``max(n)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nwb_dsr import DSR
+    >>> t = np.arange(3000) * 0.05
+    >>> x = np.stack([np.sin(t), np.cos(t)], axis=1)
+    >>> est = DSR(latent_dim=2, hidden_dim=8, tau=10, epochs=1, progress=False).fit(x, bin_size=0.05)
+    >>> prediction_error(est, x, n=[1, 5]).shape
+    (2,)
+    """
+    obs = _observations(estimator, X)
+    scalar, ns = _steps(n)
+    if isinstance(max_starts, bool) or int(max_starts) < 1:
+        raise ValueError(f"max_starts must be a positive integer; got {max_starts!r}.")
+    nmax = int(ns.max())
+    seg_ids, starts = [], []
+    for k, s in enumerate(obs.data):
+        m = s.shape[0] - nmax
+        if m > 0:
+            seg_ids.append(np.full(m, k))
+            starts.append(np.arange(m))
+    if not starts:
+        raise ValueError(f"no segment of X is longer than the largest horizon n = {nmax} bins; "
+                         "give longer data or smaller n.")
+    seg_ids, starts = np.concatenate(seg_ids), np.concatenate(starts)
+    if len(starts) > int(max_starts):
+        pick = np.unique(np.round(np.linspace(0, len(starts) - 1, int(max_starts))).astype(int))
+        seg_ids, starts = seg_ids[pick], starts[pick]
+    lat, o = estimator.latent_model_, estimator.observation_model_
+    z0, targets = [], {int(v): [] for v in ns}
+    for k in np.unique(seg_ids):
+        s = obs.data[k]
+        t = starts[seg_ids == k]
+        z0.append(estimator._zhat(s)[torch.as_tensor(t)])
+        for v in targets:
+            targets[v].append(s[t + v])
+    z = torch.cat(z0)
+    targets = {v: np.concatenate(a).astype(np.float64) for v, a in targets.items()}
+    out = {}
+    with np.errstate(all="ignore"):
+        for step in range(1, nmax + 1):
+            z = lat.step(z)
+            if step in targets:
+                pred = o.mean(z).numpy().astype(np.float64)
+                out[step] = float(np.mean((pred - targets[step]) ** 2))
+    res = np.array([out[int(v)] for v in ns])
+    return float(res[0]) if scalar else res
+
+
+def _check_rates_counts(rates, counts):
+    r = np.array(rates, dtype=np.float64)
+    c = np.asarray(counts, dtype=np.float64)
+    if r.shape != c.shape:
+        raise ValueError(f"rates and counts must have the same shape; got {r.shape} and {c.shape}.")
+    if r.ndim == 1:
+        r, c = r[:, None], c[:, None]
+    mask = ~np.isnan(c)
+    if np.any(np.isnan(r[mask])):
+        raise ValueError("rates contain NaN where counts are given.")
+    if np.any(r[mask] < 0):
+        raise ValueError("rates must be non-negative expected counts per bin (not log-rates).")
+    return r, c, mask
+
+
+def _poisson_nll(r, c, mask):
+    r = np.where(r == 0, 1e-9, r)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nll = r - c * np.log(r) + gammaln(c + 1.0)
+    return float(np.sum(nll[mask]))
+
+
+def co_bps(rates, counts) -> float:
+    """Co-smoothing bits per spike (Neural Latents Benchmark; ../METRICS.md).
+
+    NLL(r, n) = Σ [r − n·log r + log n!] with r = 0 replaced by 1e-9; the null model predicts,
+    for every neuron, its mean count over the evaluation bins given here (as NLB does: the
+    mean over all leading axes, e.g. trials and time); bps = (NLL_null − NLL_model) /
+    (Σ n · ln 2). NaN counts are left out (NLB's masking).
+
+    Parameters
+    ----------
+    rates : array of shape (..., n_neurons)
+        Predicted expected counts per bin (not log-rates), >= 0.
+    counts : array of the same shape
+        Observed spike counts of the held-out neurons.
+
+    Returns
+    -------
+    float
+        Bits per spike; 0 for the null rates, higher is better. NaN without any spike.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> counts = np.array([[0, 1], [2, 1], [1, 0]])
+    >>> co_bps(np.tile(counts.mean(0), (3, 1)), counts)
+    0.0
+    >>> co_bps(counts + 0.1, counts) > 0
+    True
+    """
+    r, c, mask = _check_rates_counts(rates, counts)
+    total = float(np.nansum(c))
+    if total <= 0:
+        return float("nan")
+    lead = tuple(range(c.ndim - 1))
+    null = np.broadcast_to(np.nanmean(c, axis=lead, keepdims=True), c.shape)
+    return float((_poisson_nll(null, c, mask) - _poisson_nll(r, c, mask)) / total / math.log(2.0))
+
+
+def poisson_loglik(rates, counts) -> float:
+    """Poisson log-likelihood per bin, Σ_channels [n log r − r − log n!] averaged over bins.
+
+    Parameters
+    ----------
+    rates, counts : array of shape (n_bins, n_channels)
+        Expected counts per bin and observed counts.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(poisson_loglik(np.ones((2, 1)), np.zeros((2, 1))), 6)  # log P(0 | 1) = -1
+    -1.0
+    """
+    r, c, mask = _check_rates_counts(rates, counts)
+    n_bins = int(np.prod(c.shape[:-1]))
+    return -_poisson_nll(r, c, mask) / n_bins
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    return obj
+
+
+@torch.no_grad()
+def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10, 20),
+             n_lyapunov: int = 20_000, figures=None, seed: int = 0) -> dict:
+    """All metrics that apply to the data kind, for a fitted estimator on test data X.
+
+    Generation follows ../METRICS.md: the state is forced at the first bin of X, the model runs
+    freely for 1.25·T steps and the first 0.25·T are dropped (T = ``n_generate``, by default
+    the number of bins of X). The generated series is compared with X in data space, on all
+    channels: for continuous data the read-out means against the data; for spike counts the
+    generated expected counts against the counts smoothed with the Poisson layer's kernel
+    (``smoothing`` bins, per segment), both being estimates of the rate. D_stsp uses binning
+    below 6 channels and the Gaussian-mixture estimate from 6 on; D_H compares the first
+    min(T, n_bins) steps of both (several segments are concatenated).
+
+    Parameters
+    ----------
+    estimator : DSR
+        A fitted estimator.
+    X : Observations, array of shape (n_bins, n_channels) or list of such arrays
+        Test data.
+    n_generate : int, optional
+        Number of generated steps kept (default: the number of bins of X).
+    pe_steps : int or sequence of int
+        Horizons n of the prediction error PE(n) (empty or None: skipped).
+    n_lyapunov : int
+        Steps of the QR method for the model's Lyapunov spectrum (from the forced state at the
+        first bin of X).
+    figures : str or Path, optional
+        Directory to write figures into (created if needed): ``loss.png``, ``attractor.png``,
+        ``spectra.png``, ``lyapunov.png`` and, for counts, ``raster.png``.
+    seed : int
+        Seed of the Gaussian-mixture D_stsp and of the spikes drawn for the raster.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable (non-finite numbers become None): ``kind``, ``bin_size``, ``n_bins``,
+        ``n_generate``, ``dstsp``, ``dh``, ``prediction_error`` ({str(n): PE(n)}),
+        ``lyapunov_spectrum`` (1/s), ``lambda_max_per_s``, ``lambda_max_per_bin``,
+        ``lyapunov_sum_per_s``, ``tau_pred_bins``, ``tau_pred_s``, ``tau``, ``tau_info``; for
+        counts also ``poisson_loglik_per_bin`` and ``bits_per_spike_1step`` of the 1-step
+        predictions (:meth:`DSR.predict`, first bin of each segment left out; the smoothed
+        forcing target sees a few bins ahead, see :func:`prediction_error`); with ``figures``
+        also ``figures`` ({name: path}).
+
+    Examples
+    --------
+    >>> import json, numpy as np
+    >>> from nwb_dsr import DSR
+    >>> t = np.arange(3000) * 0.05
+    >>> x = np.stack([np.sin(t), np.cos(t)], axis=1)
+    >>> est = DSR(latent_dim=2, hidden_dim=8, tau=10, epochs=1, progress=False).fit(x, bin_size=0.05)
+    >>> res = evaluate(est, x, pe_steps=(1, 5), n_lyapunov=500)
+    >>> sorted(res["prediction_error"])
+    ['1', '5']
+    >>> isinstance(json.dumps(res), str)
+    True
+    """
+    from ..training.trainer import free_run
+
+    obs = _observations(estimator, X)
+    if pe_steps is None or (np.ndim(pe_steps) > 0 and len(pe_steps) == 0):
+        pe_ns = np.array([], dtype=int)
+    else:
+        pe_ns = _steps(pe_steps, "pe_steps")[1]
+    lat, o = estimator.latent_model_, estimator.observation_model_
+    counts = obs.kind == "counts"
+    if counts:
+        sm = float(getattr(o, "smoothing", 0.0) or 0.0)
+        ref_segs = [gaussian_filter1d(s.astype(np.float64), sm, axis=0, mode="nearest") if sm > 0
+                    else s.astype(np.float64) for s in obs.data]
+    else:
+        ref_segs = [s.astype(np.float64) for s in obs.data]
+    ref = np.concatenate(ref_segs)
+    T = len(ref) if n_generate is None else int(n_generate)
+    if T < 2:
+        raise ValueError(f"n_generate must be at least 2; got {n_generate!r}.")
+    z0 = estimator._zhat(obs.data[0])[:1]
+    with np.errstate(all="ignore"):
+        Z = free_run(lat, z0, T + T // 4)[0, T // 4:]
+        gen = o.mean(Z).numpy().astype(np.float64)
+    finite = bool(np.all(np.isfinite(gen)))
+    if finite:
+        ds = state_space_divergence(ref, gen, seed=seed)
+        n = min(len(ref), len(gen))
+        dh = power_spectrum_distance(ref[:n], gen[:n])
+    else:
+        ds = dh = float("nan")
+    out = {"kind": obs.kind, "bin_size": float(obs.bin_size), "n_bins": int(obs.n_bins),
+           "n_generate": int(T), "dstsp": ds, "dh": dh}
+    if len(pe_ns):
+        pe = prediction_error(estimator, obs, pe_ns)
+        out["prediction_error"] = {str(int(k)): float(v) for k, v in zip(pe_ns, pe)}
+    else:
+        out["prediction_error"] = {}
+    spec = lyapunov_spectrum(estimator, n_steps=n_lyapunov, z0=z0[0].numpy(), seed=seed)
+    lam_s = float(spec[0])
+    lam_bin = lam_s * float(obs.bin_size)
+    tau_pred = predictability_time(lam_bin)
+    out.update({"lyapunov_spectrum": spec, "lambda_max_per_s": lam_s,
+                "lambda_max_per_bin": lam_bin, "lyapunov_sum_per_s": float(np.sum(spec)),
+                "tau_pred_bins": tau_pred, "tau_pred_s": tau_pred * float(obs.bin_size),
+                "tau": int(estimator.tau_), "tau_info": dict(getattr(estimator, "tau_info_", {}))})
+    if counts:
+        preds = estimator.predict(obs, n_ahead=1)
+        r = np.concatenate([p[1:] for p in preds])
+        c = np.concatenate([s[1:] for s in obs.data]).astype(np.float64)
+        if len(c):
+            out["poisson_loglik_per_bin"] = poisson_loglik(r, c)
+            out["bits_per_spike_1step"] = co_bps(r, c)
+    if figures is not None:
+        out["figures"] = _write_figures(Path(figures), estimator, obs, ref, gen, spec, seed)
+    return _jsonable(out)
+
+
+def _write_figures(folder: Path, estimator, obs, ref, gen, spec, seed) -> dict:
+    from . import plots
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    hist = getattr(estimator, "history_", None)
+    if hist is not None and len(getattr(hist, "loss", []) or []):
+        paths["loss"] = folder / "loss.png"
+        plots.plot_loss(hist, path=paths["loss"])
+    if np.all(np.isfinite(gen)):
+        paths["attractor"] = folder / "attractor.png"
+        plots.plot_attractor(ref, gen, path=paths["attractor"])
+        n = min(len(ref), len(gen))
+        paths["spectra"] = folder / "spectra.png"
+        plots.plot_spectra(ref[:n], gen[:n], obs.bin_size, path=paths["spectra"])
+        if obs.kind == "counts":
+            k = min(len(obs.data[0]), len(gen), 1000)
+            sampled = np.random.default_rng(seed).poisson(np.clip(gen[:k], 0, 1e6))
+            paths["raster"] = folder / "raster.png"
+            plots.plot_raster(obs.data[0][:k], sampled, obs.bin_size, path=paths["raster"])
+    if np.all(np.isfinite(spec)):
+        paths["lyapunov"] = folder / "lyapunov.png"
+        plots.plot_lyapunov(spec, path=paths["lyapunov"])
+    return {k: str(v) for k, v in paths.items()}

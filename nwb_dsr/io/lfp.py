@@ -1,0 +1,755 @@
+"""NWB ElectricalSeries (LFP or any continuous voltage) → continuous observations: :func:`read_lfp`.
+
+The series is read in blocks of time, so memory stays bounded whatever the recording's length
+(the output and one block are in memory, never the whole dataset):
+
+1. **Anti-aliased resampling** to ``rate``: the polyphase FIR filter of
+   :func:`scipy.signal.resample_poly` (Kaiser window, beta 5, ``20 * max(up, down) + 1`` taps,
+   delay compensated so it is zero-phase), applied per block as one banded matrix product with
+   the block's neighbouring samples as context. The recording's two ends are extended by odd
+   reflection, so a whole-recording read equals
+   ``resample_poly(x, up, down, padtype="antireflect")`` (to float32 rounding of the raw
+   integers' products; the conversion to volts is applied after the filter, in float64).
+2. **Optional band-pass** at the output rate: a Butterworth filter (second-order sections) run
+   forward and backward (:func:`scipy.signal.sosfiltfilt`, zero phase, so no latency is added
+   between channels or to spikes), applied in overlapping blocks whose overlap is the filter's
+   impulse-response length (decay below 1e-10), so blocks equal a whole-signal
+   ``sosfiltfilt`` to ~1e-10 relative.
+3. **Optional z-scoring** per channel over all segments.
+
+Trial and interval segments take their filter context from the recording around them (real
+samples where the recording has them), so a segment equals the same span cut from a filtered
+whole recording.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from fractions import Fraction
+
+import h5py
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+from scipy import signal
+
+from ..observations import Observations
+from ._nwbfile import (check_interval, column_names, jsonable, open_nwb, raw_data, read_all,
+                       scalar_column, seconds, short_error, trial_windows)
+from .errors import NWBReadError, NWBReadWarning
+
+__all__ = ["read_lfp", "find_electrical_series"]
+
+_GROUP = 24  # output samples per banded-matrix block (times up)
+
+
+# ---------------------------------------------------------------------------------------------
+# locating the series
+# ---------------------------------------------------------------------------------------------
+
+def _candidates(nwbfile) -> list:
+    """(path, series, tier) of every continuous ElectricalSeries; tier 1 = inside an LFP
+    container in /processing, tier 2 = anything else."""
+    from pynwb.ecephys import LFP, ElectricalSeries, FilteredEphys, SpikeEventSeries
+
+    out = []
+
+    def add(path, obj, tier):
+        if isinstance(obj, ElectricalSeries) and not isinstance(obj, SpikeEventSeries):
+            out.append((path, obj, tier))
+        elif isinstance(obj, (LFP, FilteredEphys)):
+            for name, es in obj.electrical_series.items():
+                add(f"{path}/{name}", es, tier if isinstance(obj, LFP) else 2)
+
+    for mod_name, mod in nwbfile.processing.items():
+        for name, obj in mod.data_interfaces.items():
+            add(f"/processing/{mod_name}/{name}", obj, 1)
+    for name, obj in nwbfile.acquisition.items():
+        add(f"/acquisition/{name}", obj, 2)
+    return out
+
+
+def find_electrical_series(nwbfile, series=None):
+    """The ElectricalSeries to read and its path in the file.
+
+    Parameters
+    ----------
+    nwbfile : pynwb.NWBFile
+        An open NWB file.
+    series : str, optional
+        A name (``"LFP"``) or a path (``"/processing/ecephys/LFP/ElectricalSeries"``).
+        Default: the series of the LFP container in /processing if there is exactly one, else
+        the only ElectricalSeries in /acquisition or /processing.
+
+    Returns
+    -------
+    (str, pynwb.ecephys.ElectricalSeries)
+        Its path and the series.
+
+    Raises
+    ------
+    NWBReadError
+        If there is none, the name matches nothing, or several series qualify (the message
+        lists their paths).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pynwb.testing.mock.file import mock_NWBFile
+    >>> from pynwb.testing.mock.ecephys import mock_ElectricalSeries
+    >>> from nwb_dsr.io.lfp import find_electrical_series
+    >>> nwbfile = mock_NWBFile()
+    >>> _ = mock_ElectricalSeries(name="raw", data=np.zeros((10, 2)), nwbfile=nwbfile)
+    >>> find_electrical_series(nwbfile)[0]
+    '/acquisition/raw'
+    """
+    cands = _candidates(nwbfile)
+    paths = [p for p, _, _ in cands]
+    if not cands:
+        raise NWBReadError("the file has no ElectricalSeries (no LFP in /processing and none "
+                           "in /acquisition), so there is no continuous signal to read; use "
+                           "read_units for sorted spikes.")
+    if series is not None:
+        if not isinstance(series, str):
+            # an ElectricalSeries object from this file
+            for p, es, _ in cands:
+                if es is series:
+                    return p, es
+            raise NWBReadError("series must be a name or path of an ElectricalSeries in the "
+                               f"file; found {paths}.")
+        want = "/" + series.strip("/")
+        hits = [(p, es) for p, es, _ in cands if p == want]
+        if not hits:
+            hits = [(p, es) for p, es, _ in cands if p.rsplit("/", 1)[-1] == series.strip("/")]
+        if len(hits) == 1:
+            return hits[0]
+        if not hits:
+            raise NWBReadError(f"no ElectricalSeries named {series!r}; the file has {paths}. "
+                               "Give one of these paths as series=.")
+        raise NWBReadError(f"several ElectricalSeries are named {series!r}: "
+                           f"{[p for p, _ in hits]}; give the full path as series=.")
+    tier1 = [(p, es) for p, es, t in cands if t == 1]
+    pick = tier1 if tier1 else [(p, es) for p, es, _ in cands]
+    if len(pick) == 1:
+        return pick[0]
+    raise NWBReadError(f"several ElectricalSeries qualify: {[p for p, _ in pick]}; choose one "
+                       "with series=<path>.")
+
+
+# ---------------------------------------------------------------------------------------------
+# filters
+# ---------------------------------------------------------------------------------------------
+
+class _Resampler:
+    """Polyphase FIR resampling by ``up / down`` as a banded matrix on blocks of input.
+
+    Output k sits at input position ``k * down / up``; the filter is resample_poly's.
+    """
+
+    def __init__(self, up: int, down: int, dtype):
+        self.up, self.down = up, down
+        m = max(up, down)
+        self.half = 10 * m
+        h = signal.firwin(2 * self.half + 1, 1.0 / m, window=("kaiser", 5.0)) * up
+        self.G = up * max(1, math.ceil(_GROUP / up))           # outputs per block
+        self.P = self.G * down // up                             # input stride per block
+        self.w0 = -(self.half // up)                             # window start of output 0
+        last = ((self.G - 1) * down + self.half) // up
+        self.S = last - self.w0 + 1                              # window length
+        g = np.arange(self.G)[:, None]
+        s = np.arange(self.S)[None, :]
+        idx = g * down - (s + self.w0) * up + self.half
+        ok = (idx >= 0) & (idx <= 2 * self.half)
+        M = np.where(ok, h[np.clip(idx, 0, 2 * self.half)], 0.0)
+        self.M = M.astype(dtype)
+        self.rowsum = M.sum(axis=1)                              # DC gain of each output phase
+
+    def window(self, k0: int, n_out: int) -> tuple[int, int, int]:
+        """(first input index, input length, number of blocks) for outputs [k0, k0 + n_out);
+        k0 must be a multiple of ``up``."""
+        nblk = -(-n_out // self.G)
+        return k0 * self.down // self.up + self.w0, (nblk - 1) * self.P + self.S, nblk
+
+    def apply(self, X: np.ndarray, nblk: int, out=None) -> np.ndarray:
+        """X: (input length, C) C-contiguous → (nblk * G, C); ``out`` (nblk, G, C) if given."""
+        C = X.shape[1]
+        F = as_strided(X, shape=(nblk, self.S, C),
+                       strides=(self.P * X.strides[0], X.strides[0], X.strides[1]),
+                       writeable=False)
+        return np.matmul(self.M, F, out=out).reshape(nblk * self.G, C)
+
+
+def _iir_margin(sos, fs: float, limit: int) -> int:
+    """Samples after which the filter's impulse response stays below 1e-10 of its peak."""
+    n = 1024
+    while True:
+        imp = np.zeros(n)
+        imp[0] = 1.0
+        h = np.abs(signal.sosfilt(sos, imp))
+        above = np.flatnonzero(h > 1e-10 * h.max())
+        last = int(above[-1]) + 1
+        if last < n // 2 or n >= limit:
+            return min(last, limit)
+        n *= 2
+
+
+def _design_band(band, fs_out: float, order: int):
+    try:
+        lo, hi = band
+    except (TypeError, ValueError):
+        raise NWBReadError(f"band must be a pair (low, high) in Hz (either may be None); got "
+                           f"{band!r}.") from None
+    nyq = fs_out / 2
+    lo = None if lo is None or lo == 0 else float(lo)
+    hi = None if hi is None else float(hi)
+    if lo is None and hi is None:
+        return None
+    if (lo is not None and lo < 0) or (hi is not None and hi <= 0) or (
+            lo is not None and hi is not None and lo >= hi):
+        raise NWBReadError(f"band must satisfy 0 <= low < high; got {band!r}.")
+    if hi is not None and hi >= nyq:
+        raise NWBReadError(f"band's high edge {hi:g} Hz must be below the Nyquist frequency "
+                           f"({nyq:g} Hz) of the output rate {fs_out:g} Hz; lower it, or raise "
+                           "rate.")
+    if lo is not None and lo >= nyq:
+        raise NWBReadError(f"band's low edge {lo:g} Hz must be below the Nyquist frequency "
+                           f"({nyq:g} Hz) of the output rate {fs_out:g} Hz.")
+    if lo is None:
+        return signal.butter(order, hi, btype="lowpass", fs=fs_out, output="sos")
+    if hi is None:
+        return signal.butter(order, lo, btype="highpass", fs=fs_out, output="sos")
+    return signal.butter(order, [lo, hi], btype="bandpass", fs=fs_out, output="sos")
+
+
+def _filtfilt_stream(blocks, sos, margin: int):
+    """Zero-phase ``sosfiltfilt`` over a stream of consecutive blocks, in overlapping pieces.
+
+    Yields filtered blocks in order (not the same partition); each emitted sample had at least
+    ``margin`` samples of real context on both sides, or the true signal edge.
+    """
+    hist = None           # raw samples just before the pending ones (already emitted)
+    pend, npend = [], 0   # raw samples not yet emitted
+    for blk in blocks:
+        pend.append(blk)
+        npend += blk.shape[0]
+        if npend >= 3 * margin:
+            raw = np.concatenate(pend, axis=0)
+            full = raw if hist is None else np.concatenate([hist, raw], axis=0)
+            h = 0 if hist is None else hist.shape[0]
+            n_emit = raw.shape[0] - margin
+            y = signal.sosfiltfilt(sos, full, axis=0)
+            yield y[h:h + n_emit]
+            hist = full[max(0, h + n_emit - margin):h + n_emit].copy()
+            pend, npend = [raw[n_emit:]], margin
+    if npend:
+        raw = np.concatenate(pend, axis=0)
+        full = raw if hist is None else np.concatenate([hist, raw], axis=0)
+        h = 0 if hist is None else hist.shape[0]
+        try:
+            y = signal.sosfiltfilt(sos, full, axis=0)
+        except ValueError as err:
+            raise NWBReadError(f"a segment of {full.shape[0]} samples is too short for the "
+                               f"band-pass filter ({short_error(err)}); use longer trial "
+                               "windows or no band.") from err
+        yield y[h:]
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------------
+
+class _Source:
+    """Block reader of one ElectricalSeries: selected channels, odd extension at the ends.
+
+    Reads of consecutive rows are rounded up to the dataset's HDF5 chunk rows and the rows read
+    beyond a request are kept for the next one, so each chunk is read (and decompressed) once;
+    read buffers are reused.
+    """
+
+    def __init__(self, data, cols, work_dtype, name):
+        self.data, self.name = data, name
+        self.n = int(data.shape[0])
+        self.one_d = data.ndim == 1
+        n_ch = 1 if self.one_d else int(data.shape[1])
+        cols = np.asarray(cols, dtype=np.int64)
+        self.all = cols.size == n_ch and np.array_equal(cols, np.arange(n_ch))
+        self.contig = (not self.all and cols.size > 0
+                       and np.array_equal(cols, np.arange(cols[0], cols[0] + cols.size)))
+        self.cols, self.width = cols, int(cols.size)
+        self.dtype = work_dtype
+        self.raw_dtype = np.dtype(data.dtype)
+        self.check_nan = self.raw_dtype.kind in "fc"
+        self.h5 = isinstance(data, h5py.Dataset)
+        chunks = data.chunks if self.h5 else None
+        self.align = int(chunks[0]) if chunks else 1
+        self._rbuf = None                  # reused raw read buffer
+        self._cbuf = None                  # reused buffer of rows read ahead
+        self._carry = None                 # (first row, view of _cbuf)
+
+    def _fetch(self, a: int, b: int) -> np.ndarray:
+        """Raw rows [a, b) of the selected channels (may be a view of a reused buffer)."""
+        if self.h5 and not self.one_d and (self.all or self.contig):
+            m = b - a
+            if self._rbuf is None or self._rbuf.shape[0] < m:
+                self._rbuf = np.empty((m, self.width), dtype=self.raw_dtype)
+            raw = self._rbuf[:m]
+            if m:
+                sel = np.s_[a:b] if self.all else np.s_[a:b, int(self.cols[0]):
+                                                      int(self.cols[-1]) + 1]
+                self.data.read_direct(raw, source_sel=sel)
+        elif self.one_d:
+            raw = np.asarray(self.data[a:b])[:, None]
+        elif self.all:
+            raw = np.asarray(self.data[a:b])
+        elif self.contig:
+            raw = np.asarray(self.data[a:b, int(self.cols[0]):int(self.cols[-1]) + 1])
+        else:
+            raw = np.asarray(self.data[a:b])[:, self.cols]
+        if self.check_nan:
+            bad = np.isnan(raw)
+            if bad.any():
+                r, c = np.argwhere(bad)[0]
+                raise NWBReadError(f"{self.name} has NaN samples (first at sample {a + r}, "
+                                   f"selected channel {c}); read an interval without them, or "
+                                   "interpolate the gaps before fitting.")
+        return raw
+
+    def _rows_into(self, out: np.ndarray, a: int, b: int) -> None:
+        """Real rows [a, b) (0 <= a < b <= n) into ``out``, converting the dtype."""
+        pos = 0
+        if self._carry is not None:
+            cs, arr = self._carry
+            if cs <= a < cs + arr.shape[0]:
+                k = min(b, cs + arr.shape[0]) - a
+                out[:k] = arr[a - cs:a - cs + k]
+                pos, a = k, a + k
+        if a >= b:
+            return
+        end = b
+        if self.align > 1:
+            end = min(self.n, -(-b // self.align) * self.align)
+        raw = self._fetch(a, end)
+        out[pos:pos + b - a] = raw[:b - a]
+        if end > b:
+            extra = raw[b - a:]
+            if self._cbuf is None or self._cbuf.shape[0] < extra.shape[0]:
+                self._cbuf = np.empty((max(self.align, extra.shape[0]), self.width),
+                                      dtype=self.raw_dtype)
+            self._cbuf[:extra.shape[0]] = extra
+            self._carry = (b, self._cbuf[:extra.shape[0]])
+        else:
+            self._carry = None
+
+    def read_into(self, out: np.ndarray, a: int, b: int) -> None:
+        """Write virtual rows [a, b) (odd reflection outside [0, n)) into ``out``."""
+        n = self.n
+        pos = 0
+        if a < 0:
+            p = min(b, 0) - a
+            head = np.array(self._fetch(0, min(n, -a + 1)), dtype=self.dtype)
+            ext = np.pad(head, ((-a, 0), (0, 0)), mode="reflect", reflect_type="odd")[:-a]
+            out[:p] = ext[:p]
+            pos = p
+        lo, hi = max(a, 0), min(b, n)
+        if hi > lo:
+            self._rows_into(out[pos:pos + hi - lo], lo, hi)
+            pos += hi - lo
+        if b > n:
+            q = b - max(a, n)
+            tail = np.array(self._fetch(max(0, n - (b - n) - 1), n), dtype=self.dtype)
+            ext = np.pad(tail, ((0, b - n), (0, 0)), mode="reflect", reflect_type="odd")
+            out[pos:pos + q] = ext[tail.shape[0] + (max(a, n) - n):]
+
+
+def _stream_raw(src: _Source, res, i0: int, k_lo: int, k_hi: int, block: int):
+    """Yield ``(k, Y, rowsum)``: output samples k .. k + len(Y) - 1 of a segment whose output 0
+    sits at input i0, in raw units (before conversion to volts). ``Y`` may be a view of a
+    reused buffer; ``rowsum`` is the filter's DC gain per output (None without resampling)."""
+    C = src.width
+    if res is None:
+        buf = np.empty((min(block, k_hi - k_lo), C), dtype=src.dtype)
+        for a in range(k_lo, k_hi, block):
+            b = min(k_hi, a + block)
+            Y = buf[:b - a]
+            src.read_into(Y, i0 + a, i0 + b)
+            yield a, Y, None
+        return
+    k = k_lo - (k_lo % res.up)            # blocks start at multiples of up
+    nblk_max = -(-min(block, k_hi - k) // res.G)
+    X = np.empty(((nblk_max - 1) * res.P + res.S, C), dtype=src.dtype)
+    Ybuf = np.empty((nblk_max, res.G, C), dtype=src.dtype)
+    prev = None
+    while k < k_hi:
+        n_out = min(block, k_hi - k)
+        ws, length, nblk = res.window(k, n_out)
+        ws += i0
+        if prev is not None and prev[0] + prev[1] > ws:
+            ov = prev[0] + prev[1] - ws       # reuse the overlap already read
+            X[:ov] = X[ws - prev[0]:prev[1]]
+            src.read_into(X[ov:length], ws + ov, ws + length)
+        else:
+            src.read_into(X[:length], ws, ws + length)
+        Y = res.apply(X[:length], nblk, out=Ybuf[:nblk])[:n_out]
+        rs = np.tile(res.rowsum, nblk)[:n_out]
+        prev = (ws, length)
+        lo = max(k, k_lo)
+        yield lo, Y[lo - k:], rs[lo - k:]
+        k += n_out
+
+
+def _timebase(es, n: int, label: str):
+    """(t0, fs, timestamps or None) of a series; checks timestamps are increasing."""
+    ts = es.timestamps
+    if ts is None:
+        fs = float(es.rate)
+        t0 = float(es.starting_time or 0.0)
+        if not (math.isfinite(fs) and fs > 0):
+            raise NWBReadError(f"{label} has rate={fs!r}; a positive sampling rate is needed.")
+        return t0, fs, None
+    if hasattr(ts, "timestamps"):  # timestamps linked from another TimeSeries
+        ts = ts.timestamps
+    t = read_all(ts, float).ravel()
+    if t.size != n:
+        raise NWBReadError(f"{label} has {t.size} timestamps for {n} samples; the series is "
+                           "inconsistent.")
+    if n < 2:
+        raise NWBReadError(f"{label} has fewer than 2 samples.")
+    if not np.all(np.isfinite(t)):
+        raise NWBReadError(f"{label} has NaN or infinite timestamps (first at sample "
+                           f"{int(np.flatnonzero(~np.isfinite(t))[0])}); fix the timestamps.")
+    d = np.diff(t)
+    if np.any(d <= 0):
+        i = int(np.flatnonzero(d <= 0)[0])
+        raise NWBReadError(f"the timestamps of {label} are not strictly increasing (sample "
+                           f"{i + 1} at {t[i + 1]:.6g} s follows {t[i]:.6g} s); nwb_dsr needs "
+                           "monotonic timestamps: sort or repair them.")
+    fs = 1.0 / float(np.median(d))
+    return float(t[0]), fs, t
+
+
+def _check_regular(t, i0: int, i1: int, fs: float, label: str):
+    if t is None:
+        return
+    d = np.diff(t[i0:i1]) * fs
+    bad = np.flatnonzero(np.abs(d - 1.0) > 0.5)
+    if bad.size:
+        i = i0 + int(bad[0])
+        raise NWBReadError(f"the timestamps of {label} are irregular (a step of "
+                           f"{t[i + 1] - t[i]:.6g} s at {t[i]:.6g} s, for a sampling period of "
+                           f"{1 / fs:.6g} s); read gap-free stretches with interval=(t0, t1).")
+
+
+def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, band=None,
+             interval=None, trials=None, trial_window=None, align_to=None, trial_filter=None,
+             zscore: bool = False, chunk_seconds: float = 10.0,
+             filter_order: int = 4) -> Observations:
+    """Read an ElectricalSeries (LFP) as continuous observations in volts.
+
+    Parameters
+    ----------
+    source : str, path-like or pynwb.NWBFile
+        An NWB file (opened read-only and closed again) or an NWBFile already in memory.
+    series : str, optional
+        Name or path of the ElectricalSeries. Default: found by type: the series in the LFP
+        container of /processing (e.g. processing/ecephys/LFP), else the only ElectricalSeries
+        in /acquisition or /processing; if several qualify the error lists their paths.
+    channels : sequence of int, optional
+        Column indices of the series to read (default all).
+    electrodes : sequence of int, optional
+        Electrode ids (the electrodes table's ``id``) to read instead of ``channels``.
+    rate : float, optional
+        Output sampling rate in Hz, at most the series' rate (default: keep the series' rate).
+        The ratio is made rational (denominator <= 1000); the exact output rate is
+        ``1 / obs.bin_size``.
+    band : (float or None, float or None), optional
+        Band-pass edges in Hz at the output rate (None for a low- or high-pass), applied
+        zero-phase (Butterworth of ``filter_order``, forward and backward).
+    interval : (float, float), optional
+        Time window ``(t0, t1)`` in seconds (default the whole series). With trials, only
+        trials inside it are kept.
+    trials, trial_window, align_to, trial_filter
+        One segment per trial, as in :func:`nwb_dsr.io.read_units`; trials whose window is
+        not inside the recording are skipped with a warning.
+    zscore : bool, default False
+        Z-score each channel over all segments (the output is then dimensionless).
+    chunk_seconds : float, default 10.0
+        Length of one read block in seconds of output; bounds the memory used beyond the
+        output itself.
+    filter_order : int, default 4
+        Order of the Butterworth band-pass.
+
+    Returns
+    -------
+    Observations
+        ``kind="continuous"``, one (n_samples_k, n_channels) float64 array per segment, in
+        volts (``conversion``, ``offset`` and ``channel_conversion`` applied) unless
+        ``zscore``; ``bin_size = 1 / output rate``; ``start_times`` the time of each
+        segment's first sample minus half a sample, so ``obs.times(k)`` are sample times;
+        ``ids`` the electrode ids (column indices if the series has no electrodes);
+        ``channel_info`` the electrodes table's scalar columns.
+
+    Raises
+    ------
+    NWBReadError
+        Missing or non-NWB file, extension not installed, no or ambiguous series, bad
+        channels, ``rate`` above the series' rate, band outside (0, Nyquist), non-monotonic or
+        irregular timestamps, NaN samples, an interval outside the recording.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pynwb.testing.mock.file import mock_NWBFile
+    >>> from pynwb.testing.mock.ecephys import mock_ElectricalSeries
+    >>> from nwb_dsr.io import read_lfp
+    >>> nwbfile = mock_NWBFile()
+    >>> t = np.arange(2000) / 1000.0
+    >>> x = (1000 * np.sin(2 * np.pi * 5 * t)).astype("int16")[:, None].repeat(3, axis=1)
+    >>> _ = mock_ElectricalSeries(name="lfp", data=x, rate=1000.0, conversion=1e-6,
+    ...                           nwbfile=nwbfile)
+    >>> obs = read_lfp(nwbfile, rate=250.0)
+    >>> obs.kind, obs.data[0].shape, obs.bin_size               # (n_samples, n_channels)
+    ('continuous', (500, 3), 0.004)
+    >>> round(float(obs.data[0][100:400, 0].max()), 4)            # volts
+    0.001
+    """
+    chunk = seconds(chunk_seconds, "chunk_seconds")
+    interval = check_interval(interval)
+    if channels is not None and electrodes is not None:
+        raise NWBReadError("give channels (column indices) or electrodes (electrode ids), not "
+                           "both.")
+    if trials is None and (align_to is not None or trial_filter is not None
+                           or trial_window is not None):
+        raise NWBReadError("align_to, trial_window and trial_filter apply to trials; pass "
+                           "trials=True (or a trial selection) as well.")
+
+    with open_nwb(source) as (nwbfile, label):
+        path, es = find_electrical_series(nwbfile, series)
+        name = f"{path} in {label}"
+        try:
+            data = raw_data(es)
+            if not hasattr(data, "shape") or data.ndim not in (1, 2):
+                raise NWBReadError(f"{name} has data of shape {getattr(data, 'shape', '?')}; "
+                                   "an ElectricalSeries needs (n_samples, n_channels).")
+            n = int(data.shape[0])
+            n_ch = 1 if data.ndim == 1 else int(data.shape[1])
+            if n == 0 or n_ch == 0:
+                raise NWBReadError(f"{name} is empty (shape {data.shape}).")
+            eids, info = _electrodes(es, n_ch)
+            cols = _columns(channels, electrodes, eids, n_ch, name)
+            t0, fs, ts = _timebase(es, n, name)
+            conv = float(es.conversion if es.conversion is not None else 1.0)
+            offset = float(getattr(es, "offset", 0.0) or 0.0)
+            cc = es.channel_conversion
+            cc = np.ones(n_ch) if cc is None else read_all(cc, float).ravel()
+            scale = conv * cc[cols]
+            up, down, fs_out = _ratio(rate, fs)
+            sos = _design_band(band, fs_out, filter_order) if band is not None else None
+            # segments as input sample ranges [i0, i1)
+            segs, rows = _sample_ranges(nwbfile, n, t0, fs, ts, interval, trials,
+                                        trial_window, align_to, trial_filter, name)
+            for i0, i1 in segs:
+                _check_regular(ts, i0, i1, fs, name)
+            work = np.float32 if np.dtype(data.dtype).itemsize <= 2 or \
+                np.dtype(data.dtype) == np.float32 else np.float64
+            res = _Resampler(up, down, work) if (up, down) != (1, 1) else None
+            src = _Source(data, cols, work, name)
+            block = max(64, int(round(chunk * fs_out)))
+            if res is not None:
+                block = -(-block // res.G) * res.G
+            margin = 0 if sos is None else _iir_margin(sos, fs_out, limit=int(
+                max(1024, 600 * fs_out)))
+            out = []
+            for i0, i1 in segs:
+                out.append(_read_segment(src, res, scale, offset, i0, i1, n, up, down, sos,
+                                         margin, block))
+        except NWBReadError:
+            raise
+        except (OSError, KeyError, TypeError, ValueError, AttributeError) as err:
+            raise NWBReadError(f"{name} could not be read ({short_error(err)}); check the "
+                               "file with nwbinspector.") from err
+
+    if zscore:
+        _zscore(out, eids[cols])
+    bin_size = down / (up * fs)
+    starts = [(t0 + i0 / fs if ts is None else ts[i0]) - bin_size / 2 for i0, _ in segs]
+    selection = {"channels": cols, "electrode_ids": eids[cols], "interval": interval,
+                 "rate": 1.0 / bin_size, "band": band, "zscore": bool(zscore),
+                 "trials": rows}
+    if rows is not None:
+        selection.update(align_to=align_to, trial_window=trial_window)
+    prov = {"source": label, "object": path, "selection": jsonable(selection),
+            "input_rate": fs, "unit": "z-score" if zscore else "volts",
+            "filter": _filter_text(res, sos, band, filter_order)}
+    return Observations(out, kind="continuous", bin_size=bin_size, start_times=starts,
+                        ids=eids[cols], provenance=prov,
+                        channel_info={k: v[cols] for k, v in info.items()})
+
+
+def _filter_text(res, sos, band, order) -> str:
+    parts = []
+    if res is not None:
+        parts.append(f"resample_poly FIR x{res.up}/{res.down} (kaiser 5.0, "
+                     f"{2 * res.half + 1} taps, zero-phase)")
+    if sos is not None:
+        parts.append(f"butterworth order {order} band {list(band)} Hz, sosfiltfilt (zero-phase)")
+    return "; ".join(parts) or "none"
+
+
+def _read_segment(src, res, scale, offset, i0, i1, n, up, down, sos, margin, block):
+    n_out = -(-(i1 - i0) * up // down)
+    out = np.empty((n_out, scale.size), dtype=np.float64)
+    if sos is None:
+        for k, Y, rs in _stream_raw(src, res, i0, 0, n_out, block):
+            dest = out[k:k + Y.shape[0]]
+            np.multiply(Y, scale, out=dest)
+            if offset:
+                dest += offset if rs is None else offset * rs[:, None]
+        return out
+    # band-pass: context from real samples around the segment, where the recording has them
+    k_min = -((i0 * up) // down)                 # outputs at input position >= 0
+    k_max = ((n - 1 - i0) * up) // down + 1      # outputs at input position <= n - 1
+    k_lo, k_hi = max(-margin, k_min), max(min(n_out + margin, k_max), n_out)
+
+    def volts():
+        for _, Y, rs in _stream_raw(src, res, i0, k_lo, k_hi, block):
+            y = Y.astype(np.float64)
+            y *= scale
+            if offset:
+                y += offset if rs is None else offset * rs[:, None]
+            yield y
+
+    k = k_lo
+    for y in _filtfilt_stream(volts(), sos, max(margin, 1)):
+        a, b = max(k, 0), min(k + y.shape[0], n_out)
+        if b > a:
+            out[a:b] = y[a - k:b - k]
+        k += y.shape[0]
+    return out
+
+
+def _zscore(segs, ids) -> None:
+    n = sum(s.shape[0] for s in segs)
+    mean = sum(s.sum(axis=0) for s in segs) / n
+    var = sum(((s - mean) ** 2).sum(axis=0) for s in segs) / n
+    sd = np.sqrt(var)
+    flat = sd == 0
+    if flat.any():
+        warnings.warn(f"channels {np.asarray(ids)[flat][:10].tolist()} are constant; they were "
+                      "centred but not scaled by z-scoring.", NWBReadWarning, stacklevel=3)
+        sd[flat] = 1.0
+    for s in segs:
+        s -= mean
+        s /= sd
+
+
+def _ratio(rate, fs: float):
+    if rate is None:
+        return 1, 1, fs
+    if hasattr(rate, "rescale"):
+        try:
+            rate = rate.rescale("Hz").magnitude
+        except Exception as err:
+            raise NWBReadError(f"rate must be a frequency; got {rate!r}.") from err
+    try:
+        r = float(np.asarray(rate).item())
+    except (TypeError, ValueError):
+        raise NWBReadError(f"rate must be a number in Hz; got {rate!r}.") from None
+    if not (math.isfinite(r) and r > 0):
+        raise NWBReadError(f"rate must be a positive number in Hz; got {rate!r}.")
+    if r > fs * (1 + 1e-9):
+        raise NWBReadError(f"rate={r:g} Hz is above the series' sampling rate ({fs:g} Hz); "
+                           "nwb_dsr only decimates: give rate <= the series' rate.")
+    frac = Fraction(r / fs).limit_denominator(1000)
+    if frac.numerator == 0:
+        raise NWBReadError(f"rate={r:g} Hz is too low for a series sampled at {fs:g} Hz "
+                           "(more than 1000-fold decimation); decimate in two reads or choose "
+                           "a higher rate.")
+    return frac.numerator, frac.denominator, fs * frac.numerator / frac.denominator
+
+
+def _electrodes(es, n_ch: int):
+    """Electrode ids of the series' columns and the electrodes table's scalar columns."""
+    region = getattr(es, "electrodes", None)
+    if region is None:
+        return np.arange(n_ch), {}
+    try:
+        rows = read_all(region, np.int64).ravel()
+        table = region.table
+        ids = read_all(table.id)[rows]
+        info = {}
+        for col in column_names(table):
+            values = scalar_column(table, col, len(table))
+            if values is not None:
+                info[col] = values[rows]
+    except Exception:  # metadata only: fall back to column indices
+        return np.arange(n_ch), {}
+    if ids.size != n_ch:
+        return np.arange(n_ch), {}
+    return ids, info
+
+
+def _columns(channels, electrodes, eids, n_ch: int, name: str) -> np.ndarray:
+    if electrodes is not None:
+        pos = {v: i for i, v in enumerate(np.asarray(eids).tolist())}
+        want = list(np.atleast_1d(electrodes).tolist())
+        missing = [e for e in want if e not in pos]
+        if missing or not want:
+            raise NWBReadError(f"electrode ids {missing[:10]} are not among the electrodes of "
+                               f"{name} ({np.asarray(eids)[:10].tolist()}"
+                               f"{'...' if n_ch > 10 else ''}).")
+        return np.asarray([pos[e] for e in want], dtype=np.int64)
+    if channels is None:
+        return np.arange(n_ch)
+    cols = np.atleast_1d(np.asarray(channels))
+    if cols.dtype.kind == "b":
+        if cols.shape != (n_ch,):
+            raise NWBReadError(f"a boolean channel mask needs {n_ch} entries; got {cols.shape}.")
+        cols = np.flatnonzero(cols)
+    if cols.size == 0 or cols.dtype.kind not in "iu":
+        raise NWBReadError(f"channels must be column indices (0..{n_ch - 1}) of {name}; got "
+                           f"{channels!r}. Use electrodes=[...] for electrode ids.")
+    bad = cols[(cols < 0) | (cols >= n_ch)]
+    if bad.size:
+        raise NWBReadError(f"channels {bad[:10].tolist()} are out of range: {name} has {n_ch} "
+                           f"channels (0..{n_ch - 1}).")
+    return cols.astype(np.int64)
+
+
+def _sample_ranges(nwbfile, n, t0, fs, ts, interval, trials, trial_window, align_to,
+                   trial_filter, name):
+    """List of input sample ranges [i0, i1) and the trial rows (or None)."""
+    t_end = (t0 + n / fs) if ts is None else ts[-1] + 1.0 / fs
+
+    def index(t):  # first sample at or after time t
+        if ts is None:
+            return int(math.ceil((t - t0) * fs - 1e-6))
+        return int(np.searchsorted(ts, t - 1e-6 / fs, side="left"))
+
+    if trials is None:
+        if interval is None:
+            return [(0, n)], None
+        i0, i1 = max(0, index(interval[0])), min(n, index(interval[1]))
+        if i1 - i0 < 1:
+            raise NWBReadError(f"interval {interval} holds no samples of {name}, which spans "
+                               f"{t0:.6g} to {t_end:.6g} s; choose an interval inside it.")
+        return [(i0, i1)], None
+    tw = trial_windows(nwbfile, trials, trial_window=trial_window, align_to=align_to,
+                       trial_filter=trial_filter, interval=interval)
+    segs, rows, outside = [], [], 0
+    for s, e, r in zip(tw["starts"], tw["stops"], tw["rows"]):
+        i0 = index(s)
+        length = int(math.floor((e - s) * fs + 1e-6))
+        if i0 < 0 or i0 + length > n or s < t0 - 0.5 / fs:
+            outside += 1
+            continue
+        if length < 1:
+            continue
+        segs.append((i0, i0 + length))
+        rows.append(int(r))
+    if outside:
+        warnings.warn(f"{outside} trial windows are not inside the recording of {name} "
+                      f"({t0:.6g} to {t_end:.6g} s) and were skipped.", NWBReadWarning,
+                      stacklevel=3)
+    if not segs:
+        raise NWBReadError(f"no trial window lies inside the recording of {name} ({t0:.6g} to "
+                           f"{t_end:.6g} s); check trial_window and align_to.")
+    return segs, rows

@@ -1,0 +1,194 @@
+"""The nwb-dsr command line, called in-process (main([...])) and once as `python -m nwb_dsr`."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pynwb
+import pytest
+
+from nwb_dsr.cli import main
+from nwb_dsr.datasets import write_lorenz_nwb
+from nwb_dsr.nwb import list_dynamics, read_dynamics, read_results, write_dynamics
+from nwb_dsr.nwb.testing import mock_fitted_estimator
+
+TINY = ["--epochs", "1", "--batches-per-epoch", "2", "--latent-dim", "2", "--hidden-dim", "4",
+        "--tau", "5", "--no-progress", "--lyapunov-steps", "200", "--n-generate", "50"]
+
+
+def _sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def _last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    return write_lorenz_nwb(d / "rec.nwb", n_units=4, duration=6.0, n_lfp_channels=2)
+
+
+@pytest.fixture(scope="module")
+def fit_run(recording, tmp_path_factory):
+    """`nwb-dsr fit` on a copy of the recording: default output, a report, --json."""
+    d = tmp_path_factory.mktemp("fitted")
+    src = d / "rec.nwb"
+    shutil.copyfile(recording, src)
+    before, report, stdout = _sha(src), d / "report", io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = main(["fit", str(src), "--source", "units", "--bin-size", "0.02", "--report",
+                     str(report), "--name", "u", "--json", *TINY])
+    assert code == 0
+    return {"source": src, "hash_before": before, "out": d / "rec_dsr.nwb", "report": report,
+            "stdout": stdout.getvalue()}
+
+
+@pytest.fixture(scope="module")
+def fitted_file(fit_run):
+    return fit_run["out"], fit_run["report"]
+
+
+def test_fit_units_writes_file_report_and_json(fit_run):
+    out, report = fit_run["out"], fit_run["report"]
+    payload = _last_json(fit_run["stdout"])  # --json: the last line is one JSON object
+    assert payload["output"] == str(out) and out.is_file()  # default: <stem>_dsr.nwb
+    assert payload["name"] == "u" and payload["report"] == str(report)
+    assert "wrote fit 'u'" in fit_run["stdout"] and str(report) in fit_run["stdout"]
+    assert _sha(fit_run["source"]) == fit_run["hash_before"]
+    names = {p.name for p in report.iterdir()}
+    assert {"loss.png", "attractor.png", "spectra.png", "raster.png", "metrics.json"} <= names
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert "dstsp" in metrics and metrics["name"] == "u"
+    assert pynwb.validate(path=str(out)) == []
+    (fit,) = list_dynamics(out)
+    assert fit["name"] == "u" and fit["source_object"] == "/units" and "D_stsp" in fit["metrics"]
+
+
+def test_fit_refuses_existing_output_before_fitting(fit_run, capsys):
+    t0 = time.perf_counter()
+    assert main(["fit", str(fit_run["source"]), "--source", "units", *TINY]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert time.perf_counter() - t0 < 5  # no fit was run
+
+
+def test_fit_lfp_in_place_adds_to_a_copy(recording, tmp_path, capsys):
+    copy = tmp_path / "copy.nwb"
+    copy.write_bytes(recording.read_bytes())
+    assert main(["fit", str(copy), "--source", "lfp", "--channels", "0-1", "--interval", "0",
+                 "3", "--in-place", "--name", "lfp", *TINY]) == 0
+    (fit,) = list_dynamics(copy)
+    assert fit["name"] == "lfp" and fit["data_kind"] == "continuous"
+    assert fit["observation_model"] == "gaussian" and fit["n_channels"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.nwb"]
+
+
+def test_evaluate_rereads_the_stored_selection(fitted_file, tmp_path, capsys):
+    out, _ = fitted_file
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--json", "--lyapunov-steps", "200"]) == 0
+    cap = capsys.readouterr()
+    payload = _last_json(cap.out)
+    assert payload["command"] == "evaluate" and "dstsp" in payload["metrics"]
+    assert payload["metrics"]["n_bins"] == 300  # 6 s at 0.02 s: the same data as the fit
+    assert "D_stsp=" in cap.out
+
+
+def test_simulate_reproduces_the_stored_trajectory(fitted_file, tmp_path, capsys):
+    out, _ = fitted_file
+    npy = tmp_path / "sim.npy"
+    assert main(["simulate", str(out), "--steps", "50", "--out", str(npy), "--latent"]) == 0
+    stored = read_results(out)["generated"]
+    np.testing.assert_array_equal(np.load(npy), stored["data"])
+    assert main(["simulate", str(out), "--steps", "50", "--out", str(npy),
+                 "--seed", str(stored["seed"]), "--json"]) == 0
+    np.testing.assert_array_equal(np.load(npy), stored["samples"])
+    payload = _last_json(capsys.readouterr().out)
+    assert payload["shape"] == [50, 4] and payload["sampled"] is True
+    assert main(["simulate", str(out), "--steps", "20", "--out", str(npy)]) == 0
+    assert np.load(npy).shape == (20, 4)
+
+
+def test_info_lists_file_and_fits(fitted_file, capsys):
+    out, _ = fitted_file
+    capsys.readouterr()
+    assert main(["info", str(out), "--json"]) == 0
+    cap = capsys.readouterr()
+    payload = _last_json(cap.out)
+    assert [f["name"] for f in payload["fits"]] == ["u"]
+    assert "dynamics/u: shallow_plrnn" in cap.out
+
+
+def test_demo_quick(tmp_path, capsys):
+    folder = tmp_path / "demo"
+    assert main(["demo", "--out", str(folder), "--quick", "--no-progress", "--json"]) == 0
+    cap = capsys.readouterr()
+    payload = _last_json(cap.out)
+    out = Path(payload["output"])
+    assert out == folder / "lorenz_demo_dsr.nwb" and out.is_file()
+    report = folder / "report"
+    names = {p.name for p in report.iterdir()}
+    assert {"loss.png", "attractor.png", "spectra.png", "raster.png", "metrics.json"} <= names
+    assert read_dynamics(out).latent_model_.name == "shallow_plrnn"
+    assert "true" in cap.out and str(report) in cap.out
+
+
+def _errors():
+    return [
+        (["fit", "{missing}", "--source", "units"], "no file at"),
+        (["fit", "{rec}", "--source", "units", "--channels", "0"], "--channels selects LFP"),
+        (["fit", "{rec}", "--source", "lfp", "--units", "0"], "--units selects units"),
+        (["fit", "{rec}", "--source", "units", "--out", "{rec}"], "out is the source"),
+        (["fit", "{rec}", "--source", "units", "--out", "{tmp}/none/x.nwb"], "does not exist"),
+        (["simulate", "{missing}", "--steps", "5", "--out", "{tmp}/x.npy"], "no file at"),
+        (["simulate", "{rec}", "--steps", "5", "--out", "{tmp}/x.txt"], "must be a .npy file"),
+        (["simulate", "{rec}", "--steps", "5", "--out", "{tmp}/x.npy"], "holds no nwb_dsr fit"),
+        (["evaluate", "{rec}"], "holds no nwb_dsr fit"),
+        (["evaluate", "{array_fit}"], "fitted to an array"),
+        (["info", "{missing}"], ""),
+    ]
+
+
+@pytest.fixture(scope="module")
+def array_fit(recording, tmp_path_factory):
+    """A fit of a plain array (no source object) written next to a copy of the recording."""
+    est, obs = mock_fitted_estimator(n_channels=3)
+    out = tmp_path_factory.mktemp("array") / "array_fit.nwb"
+    return write_dynamics(recording, est, obs, out=out, n_generate=5)
+
+
+@pytest.mark.parametrize("argv, message", _errors())
+def test_errors_are_one_line_and_exit_2(recording, array_fit, tmp_path, capsys, argv, message):
+    subs = {"missing": str(tmp_path / "missing.nwb"), "rec": str(recording), "tmp": str(tmp_path),
+            "array_fit": str(array_fit)}
+    capsys.readouterr()
+    assert main([a.format(**subs) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.startswith("nwb-dsr ") and message in err
+
+
+@pytest.mark.parametrize("argv", [["fit", "x.nwb"], ["fit", "x.nwb", "--source", "units",
+                                                     "--tau", "0"], ["nope"], []])
+def test_bad_arguments_exit_2(argv, capsys):
+    assert main(argv) == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_console_entry_point_python_m(fitted_file, tmp_path):
+    out, _ = fitted_file
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "nwb_dsr", "info", str(out), "--json"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert [f["name"] for f in _last_json(proc.stdout)["fits"]] == ["u"]

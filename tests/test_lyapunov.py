@@ -1,0 +1,266 @@
+"""Lyapunov exponents: QR spectrum of models, Rosenstein's λ_max of data, τ choice."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nwb_dsr import DSR, NotFittedError, Observations
+from nwb_dsr.analysis import (choose_tau, embedding_delay, embedding_dimension, lyapunov_max_data,
+                              lyapunov_spectrum, predictability_time)
+from nwb_dsr.models import LatentModel, make_latent_model
+
+LAMBDA_LORENZ = 0.906
+
+
+def simulate_lorenz(n, dt, transient=1000, seed=0, substeps=None):
+    """Lorenz-63 (σ=10, ρ=28, β=8/3) on its attractor, shape (n, 3), sampled every dt time
+    units; classical RK4 with steps of at most 0.01 (pure Python floats: fast for one orbit)."""
+    x, y, z = np.array([1.0, 1.0, 1.0]) + 0.1 * np.random.default_rng(seed).standard_normal(3)
+    sub = substeps or max(1, int(math.ceil(dt / 0.01 - 1e-9)))
+    h = dt / sub
+    b = 8.0 / 3.0
+    out = np.empty((n + transient, 3))
+    for i in range(n + transient):
+        for _ in range(sub):
+            k1x, k1y, k1z = 10 * (y - x), x * (28 - z) - y, x * y - b * z
+            x2, y2, z2 = x + 0.5 * h * k1x, y + 0.5 * h * k1y, z + 0.5 * h * k1z
+            k2x, k2y, k2z = 10 * (y2 - x2), x2 * (28 - z2) - y2, x2 * y2 - b * z2
+            x3, y3, z3 = x + 0.5 * h * k2x, y + 0.5 * h * k2y, z + 0.5 * h * k2z
+            k3x, k3y, k3z = 10 * (y3 - x3), x3 * (28 - z3) - y3, x3 * y3 - b * z3
+            x4, y4, z4 = x + h * k3x, y + h * k3y, z + h * k3z
+            k4x, k4y, k4z = 10 * (y4 - x4), x4 * (28 - z4) - y4, x4 * y4 - b * z4
+            x += h / 6 * (k1x + 2 * k2x + 2 * k3x + k4x)
+            y += h / 6 * (k1y + 2 * k2y + 2 * k3y + k4y)
+            z += h / 6 * (k1z + 2 * k2z + 2 * k3z + k4z)
+        out[i] = (x, y, z)
+    return out[transient:]
+
+
+@pytest.fixture(scope="module")
+def lorenz_dt02():
+    return simulate_lorenz(25_000, 0.02)
+
+
+class LinearMap(LatentModel):
+    """z' = M z, with only ``step`` defined (autograd Jacobian of the base class)."""
+
+    name = "linear_test"
+
+    def __init__(self, M):
+        super().__init__(M.shape[0])
+        self.register_buffer("M", torch.as_tensor(M, dtype=torch.float32))
+
+    def step(self, z):
+        return z @ self.M.T
+
+
+def _log_moduli(M):
+    return np.sort(np.log(np.abs(np.linalg.eigvals(M))))[::-1]
+
+
+# ----------------------------------------------------------------------------- QR spectrum
+def test_qr_spectrum_of_diagonal_plrnn_is_log_abs_a():
+    m = make_latent_model("plrnn", 4, seed=0)
+    a = np.array([0.9, -1.1, 0.3, -0.6])
+    with torch.no_grad():
+        m.W.zero_(); m.h.zero_(); m.A.copy_(torch.as_tensor(a))
+    lam = lyapunov_spectrum(m, n_steps=2000, transient=50)
+    np.testing.assert_allclose(lam, np.sort(np.log(np.abs(a)))[::-1], atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_qr_spectrum_of_linear_map_matches_eigenvalue_moduli(seed):
+    rng = np.random.default_rng(seed)
+    M = rng.normal(size=(5, 5))
+    M /= np.max(np.abs(np.linalg.eigvals(M)))  # spectral radius 1: no overflow
+    lam = lyapunov_spectrum(LinearMap(M), n_steps=5000, transient=200, reorth_every=1)
+    ref = _log_moduli(M.astype(np.float32).astype(np.float64))
+    np.testing.assert_allclose(lam, ref, atol=2e-3)
+
+
+def test_qr_spectrum_units_and_subset():
+    M = np.diag([0.5, 0.8, 0.2])
+    lam = lyapunov_spectrum(LinearMap(M), n_steps=500, transient=10, n_exponents=2, dt=0.01)
+    np.testing.assert_allclose(lam, np.log([0.8, 0.5]) / 0.01, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["clipped_shallow_plrnn", "rnn", "plrnn", "dendritic_plrnn"])
+def test_qr_spectrum_analytic_equals_autograd(name):
+    m = make_latent_model(name, 4, hidden_dim=16, n_bases=3, seed=3)
+    if name in ("plrnn", "dendritic_plrnn"):
+        with torch.no_grad():
+            m.A.fill_(0.6)
+    if name == "clipped_shallow_plrnn":
+        with torch.no_grad():
+            m.A.fill_(0.8)
+    kw = dict(n_steps=3000, transient=100, seed=1)
+    analytic = lyapunov_spectrum(m, **kw)
+    auto = lyapunov_spectrum(m, autograd=True, **kw)
+    assert np.all(np.isfinite(analytic))
+    np.testing.assert_allclose(analytic, auto, atol=1e-9)
+
+
+def test_qr_spectrum_of_lstm_runs_with_autograd_jacobian():
+    # (this LSTM settles on a fixed point where its Jacobian has rank 3: exponents -inf)
+    lam = lyapunov_spectrum(make_latent_model("lstm", 3, seed=0), n_steps=500, transient=50)
+    assert lam.shape == (6,) and np.isfinite(lam[0]) and np.all(lam[:-1] >= lam[1:])
+
+
+def test_qr_spectrum_diverging_model_returns_nan_with_warning():
+    m = LinearMap(np.diag([1e3, 0.5]))
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        lam = lyapunov_spectrum(m, n_steps=1000, transient=10, z0=[1.0, 1.0])
+    assert lam.shape == (2,) and np.all(np.isnan(lam))
+
+
+@pytest.fixture(scope="module")
+def tiny_estimator():
+    t = np.arange(3000) * 0.05
+    x = np.stack([np.sin(t), np.cos(t)], axis=1)
+    return DSR(latent_dim=2, hidden_dim=8, tau=10, epochs=1, batches_per_epoch=5,
+               progress=False).fit(x, bin_size=0.05)
+
+
+def test_qr_spectrum_of_estimator_uses_bin_size(tiny_estimator):
+    est = tiny_estimator
+    z0 = np.array([0.3, -0.2])
+    per_s = lyapunov_spectrum(est, n_steps=1000, z0=z0)
+    per_bin = lyapunov_spectrum(est.latent_model_, n_steps=1000, z0=z0)
+    np.testing.assert_allclose(per_s, per_bin / 0.05)
+    assert lyapunov_spectrum(est, n_steps=200).shape == (2,)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_steps=0), "n_steps"),
+    (dict(n_exponents=5), "n_exponents"),
+    (dict(z0=[1.0, 2.0, 3.0]), "z0"),
+    (dict(dt=0.0), "dt"),
+    (dict(reorth_every=0), "reorth_every"),
+])
+def test_qr_spectrum_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lyapunov_spectrum(make_latent_model("plrnn", 2), **kwargs)
+
+
+def test_qr_spectrum_rejects_unfitted_estimator_and_other_objects():
+    with pytest.raises(NotFittedError, match="not fitted"):
+        lyapunov_spectrum(DSR())
+    with pytest.raises(TypeError, match="LatentModel"):
+        lyapunov_spectrum(np.eye(2))
+
+
+# ----------------------------------------------------------------------------- Rosenstein
+def test_rosenstein_lorenz_within_15_percent(lorenz_dt02):
+    res = lyapunov_max_data(lorenz_dt02, dt=0.02)
+    assert abs(res["lambda_max_per_s"] - LAMBDA_LORENZ) < 0.15 * LAMBDA_LORENZ, res["lambda_max_per_s"]
+    assert res["dim"] == 3
+    assert 5 <= res["delay"] <= 12  # first MI minimum ≈ 0.16 time units
+    assert res["lambda_max_per_bin"] == pytest.approx(res["lambda_max_per_s"] * 0.02)
+    a, b = res["fit_range"]
+    assert 0 <= a < b < len(res["divergence"])
+    json.dumps(res)
+
+
+def test_rosenstein_single_channel_and_segments(lorenz_dt02):
+    x = lorenz_dt02[:20_000, 0]
+    res = lyapunov_max_data(x, dt=0.02)
+    assert abs(res["lambda_max_per_s"] - LAMBDA_LORENZ) < 0.15 * LAMBDA_LORENZ
+    trials = [lorenz_dt02[i:i + 2000] for i in range(0, 20_000, 2000)]
+    res = lyapunov_max_data(trials, dt=0.02)
+    assert abs(res["lambda_max_per_s"] - LAMBDA_LORENZ) < 0.15 * LAMBDA_LORENZ
+
+
+def test_rosenstein_logistic_map_with_given_embedding():
+    x = np.empty(20_000)
+    x[0] = 0.3
+    for i in range(1, len(x)):
+        x[i] = 4.0 * x[i - 1] * (1.0 - x[i - 1])
+    res = lyapunov_max_data(x, delay=1, dim=1, fit_range=(0, 4), theiler=0)
+    assert res["lambda_max_per_bin"] == pytest.approx(math.log(2), abs=0.1)
+    assert res["fit_range"] == [0, 4] and res["delay_method"] == "given"
+
+
+def test_embedding_helpers():
+    t = np.arange(8000)
+    x = np.sin(2 * np.pi * t / 100) + 0.2 * np.random.default_rng(0).normal(size=8000)
+    assert abs(embedding_delay(x) - 25) <= 5
+    dim, fr = embedding_dimension(np.sin(t * 0.05), delay=30)
+    assert dim == 2 and fr.shape == (10,) and fr[0] > 0.1
+
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    ((np.zeros(1000),), {}, "constant"),
+    ((np.arange(20.0),), {}, "too short"),
+    ((np.r_[np.nan, np.arange(999.0)],), {}, "NaN"),
+    ((np.random.default_rng(0).normal(size=2000),), dict(dt=-1.0), "dt"),
+    ((np.random.default_rng(0).normal(size=2000),), dict(delay=1, dim=2, fit_range=(5, 2)), "fit_range"),
+    ((np.zeros((10, 2, 2)),), {}, "shape"),
+])
+def test_rosenstein_errors(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lyapunov_max_data(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------- τ choice
+def test_predictability_time():
+    assert predictability_time(math.log(2)) == pytest.approx(1.0)
+    assert predictability_time(0.0) == math.inf
+    assert math.isnan(predictability_time(float("nan")))
+
+
+def test_choose_tau_on_lorenz(lorenz_dt02):
+    tau, info = choose_tau(Observations(lorenz_dt02, bin_size=0.02))
+    expected = math.log(2) / (LAMBDA_LORENZ * 0.02)  # 38 bins
+    assert abs(tau - expected) < 0.2 * expected
+    assert info["method"] == "rosenstein" and info["clipped"] is False
+    assert info["lambda_max_per_bin"] == pytest.approx(info["lambda_max_per_s"] * 0.02)
+    assert info["tau_pred_bins"] == pytest.approx(math.log(2) / info["lambda_max_per_bin"])
+    for key in ("delay", "dim", "fallback", "bin_size"):
+        assert key in info
+    json.dumps(info)
+    tau_c, info_c = choose_tau(Observations(lorenz_dt02, bin_size=0.02), max_tau=10)
+    assert tau_c == 10 and info_c["clipped"] is True
+
+
+def test_choose_tau_falls_back_on_noise_counts():
+    counts = np.random.default_rng(0).poisson(1.0, size=(6000, 3))
+    obs = Observations(counts, kind="counts", bin_size=0.05)
+    with pytest.warns(RuntimeWarning, match="no exponential divergence"):
+        tau, info = choose_tau(obs)
+    assert tau == 20 and info["fallback"] is True and info["smooth"] == 2.0
+
+
+def test_choose_tau_errors():
+    with pytest.raises(ValueError, match="max_tau"):
+        choose_tau(np.zeros((100, 1)), min_tau=10, max_tau=5)
+
+
+def test_choose_tau_on_shared_lorenz63(shared_benchmarks):
+    """lorenz63.npy is Lorenz-63 at dt = 0.01 (checked from its vector field): true τ_pred =
+    ln 2 / (0.906 · 0.01) = 76.5 steps."""
+    x = np.load(shared_benchmarks / "lorenz63.npy")
+    tau, info = choose_tau(Observations(x, bin_size=0.01))
+    assert abs(tau - 76.5) < 0.25 * 76.5, info
+
+
+def test_dsr_tau_auto_uses_choose_tau(lorenz_dt02):
+    est = DSR(tau="auto", latent_dim=3, hidden_dim=8, epochs=1, batches_per_epoch=2,
+              batch_size=8, progress=False).fit(lorenz_dt02[:8000], bin_size=0.02)
+    assert est.tau_info_["method"] == "rosenstein"
+    assert 25 <= est.tau_ <= 55
+
+
+# ----------------------------------------------------------------------------- recovery
+@pytest.mark.slow
+def test_fitted_plrnn_recovers_lorenz_lyapunov_exponent():
+    """The default DSR fitted to Lorenz-63 has λ_max within 25 % of 0.906 per time unit and a
+    negative sum of exponents (a dissipative attractor)."""
+    x = simulate_lorenz(60_000, 0.01, seed=1)
+    est = DSR(tau=20, max_time=45, epochs=None, seed=0, progress=False).fit(x, bin_size=0.01)
+    lam = lyapunov_spectrum(est, n_steps=20_000, z0=est.transform(x[:1])[0][0])
+    assert abs(lam[0] - LAMBDA_LORENZ) < 0.25 * LAMBDA_LORENZ, lam
+    assert lam.sum() < 0
