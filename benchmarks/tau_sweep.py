@@ -76,7 +76,8 @@ def _stats(values) -> dict:
 
 def fit_and_score(x, dt, *, tau, mode, seed, args) -> dict:
     est = DSR(tau=int(tau), mode=mode, seq_len=args.seq_len, batch_size=args.batch_size,
-              lr=args.lr, epochs=args.epochs, max_time=args.max_time, seed=seed, progress=False)
+              lr=args.lr, epochs=args.epochs, max_time=args.max_time, seed=seed,
+              latent_dim=args.latent_dim, hidden_dim=args.hidden_dim, progress=False)
     t0 = time.perf_counter()
     est.fit(x, bin_size=dt)
     fit_s = time.perf_counter() - t0
@@ -110,7 +111,8 @@ def summarize(runs, taus, tau_auto, tau_info, dt, args) -> dict:
     return {"benchmark": "tau_sweep", "data": str(args.data), "dt": dt,
             "taus": taus, "seeds": list(range(args.seeds)), "seq_len": args.seq_len,
             "batch_size": args.batch_size, "max_time": args.max_time, "epochs": args.epochs,
-            "lr": args.lr, "n_generate": args.n_generate, "per_tau": per_tau,
+            "lr": args.lr, "latent_dim": args.latent_dim, "hidden_dim": args.hidden_dim,
+            "n_generate": args.n_generate, "per_tau": per_tau,
             "baseline": baseline, "best_tau_dstsp": best, "best_tau_dh": best_dh,
             "tau_auto": tau_auto, "tau_auto_info": tau_info,
             "tau_pred_true": math.log(2) / (LAMBDA_LORENZ * dt),
@@ -129,6 +131,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seq-len", type=int, default=200, help="window length, the same for every run")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--latent-dim", type=int, default=None,
+                    help="latent size M (default: the number of channels, 3)")
+    ap.add_argument("--hidden-dim", type=int, default=64)
     ap.add_argument("--n-generate", type=int, default=100_000)
     ap.add_argument("--no-baseline", action="store_true", help="skip the clipped-BPTT baseline")
     ap.add_argument("--out", default="tau_sweep_out", help="output folder")

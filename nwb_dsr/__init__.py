@@ -4,21 +4,44 @@ Read spikes or LFP from NWB into :class:`Observations`, fit a latent RNN by spar
 with :class:`DSR`, check it with :func:`evaluate` and :func:`lyapunov_spectrum`, and write the
 fitted dynamics back into NWB with :func:`write_dynamics` (read them back with
 :func:`read_dynamics`).
+
+The readers do not need torch: names that do (the estimator, analysis, write-back) are imported
+on first use, so ``nwb_dsr.read_lfp`` stays light on memory.
 """
+from __future__ import annotations
+
+import importlib
+
+from .io import (NWBReadError, file_info, format_info, from_binned_spiketrain, from_neo,
+                 from_pynapple, from_spiketrains, read_lfp, read_units, to_analogsignal)
+from .observations import Observations
+
 __version__ = "0.1.0"
 
-from .observations import Observations  # noqa: E402
-from .estimator import DSR, NotFittedError  # noqa: E402
-from .io import (NWBReadError, file_info, from_binned_spiketrain, from_neo, from_pynapple,  # noqa: E402
-                 from_spiketrains, read_lfp, read_units, to_analogsignal)
-from .analysis import (choose_tau, co_bps, evaluate, lyapunov_max_data, lyapunov_spectrum,  # noqa: E402
-                       power_spectrum_distance, prediction_error, state_space_divergence)
-from .nwb import list_dynamics, read_dynamics, write_dynamics  # noqa: E402
-from . import datasets  # noqa: E402
+_LAZY = {
+    "DSR": "estimator", "NotFittedError": "estimator",
+    "evaluate": "analysis", "prediction_error": "analysis", "co_bps": "analysis",
+    "lyapunov_spectrum": "analysis", "lyapunov_max_data": "analysis", "choose_tau": "analysis",
+    "state_space_divergence": "analysis", "power_spectrum_distance": "analysis",
+    "write_dynamics": "nwb", "read_dynamics": "nwb", "list_dynamics": "nwb",
+    "read_results": "nwb",
+}
+_SUBMODULES = ("analysis", "datasets", "estimator", "io", "models", "nwb", "training")
 
-__all__ = ["Observations", "DSR", "NotFittedError", "read_units", "read_lfp", "file_info",
+__all__ = ["Observations", "read_units", "read_lfp", "file_info", "format_info",
            "from_spiketrains", "from_neo", "from_binned_spiketrain", "from_pynapple",
-           "to_analogsignal", "NWBReadError", "evaluate", "prediction_error", "co_bps",
-           "lyapunov_spectrum", "lyapunov_max_data", "choose_tau", "state_space_divergence",
-           "power_spectrum_distance", "write_dynamics", "read_dynamics", "list_dynamics",
-           "datasets", "__version__"]
+           "to_analogsignal", "NWBReadError", *_LAZY, "__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'nwb_dsr' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

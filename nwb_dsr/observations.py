@@ -98,16 +98,17 @@ class Observations:
         segs = []
         for k, x in enumerate(self.data):
             arr = _as_segment(x, f"segment {k}")
-            if not np.all(np.isfinite(arr)):
+            if arr.dtype.kind not in "iub" and not np.isfinite(arr).all():
                 bad = np.argwhere(~np.isfinite(arr))[0]
                 raise ValueError(f"segment {k} contains NaN or inf (first at bin {bad[0]}, channel "
                                  f"{bad[1]}); remove or interpolate those samples, or split the "
                                  "recording into segments around them.")
             if self.kind == "counts":
-                if np.any(arr < 0):
+                if arr.dtype.kind != "u" and arr.min() < 0:
                     raise ValueError(f"segment {k} has negative values, but kind='counts' expects "
                                      "spike counts >= 0; use kind='continuous' for signed signals.")
-                arr = arr.astype(np.float32 if np.all(arr < 2**24) else np.float64)
+                exact32 = arr.dtype.kind == "b" or arr.max() < 2**24  # float32 holds these exactly
+                arr = arr.astype(np.float32 if exact32 else np.float64, copy=False)
             else:
                 arr = arr.astype(np.float64, copy=False)
             segs.append(arr)

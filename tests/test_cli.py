@@ -91,6 +91,10 @@ def test_fit_lfp_in_place_adds_to_a_copy(recording, tmp_path, capsys):
     assert fit["name"] == "lfp" and fit["data_kind"] == "continuous"
     assert fit["observation_model"] == "gaussian" and fit["n_channels"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.nwb"]
+    capsys.readouterr()
+    assert main(["evaluate", str(copy), "--name", "lfp", "--json", "--lyapunov-steps", "200"]) == 0
+    metrics = _last_json(capsys.readouterr().out)["metrics"]
+    assert metrics["kind"] == "continuous" and metrics["n_bins"] == 750  # 3 s at 250 Hz
 
 
 def test_evaluate_rereads_the_stored_selection(fitted_file, tmp_path, capsys):

@@ -72,3 +72,16 @@ def test_mock_factories_round_trip_through_a_file(tmp_path):
     res = read_results(path, name="fit")
     assert res["metrics"]["D_stsp"] == 0.5
     assert res["lyapunov_spectrum"].shape == (2,)
+
+
+def test_namespace_path_falls_back_to_repo_schemas(monkeypatch):
+    real_is_file = Path.is_file
+
+    def no_packaged_copy(self):
+        return False if self.parent.name == "spec" else real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", no_packaged_copy)
+    assert dnwb.namespace_path() == REPO / "schemas" / "ndx-dsr.namespace.yaml"
+    monkeypatch.setattr(Path, "is_file", lambda self: False)
+    with pytest.raises(FileNotFoundError, match="create_extension_spec"):
+        dnwb.namespace_path()

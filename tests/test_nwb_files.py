@@ -8,10 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pynwb
 import pytest
-from pynwb import NWBHDF5IO
 
 from nwb_dsr.datasets import write_lorenz_nwb
 from nwb_dsr.nwb import list_dynamics, read_dynamics, read_results, write_dynamics
@@ -132,7 +130,6 @@ def test_real_units_file(tmp_path):
     src = _real("pynapple_phy_A8604-211122.nwb")
     before_hash, before = _sha(src), file_snapshot(src)
     obs = read_units(src, bin_size=0.05, interval=(0.0, 60.0))
-    est, _ = mock_fitted_estimator(n_channels=obs.n_channels)  # warm torch
     from nwb_dsr import DSR
     est = DSR(latent_dim=2, hidden_dim=4, tau=5, epochs=1, batches_per_epoch=1, batch_size=4,
               seq_len=20, progress=False).fit(obs)

@@ -211,28 +211,31 @@ def open_nwb(source) -> Iterator[tuple]:
 # ---------------------------------------------------------------------------------------------
 
 def raw_data(obj):
-    """The array-like behind a VectorData / TimeSeries ``data`` (unwraps H5DataIO, lists)."""
+    """The array-like behind a column or series (``obj.data``), with H5DataIO unwrapped.
+
+    An h5py Dataset (file-backed), hdmf's string-dataset wrapper, or a numpy array (data held
+    in memory, lists converted).
+    """
     from hdmf.data_utils import DataIO
 
-    data = obj.data if hasattr(obj, "data") and not isinstance(obj, (np.ndarray, h5py.Dataset)) \
-        else obj
+    data = obj if isinstance(obj, (np.ndarray, h5py.Dataset)) else obj.data
     while isinstance(data, DataIO):
         data = data.data
-    if isinstance(data, (h5py.Dataset, np.ndarray)):
-        return data
-    if hasattr(data, "dataset"):  # hdmf StrDataset and similar wrappers
+    if isinstance(data, (h5py.Dataset, np.ndarray)) or hasattr(data, "dataset"):
         return data
     return np.asarray(data)
 
 
 def read_all(obj, dtype=None) -> np.ndarray:
-    """The whole of a column / dataset as a fresh numpy array."""
+    """The whole of a column / dataset as a numpy array (a fresh one for file data)."""
     data = raw_data(obj)
-    arr = data[()] if isinstance(data, h5py.Dataset) else np.array(data[:] if hasattr(
-        data, "dataset") else data)
-    if dtype is not None:
-        arr = np.asarray(arr, dtype=dtype)
-    return arr
+    if isinstance(data, h5py.Dataset):
+        arr = data[()]
+    elif isinstance(data, np.ndarray):
+        arr = data
+    else:  # wrappers such as hdmf's StrDataset
+        arr = np.asarray(data[:])
+    return arr if dtype is None else np.asarray(arr, dtype=dtype)
 
 
 def column_names(table) -> list:
@@ -410,7 +413,7 @@ def trial_windows(nwbfile, trials, *, trial_window=None, align_to=None, trial_fi
     bad = ~(np.isfinite(starts) & np.isfinite(stops))
     if bad.any():
         warnings.warn(f"{int(bad.sum())} of {rows.size} selected trials have {what} and were "
-                      "skipped.", NWBReadWarning, stacklevel=4)
+                      "skipped.", NWBReadWarning, stacklevel=3)
     ok = ~bad
     if interval is not None:
         ok &= (starts >= interval[0]) & (stops <= interval[1])

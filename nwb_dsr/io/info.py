@@ -5,9 +5,6 @@ installed (those are listed under ``extensions``, with what to install).
 """
 from __future__ import annotations
 
-import math
-from pathlib import Path
-
 import h5py
 import numpy as np
 
@@ -170,7 +167,8 @@ def file_info(path) -> dict:
     >>> from nwb_dsr.io import file_info, format_info
     >>> nwbfile = mock_NWBFile()
     >>> nwbfile.add_unit(spike_times=[0.1, 0.2, 3.0])
-    >>> path = os.path.join(tempfile.mkdtemp(), "demo.nwb")
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(tmp.name, "demo.nwb")
     >>> with NWBHDF5IO(path, "w") as io:
     ...     io.write(nwbfile)
     >>> info = file_info(path)
@@ -178,6 +176,7 @@ def file_info(path) -> dict:
     (1, 3, [0.1, 3.0])
     >>> print(format_info(info).splitlines()[2])
     units: 1 units, 3 spikes, 0.1-3 s, obs_intervals: no
+    >>> tmp.cleanup()
     """
     p = check_path(path)
     try:

@@ -23,6 +23,7 @@ whole recording.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from fractions import Fraction
@@ -304,13 +305,11 @@ class _Source:
             raw = np.asarray(self.data[a:b, int(self.cols[0]):int(self.cols[-1]) + 1])
         else:
             raw = np.asarray(self.data[a:b])[:, self.cols]
-        if self.check_nan:
-            bad = np.isnan(raw)
-            if bad.any():
-                r, c = np.argwhere(bad)[0]
-                raise NWBReadError(f"{self.name} has NaN samples (first at sample {a + r}, "
-                                   f"selected channel {c}); read an interval without them, or "
-                                   "interpolate the gaps before fitting.")
+        if self.check_nan and not np.isfinite(raw).all():
+            r, c = np.argwhere(~np.isfinite(raw))[0]
+            raise NWBReadError(f"{self.name} has NaN or infinite samples (first at sample "
+                               f"{a + r}, selected channel {c}); read an interval without them, "
+                               "or interpolate the gaps before fitting.")
         return raw
 
     def _rows_into(self, out: np.ndarray, a: int, b: int) -> None:
@@ -440,7 +439,7 @@ def _check_regular(t, i0: int, i1: int, fs: float, label: str):
 
 def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, band=None,
              interval=None, trials=None, trial_window=None, align_to=None, trial_filter=None,
-             zscore: bool = False, chunk_seconds: float = 10.0,
+             zscore: bool = False, chunk_seconds: float = 5.0,
              filter_order: int = 4) -> Observations:
     """Read an ElectricalSeries (LFP) as continuous observations in volts.
 
@@ -471,7 +470,7 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
         not inside the recording are skipped with a warning.
     zscore : bool, default False
         Z-score each channel over all segments (the output is then dimensionless).
-    chunk_seconds : float, default 10.0
+    chunk_seconds : float, default 5.0
         Length of one read block in seconds of output; bounds the memory used beyond the
         output itself.
     filter_order : int, default 4
@@ -493,6 +492,20 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
         Missing or non-NWB file, extension not installed, no or ambiguous series, bad
         channels, ``rate`` above the series' rate, band outside (0, Nyquist), non-monotonic or
         irregular timestamps, NaN samples, an interval outside the recording.
+
+    Warns
+    -----
+    NWBReadWarning
+        Trials with NaN times or windows outside the recording (skipped); constant channels
+        when z-scoring.
+
+    Notes
+    -----
+    The data are read in blocks of ``chunk_seconds`` (rounded to the HDF5 chunking, each chunk
+    read once), so memory is the output plus a few blocks whatever the recording's length.
+    A series with ``timestamps`` has them read whole (8 bytes per sample, small next to the
+    data); they must be strictly increasing and regular within the segments read. See the
+    module docstring for the filters.
 
     Examples
     --------
@@ -558,9 +571,10 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
             margin = 0 if sos is None else _iir_margin(sos, fs_out, limit=int(
                 max(1024, 600 * fs_out)))
             out = []
-            for i0, i1 in segs:
-                out.append(_read_segment(src, res, scale, offset, i0, i1, n, up, down, sos,
-                                         margin, block))
+            with _one_blas_thread():
+                for i0, i1 in segs:
+                    out.append(_read_segment(src, res, scale, offset, i0, i1, n, up, down, sos,
+                                             margin, block))
         except NWBReadError:
             raise
         except (OSError, KeyError, TypeError, ValueError, AttributeError) as err:
@@ -582,6 +596,16 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
     return Observations(out, kind="continuous", bin_size=bin_size, start_times=starts,
                         ids=eids[cols], provenance=prov,
                         channel_info={k: v[cols] for k, v in info.items()})
+
+
+def _one_blas_thread():
+    """Context limiting BLAS to one thread: the resampler runs many small matrix products,
+    for which BLAS threads only add synchronisation (several times slower on a busy machine)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it BLAS keeps its own setting
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _filter_text(res, sos, band, order) -> str:
@@ -626,19 +650,25 @@ def _read_segment(src, res, scale, offset, i0, i1, n, up, down, sos, margin, blo
     return out
 
 
-def _zscore(segs, ids) -> None:
+def _zscore(segs, ids, rows: int = 1 << 16) -> None:
+    """Z-score each channel over all segments, in place and in row blocks (no full copies)."""
     n = sum(s.shape[0] for s in segs)
     mean = sum(s.sum(axis=0) for s in segs) / n
-    var = sum(((s - mean) ** 2).sum(axis=0) for s in segs) / n
-    sd = np.sqrt(var)
+    var = np.zeros_like(mean)
+    for s in segs:
+        for a in range(0, s.shape[0], rows):
+            var += ((s[a:a + rows] - mean) ** 2).sum(axis=0)
+    sd = np.sqrt(var / n)
     flat = sd == 0
     if flat.any():
         warnings.warn(f"channels {np.asarray(ids)[flat][:10].tolist()} are constant; they were "
                       "centred but not scaled by z-scoring.", NWBReadWarning, stacklevel=3)
         sd[flat] = 1.0
     for s in segs:
-        s -= mean
-        s /= sd
+        for a in range(0, s.shape[0], rows):
+            blk = s[a:a + rows]
+            blk -= mean
+            blk /= sd
 
 
 def _ratio(rate, fs: float):

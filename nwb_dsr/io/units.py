@@ -13,9 +13,9 @@ import h5py
 import numpy as np
 
 from ..observations import Observations
-from ._nwbfile import (check_interval, column_names, drop_short, jsonable, mask_from_callable,
-                       n_whole_bins, open_nwb, raw_data, read_all, scalar_column, seconds,
-                       short_error, trial_windows, boolean_column)
+from ._nwbfile import (boolean_column, check_interval, column_names, drop_short, jsonable,
+                       mask_from_callable, n_whole_bins, open_nwb, raw_data, read_all,
+                       scalar_column, seconds, short_error, trial_windows)
 from .errors import NWBReadError, NWBReadWarning
 
 __all__ = ["read_units", "bin_spike_times"]
@@ -378,7 +378,7 @@ def _segments(times, obs_iv, ids, bs, interval, tw):
             pos = np.searchsorted(common[:, 0], starts, side="right") - 1
             inside = (pos >= 0) & (stops <= common[np.maximum(pos, 0), 1])
             lost = keep & ~inside
-            if lost.all() or not (keep & inside).any():
+            if not (keep & inside).any():
                 raise NWBReadError("no selected trial lies within time when all selected units "
                                    "were observed (obs_intervals); select fewer units or pass "
                                    "obs_intervals='ignore'.")
@@ -397,7 +397,7 @@ def _segments(times, obs_iv, ids, bs, interval, tw):
                 raise NWBReadError(f"no time in interval {interval} was observed for all "
                                    "selected units (obs_intervals); choose another interval, "
                                    "fewer units, or obs_intervals='ignore'.")
-        nb = np.floor((pieces[:, 1] - pieces[:, 0]) / bs + 1e-9).astype(np.int64)
+        nb = np.array([n_whole_bins(b - a, bs) for a, b in pieces], dtype=np.int64)
         if not (nb >= 1).any():
             raise NWBReadError(f"bin_size={bs:g} s is longer than every observed piece of the "
                                f"recording (longest {float(np.ptp(pieces, 1).max()):g} s); "

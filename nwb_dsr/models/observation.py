@@ -156,8 +156,12 @@ class PoissonObservation(ObservationModel):
             raise ValueError(f"smoothing must be >= 0 bins; got {smoothing!r}.")
         self.link, self.smoothing, self.floor = link, float(smoothing), float(floor)
 
+    #: Upper bound of the linear predictor under the exp link (e^12 ≈ 1.6e5 counts per bin):
+    #: an unstable early model cannot overflow the rates to inf and poison the gradients.
+    max_log_rate = 12.0
+
     def _link(self, y):
-        return torch.exp(y) if self.link == "exp" else F.softplus(y)
+        return torch.exp(y.clamp(max=self.max_log_rate)) if self.link == "exp" else F.softplus(y)
 
     def _inverse_link(self, r: np.ndarray) -> np.ndarray:
         r = np.maximum(r, self.floor)
@@ -175,6 +179,7 @@ class PoissonObservation(ObservationModel):
     def loss(self, z, x):
         y = self.linear(z)
         if self.link == "exp":
+            y = y.clamp(max=self.max_log_rate)
             return (torch.exp(y) - x * y).mean()
         r = F.softplus(y)
         return (r - x * torch.log(r + 1e-8)).mean()

@@ -1,0 +1,225 @@
+"""Tests of nwb_dsr.io.read_lfp: conversion to volts, anti-aliased decimation, band-pass,
+chunked reading against whole-signal references, series discovery, selections, trials."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from scipy import signal
+
+pynwb = pytest.importorskip("pynwb")
+from hdmf.backends.hdf5 import H5DataIO  # noqa: E402
+from pynwb import NWBHDF5IO  # noqa: E402
+from pynwb.ecephys import LFP, ElectricalSeries  # noqa: E402
+from pynwb.testing.mock.file import mock_NWBFile  # noqa: E402
+
+from nwb_dsr.io import NWBReadError, NWBReadWarning, read_lfp  # noqa: E402
+from nwb_dsr.io import lfp as lfp_module  # noqa: E402
+
+FS = 1000.0
+
+
+def _electrodes(nwb, n, locations=None):
+    dev = nwb.create_device(name="probe")
+    grp = nwb.create_electrode_group(name="shank", description="", location="brain", device=dev)
+    for k in range(n):
+        nwb.add_electrode(group=grp, location=(locations[k] if locations else "CA1"), id=100 + k)
+    return nwb.create_electrode_table_region(list(range(n)), "channels")
+
+
+def _lfp_file(data, *, rate=FS, in_processing=True, name="LFP_series", conversion=1.0,
+              offset=0.0, channel_conversion=None, timestamps=None, locations=None,
+              starting_time=0.0):
+    nwb = mock_NWBFile()
+    region = _electrodes(nwb, data.shape[1], locations)
+    kw = dict(timestamps=timestamps) if timestamps is not None else dict(
+        rate=rate, starting_time=starting_time)
+    if in_processing:  # attach the container first so the region shares the file as ancestor
+        lfp = LFP(name="LFP")
+        nwb.create_processing_module("ecephys", "processed").add(lfp)
+    es = ElectricalSeries(name=name, data=data, electrodes=region, conversion=conversion,
+                          offset=offset, channel_conversion=channel_conversion, **kw)
+    if in_processing:
+        lfp.add_electrical_series(es)
+    else:
+        nwb.add_acquisition(es)
+    return nwb
+
+
+def _amplitude(x, fs, f):
+    """Amplitude of the f-Hz component of x (least squares on sin/cos)."""
+    t = np.arange(x.size) / fs
+    A = np.stack([np.sin(2 * np.pi * f * t), np.cos(2 * np.pi * f * t), np.ones_like(t)], 1)
+    c = np.linalg.lstsq(A, x, rcond=None)[0]
+    return float(np.hypot(c[0], c[1]))
+
+
+def test_conversion_offset_channel_conversion_in_volts():
+    rng = np.random.default_rng(0)
+    raw = rng.integers(-2000, 2000, size=(500, 3)).astype(np.int16)
+    cc = np.array([1.0, 2.0, 0.5])
+    nwb = _lfp_file(raw, conversion=1e-6, offset=0.01, channel_conversion=cc)
+    obs = read_lfp(nwb)
+    assert obs.kind == "continuous" and obs.bin_size == pytest.approx(1e-3)
+    np.testing.assert_allclose(obs.data[0], raw * 1e-6 * cc + 0.01, rtol=1e-12)
+    np.testing.assert_array_equal(obs.ids, [100, 101, 102])
+    assert obs.provenance["object"] == "/processing/ecephys/LFP/LFP_series"
+    assert obs.provenance["unit"] == "volts"
+    np.testing.assert_allclose(obs.times(0)[:3], [0.0, 0.001, 0.002])
+
+
+def test_decimated_sine_keeps_amplitude_and_frequency_and_rejects_alias():
+    t = np.arange(20000) / FS
+    x = 2.0 * np.sin(2 * np.pi * 7.0 * t) + 1.0 * np.sin(2 * np.pi * 290.0 * t)
+    nwb = _lfp_file(x[:, None], in_processing=False)
+    obs = read_lfp(nwb, rate=100.0)
+    y = obs.data[0][:, 0]
+    assert y.size == 2000 and obs.bin_size == pytest.approx(0.01)
+    core = y[100:-100]  # away from the ends
+    assert _amplitude(core, 100.0, 7.0) == pytest.approx(2.0, rel=1e-3)
+    f, p = signal.periodogram(core, fs=100.0)
+    assert f[np.argmax(p)] == pytest.approx(7.0, abs=0.1)
+    # 290 Hz would alias to 10 Hz without the anti-alias filter
+    assert _amplitude(core, 100.0, 10.0) < 1e-3
+
+
+def test_band_pass_removes_out_of_band_sine():
+    t = np.arange(30000) / FS
+    x = np.sin(2 * np.pi * 3.0 * t) + 0.5 * np.sin(2 * np.pi * 60.0 * t)
+    obs = read_lfp(_lfp_file(x[:, None]), rate=250.0, band=(40.0, 80.0))
+    core = obs.data[0][500:-500, 0]
+    assert _amplitude(core, 250.0, 60.0) == pytest.approx(0.5, rel=1e-2)
+    assert _amplitude(core, 250.0, 3.0) < 1e-3
+    assert "sosfiltfilt" in obs.provenance["filter"]
+
+
+def _write(nwb, path):
+    with NWBHDF5IO(path, "w") as io:
+        io.write(nwb)
+    return path
+
+
+@pytest.mark.parametrize("dtype, rate", [("int16", 100.0), ("float64", 400.0), ("int16", None)])
+def test_chunked_file_read_equals_in_memory_reference(tmp_path, dtype, rate):
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(24000, 3)).cumsum(0) * 20).astype(dtype)
+    data = H5DataIO(x, chunks=(700, 3), compression="gzip")
+    path = _write(_lfp_file(data, conversion=2e-6, offset=0.1,
+                            channel_conversion=np.array([1.0, 3.0, 0.5])), tmp_path / "x.nwb")
+    volts = x * 2e-6 * np.array([1.0, 3.0, 0.5]) + 0.1
+    ratio = Fraction(rate or FS) / Fraction(FS)
+    ref = volts if rate is None else signal.resample_poly(
+        volts, ratio.numerator, ratio.denominator, axis=0, padtype="antireflect")
+    fs_out = rate or FS
+    sos = signal.butter(4, [2.0, 30.0], btype="bandpass", fs=fs_out, output="sos")
+    ref_band = signal.sosfiltfilt(sos, ref, axis=0)
+    scale = np.abs(ref).max()
+    for chunk in (0.37, 1e4):  # blocks smaller than the HDF5 chunks; the whole signal
+        obs = read_lfp(path, rate=rate, chunk_seconds=chunk)
+        np.testing.assert_allclose(obs.data[0], ref, rtol=0, atol=1e-6 * scale)
+        band = read_lfp(path, rate=rate, band=(2.0, 30.0), chunk_seconds=chunk)
+        np.testing.assert_allclose(band.data[0], ref_band, rtol=0, atol=1e-6 * scale)
+
+
+def test_memory_is_bounded_reads_are_blocks(tmp_path, monkeypatch):
+    x = np.zeros((50000, 4), dtype=np.int16)
+    path = _write(_lfp_file(H5DataIO(x, chunks=(1000, 4))), tmp_path / "big.nwb")
+    seen = []
+    orig = lfp_module._Source._fetch
+
+    def spy(self, a, b):
+        seen.append(b - a)
+        return orig(self, a, b)
+
+    monkeypatch.setattr(lfp_module._Source, "_fetch", spy)
+    obs = read_lfp(path, rate=100.0, chunk_seconds=2.0)
+    assert obs.n_bins == 5000
+    assert max(seen) <= 2.0 * FS + 2 * 1000 + 250  # one block + HDF5 chunk rounding + filter
+    assert sum(seen) <= 50000 + 1000 * 2  # every chunk read about once
+
+
+def test_resampling_ratio_non_integer():
+    t = np.arange(5000) / FS
+    x = np.sin(2 * np.pi * 5 * t)[:, None]
+    obs = read_lfp(_lfp_file(x), rate=400.0)
+    ref = signal.resample_poly(x, 2, 5, axis=0, padtype="antireflect")
+    np.testing.assert_allclose(obs.data[0], ref, atol=1e-12)
+    assert obs.bin_size == pytest.approx(1 / 400)
+
+
+def test_timestamps_equal_rate_based_read():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3000, 2))
+    ts = 5.0 + np.arange(3000) / FS
+    a = read_lfp(_lfp_file(x, timestamps=ts), rate=250.0, interval=(6.0, 7.0))
+    b = read_lfp(_lfp_file(x, starting_time=5.0), rate=250.0, interval=(6.0, 7.0))
+    np.testing.assert_allclose(a.data[0], b.data[0])
+    assert a.times(0)[0] == pytest.approx(6.0)
+    assert b.times(0)[0] == pytest.approx(6.0)
+
+
+def test_series_discovery_prefers_lfp_container_and_accepts_names():
+    x = np.ones((100, 2))
+    nwb = _lfp_file(x)  # /processing/ecephys/LFP/LFP_series
+    region = nwb.create_electrode_table_region([0, 1], "raw channels")
+    nwb.add_acquisition(ElectricalSeries(name="raw", data=np.zeros((300, 2)), electrodes=region,
+                                         rate=FS))
+    assert read_lfp(nwb).provenance["object"] == "/processing/ecephys/LFP/LFP_series"
+    assert read_lfp(nwb, series="raw").provenance["object"] == "/acquisition/raw"
+    assert read_lfp(nwb, series="/acquisition/raw").n_bins == 300
+
+
+def test_channel_and_electrode_selection_and_info():
+    x = np.arange(40, dtype=float).reshape(10, 4)
+    nwb = _lfp_file(x, locations=["CA1", "CA3", "DG", "CTX"])
+    by_index = read_lfp(nwb, channels=[3, 1])
+    by_id = read_lfp(nwb, electrodes=[103, 101])
+    np.testing.assert_array_equal(by_index.data[0], x[:, [3, 1]])
+    np.testing.assert_array_equal(by_id.data[0], x[:, [3, 1]])
+    np.testing.assert_array_equal(by_id.ids, [103, 101])
+    assert list(by_id.channel_info["location"]) == ["CTX", "CA3"]
+    assert list(read_lfp(nwb, channels=[1, 2]).channel_info["location"]) == ["CA3", "DG"]
+
+
+def test_trials_segments_are_cuts_of_the_whole_filtered_recording():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(20000, 2))
+    nwb = _lfp_file(x)
+    nwb.add_trial(start_time=2.0, stop_time=3.0)
+    nwb.add_trial(start_time=9.0, stop_time=9.5)
+    nwb.add_trial(start_time=19.9, stop_time=25.0)  # runs past the recording
+    with pytest.warns(NWBReadWarning, match="1 trial windows are not inside"):
+        obs = read_lfp(nwb, rate=100.0, band=(1.0, 20.0), trials=True)
+    whole = read_lfp(nwb, rate=100.0, band=(1.0, 20.0))
+    assert obs.lengths == [100, 50]
+    for k, t0 in enumerate([2.0, 9.0]):
+        i = int(round(t0 * 100))
+        np.testing.assert_allclose(obs.data[k], whole.data[0][i:i + obs.lengths[k]],
+                                   atol=1e-9)
+        assert obs.times(k)[0] == pytest.approx(t0)
+    assert obs.provenance["selection"]["trials"] == [0, 1]
+
+
+def test_zscore():
+    rng = np.random.default_rng(4)
+    x = rng.normal(3.0, 2.0, size=(4000, 3))
+    obs = read_lfp(_lfp_file(x), rate=250.0, zscore=True)
+    y = obs.concatenated()
+    np.testing.assert_allclose(y.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(y.std(0), 1, atol=1e-12)
+    assert obs.provenance["unit"] == "z-score"
+
+
+def test_file_is_closed_after_reading(tmp_path):
+    import h5py
+
+    path = _write(_lfp_file(np.ones((100, 2))), tmp_path / "c.nwb")
+    read_lfp(path)
+    with h5py.File(path, "a"):  # would fail if the reader had left the file open for reading
+        pass
+
+
+def test_interval_outside_recording_is_an_error():
+    with pytest.raises(NWBReadError, match="holds no samples"):
+        read_lfp(_lfp_file(np.ones((100, 1))), interval=(5.0, 6.0))
