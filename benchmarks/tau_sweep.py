@@ -28,7 +28,7 @@ marked on the figure, together with the true τ_pred of Lorenz-63 at dt = 0.01
     python benchmarks/tau_sweep.py --out /tmp/tau_sweep                      # full sweep
     python benchmarks/tau_sweep.py --taus 10,46,200 --seeds 1 --max-time 20  # quick look
 
-Writes ``results.json`` (every run; rewritten after each one), ``tau_sweep.png`` and
+Writes ``results.json`` (every run; rewritten after each one, ``--resume`` continues from it), ``tau_sweep.png`` and
 ``summary.json`` into ``--out``; prints a table, and the summary as one JSON object on the last
 line.
 """
@@ -71,6 +71,7 @@ def _stats(values) -> dict:
     ok = v[np.isfinite(v)]
     return {"mean": float(ok.mean()) if ok.size else None,
             "sd": float(ok.std()) if ok.size else None,
+            "median": float(np.median(ok)) if ok.size else None,
             "n": int(ok.size), "values": [None if not math.isfinite(x) else float(x) for x in v]}
 
 
@@ -138,6 +139,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-baseline", action="store_true", help="skip the clipped-BPTT baseline")
     ap.add_argument("--out", default="tau_sweep_out", help="output folder")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the runs already in OUT/results.json and do only the missing ones")
     args = ap.parse_args(argv)
     if args.max_time is not None and args.max_time <= 0:
         args.max_time = None
@@ -158,9 +161,15 @@ def main(argv=None) -> int:
 
     configs = [("sparse", t) for t in taus] + ([] if args.no_baseline else [("bptt", None)])
     runs = []
+    if args.resume and (out / "results.json").is_file():
+        runs = json.loads((out / "results.json").read_text())
+        print(f"resuming: {len(runs)} runs already done", flush=True)
+    done = {(r["mode"], r["tau"], r["seed"]) for r in runs}
     t_all = time.perf_counter()
     for seed in range(args.seeds):
         for mode, tau in configs:
+            if (mode, tau, seed) in done:
+                continue
             r = fit_and_score(x, dt, tau=tau or 20, mode=mode, seed=seed, args=args)
             runs.append(r)
             label = f"tau={tau}" if mode == "sparse" else "baseline"
@@ -171,6 +180,7 @@ def main(argv=None) -> int:
                   flush=True)
             (out / "results.json").write_text(json.dumps(runs, indent=1))
 
+    runs = [r for r in runs if r["seed"] < args.seeds and (r["mode"] == "bptt" or r["tau"] in taus)]
     summary = summarize(runs, taus, tau_auto, tau_info, dt, args)
     base = summary["baseline"]
     fig_path = out / "tau_sweep.png"
@@ -187,12 +197,16 @@ def main(argv=None) -> int:
 
     def fmt(s):
         return "   nan" if s["mean"] is None else f"{s['mean']:.3f} ± {s['sd']:.3f}"
-    print(f"\n{'tau':>8s}  {'D_stsp':>15s}  {'D_H':>15s}")
+
+    def seeds(s):
+        return " ".join("nan" if v is None else f"{v:.2f}" for v in s["values"])
+    print(f"\n{'tau':>8s}  {'D_stsp mean ± sd':>16s}  {'D_H mean ± sd':>15s}  D_stsp per seed")
     for t in taus:
         p = summary["per_tau"][str(t)]
-        print(f"{t:>8d}  {fmt(p['dstsp']):>15s}  {fmt(p['dh']):>15s}")
+        print(f"{t:>8d}  {fmt(p['dstsp']):>16s}  {fmt(p['dh']):>15s}  {seeds(p['dstsp'])}")
     if base is not None:
-        print(f"{'baseline':>8s}  {fmt(base['dstsp']):>15s}  {fmt(base['dh']):>15s}")
+        print(f"{'baseline':>8s}  {fmt(base['dstsp']):>16s}  {fmt(base['dh']):>15s}  "
+              f"{seeds(base['dstsp'])}")
     print(f"best tau (D_stsp): {summary['best_tau_dstsp']}, (D_H): {summary['best_tau_dh']}; "
           f"choose_tau: {tau_auto}; figure: {fig_path}")
     print(json.dumps(summary))

@@ -2,12 +2,15 @@
 
 The notebooks are found by glob, so a new one is picked up without editing this file. Each runs
 in a fresh kernel of the running interpreter (kernel "python3"; jupyter_client starts it with
-``sys.executable``) with ``tmp_path`` as its working directory, and one BLAS/OpenMP thread: the
-models are small, and on a shared machine one thread is faster and the timing repeatable.
+``sys.executable``) with ``tmp_path`` as its working directory and as its temporary folder (the
+notebooks' ``tempfile.mkdtemp()`` files land there and are cleaned up with it), and with one
+BLAS/OpenMP thread: the models are small, and on a shared machine one thread is faster and the
+timing steadier.
 Deselect with ``-m "not tutorial"``.
 """
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -24,7 +27,6 @@ TIMEOUT = 300  # seconds per cell
 
 def _error_text(err: Exception) -> str:
     """The failing cell's traceback as plain text (nbclient's message carries ANSI colours)."""
-    import re
     return re.sub(r"\x1b\[[0-9;]*m", "", str(err))
 
 
@@ -35,6 +37,7 @@ def test_tutorial_runs(path, tmp_path, monkeypatch):
         monkeypatch.setenv(var, "1")
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     monkeypatch.setenv("TQDM_DISABLE", "1")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})

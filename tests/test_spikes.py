@@ -1,0 +1,156 @@
+"""Spike counts: trial boundaries, Poisson recovery on ground truth, co-smoothing helpers."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nwb_dsr import DSR, Observations
+from nwb_dsr.analysis.evaluate import co_bps, poisson_loglik
+from nwb_dsr.datasets import make_lorenz_counts
+from nwb_dsr.models import PoissonObservation
+from nwb_dsr.training import Trainer
+
+_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "spikes_vs_gpfa.py"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Train on one thread: small models only slow down with more on a shared CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """The benchmark script as a module (its helpers are tested here)."""
+    spec = importlib.util.spec_from_file_location("spikes_vs_gpfa", _BENCH)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def population():
+    """30 units x 120 s of 10-ms counts driven by the Lorenz latent."""
+    return make_lorenz_counts(n_units=30, duration=120.0, bin_size=0.01, seed=3)
+
+
+# ----------------------------------------------------------------------------- trials
+def test_dsr_fit_windows_never_cross_trial_boundaries(monkeypatch):
+    # every trial holds one distinct constant count, so a window that crosses a boundary mixes
+    # values; the trials are laid out back to back, as one recording cut into trials
+    lengths, values = [60, 80, 45, 70], [0, 1, 2, 3]
+    trials = [np.full((n, 2), v, dtype=np.int64) for n, v in zip(lengths, values)]
+    obs = Observations(trials, kind="counts", bin_size=0.01)
+    seen = []
+    orig = Trainer.window_loss
+
+    def record(self, X, F):
+        seen.append((X.detach().clone(), F.detach().clone()))
+        return orig(self, X, F)
+
+    monkeypatch.setattr(Trainer, "window_loss", record)
+    est = DSR(hidden_dim=8, tau=5, epochs=3, batches_per_epoch=4, batch_size=32, progress=False,
+              seed=0)
+    est.fit(obs)
+    assert seen, "the trainer received no windows"
+    X = torch.cat([x for x, _ in seen])     # (n_windows, tau + 1, n_units)
+    F = torch.cat([f for _, f in seen])
+    assert X.shape[1] == est.tau_ + 1
+    first = X[:, :1]
+    assert torch.all(X == first), "a training window mixes bins of two trials"
+    assert torch.all(F == F[:, :1]), "a window's forcing targets mix two trials"
+    # windows come from every trial long enough (all of them here)
+    assert set(first[:, 0, 0].round().int().tolist()) == set(values)
+
+
+# ----------------------------------------------------------------------------- recovery
+def test_poisson_dsr_recovers_the_lorenz_latent(bench, population):
+    counts, latent, truth = population
+    obs = Observations(counts, kind="counts", bin_size=truth["bin_size"])
+    # fixed epochs (not max_time) so that the run is deterministic; about 15 s on one core
+    est = DSR(latent_dim=3, smoothing=5.0, epochs=15, progress=False, seed=0)
+    est.fit(obs)
+    assert est.observation_model_.name == "poisson"   # picked for counts
+    assert est.history_.loss[-1] < est.history_.loss[0]
+    z = est.transform(obs)[0]
+    W, c = bench.fit_affine(z, latent)
+    # the inferred latent explains the true one (measured 0.874; this comes from the read-out)
+    assert bench.r_squared(latent, bench.apply_affine(z, W, c)) > 0.8
+    # the learned dynamics carry it 10 bins ahead (measured 0.848; untrained model: -0.01)
+    k = 10
+    w = torch.as_tensor(z[:-k])
+    with torch.no_grad():
+        for _ in range(k):
+            w = est.latent_model_.step(w)
+    assert bench.r_squared(latent[k:], bench.apply_affine(w.numpy(), W, c)) > 0.6
+    # 20-bin-ahead rates beat each unit's mean rate (measured +0.73 nats/bin; untrained -0.58)
+    null = np.broadcast_to(counts.mean(0), counts.shape)
+    gain = poisson_loglik(est.predict(obs, n_ahead=20)[0], counts) - poisson_loglik(null, counts)
+    assert gain > 0.3
+    x, Z = est.generate(5000, z0=z[100], return_latent=True)
+    assert np.all(np.isfinite(Z)) and np.all(np.isfinite(x))
+    assert np.abs(Z).max() < 3 * np.abs(z).max()  # stays within the range of the data's states
+    assert x.min() >= 0 and x.max() < 10 * counts.max()
+
+
+# ----------------------------------------------------------------------------- co-smoothing
+def test_co_bps_of_true_and_mean_rates(population):
+    counts, _, truth = population
+    expected = truth["rates"] * truth["bin_size"]      # expected counts per bin
+    held_out = slice(24, 30)
+    assert co_bps(expected[:, held_out], counts[:, held_out]) > 0.1
+    mean = np.broadcast_to(counts[:, held_out].mean(0), counts[:, held_out].shape)
+    assert co_bps(mean, counts[:, held_out]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_dsr_cosmooth_rates_with_the_true_read_out(bench, population):
+    counts, _, truth = population
+    held_in, held_out = bench.split_units(30, 0.2, seed=0)
+    est = DSR()
+    o = PoissonObservation(30, 3, smoothing=5.0)
+    with torch.no_grad():
+        o.B.copy_(torch.as_tensor(truth["C"], dtype=torch.float32))
+        o.b.copy_(torch.as_tensor(truth["d"], dtype=torch.float32))
+    est.observation_model_ = o
+    rates = bench.dsr_cosmooth_rates(est, counts[:, held_in], held_in, held_out)
+    assert rates.shape == (counts.shape[0], held_out.size)
+    assert np.all(rates > 0)
+    bps = co_bps(rates, counts[:, held_out])
+    best = co_bps(truth["rates"][:, held_out] * truth["bin_size"], counts[:, held_out])
+    assert 0.0 < bps < best       # informative, yet below the true rates
+
+
+def test_dsr_cosmooth_rates_checks_its_inputs(bench):
+    est = DSR()
+    est.observation_model_ = PoissonObservation(4, 2)
+    with pytest.raises(ValueError, match=r"counts_in must be \(n_bins, 3\)"):
+        bench.dsr_cosmooth_rates(est, np.zeros((10, 2)), [0, 1, 2], [3])
+
+
+def test_gpfa_cosmooth_rates_on_known_parameters(bench):
+    rng = np.random.default_rng(0)
+    n, x_dim, T = 6, 2, 40
+    C = rng.normal(size=(n, x_dim)) * 0.3
+    params = {"covType": "rbf", "gamma": np.full(x_dim, 0.01), "eps": np.full(x_dim, 1e-3),
+              "d": np.full(n, 0.5), "C": C, "R": np.diag(np.full(n, 0.05)),
+              "notes": {"learnKernelParams": True, "learnGPNoise": False,
+                        "RforceDiagonal": True}}
+    t = np.arange(T)
+    x = np.stack([np.sin(t / 6.0), np.cos(t / 6.0)])             # (x_dim, T)
+    y = C @ x + 0.5                                               # noise-free sqrt counts
+    held_in, held_out = np.arange(4), np.arange(4, 6)
+    out = bench.gpfa_cosmooth_rates(params, [y[held_in], y[held_in]], held_in, held_out,
+                                    floor=1e-3)
+    assert set(out) == {"square", "moment"} and len(out["square"]) == 2
+    sq, mo = out["square"][0], out["moment"][0]
+    assert sq.shape == mo.shape == (T, 2)
+    assert np.all(sq >= 1e-3) and np.all(mo >= sq)               # variance only adds
+    # with a good latent estimate the square is close to the true sqrt-count squared
+    np.testing.assert_allclose(np.sqrt(sq), y[held_out].T, atol=0.1)
