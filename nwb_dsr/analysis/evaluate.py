@@ -233,7 +233,8 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
     channels: for continuous data the read-out means against the data; for spike counts the
     generated expected counts against the counts smoothed with the Poisson layer's kernel
     (``smoothing`` bins, per segment), both being estimates of the rate. D_stsp uses binning
-    below 6 channels and the Gaussian-mixture estimate from 6 on; D_H compares the first
+    below 6 channels and the Gaussian-mixture estimate from 6 on, both on series standardised
+    with the data's mean and sd; D_H compares the first
     min(T, n_bins) steps of both (several segments are concatenated).
 
     Parameters
@@ -305,7 +306,11 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
         gen = o.mean(Z).numpy().astype(np.float64)
     finite = bool(np.all(np.isfinite(gen)))
     if finite:
-        ds = state_space_divergence(ref, gen, seed=seed)
+        # standardised with the data's statistics, so that the Gaussian-mixture estimate used
+        # from 6 channels on (σ = 1) does not depend on the signal's units
+        mu, sd = ref.mean(0), ref.std(0)
+        sd = np.where(sd > 0, sd, 1.0)
+        ds = state_space_divergence((ref - mu) / sd, (gen - mu) / sd, seed=seed)
         n = min(len(ref), len(gen))
         dh = power_spectrum_distance(ref[:n], gen[:n])
     else:

@@ -423,8 +423,11 @@ class Trainer:
                 prog = max(prog, elapsed / cfg.max_time)
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * self._lr_factor(prog)
-            total, diverged = 0.0, False
+            total, diverged, done = 0.0, False, 0
             for _ in range(cfg.batches_per_epoch):
+                if cfg.max_time is not None and epoch > 0 and \
+                        time.perf_counter() - t_start - excluded >= cfg.max_time:
+                    break  # the budget ran out inside the epoch
                 pick = torch.randint(0, n_starts, (cfg.batch_size,), generator=gen).to(self.device)
                 W = data.starts[pick].unsqueeze(1) + ar
                 loss = self.window_loss(data.X[W], data.F[W])
@@ -440,6 +443,7 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(params, cfg.clip)
                 opt.step()
                 total += lv
+                done += 1
             if not diverged and not all(torch.isfinite(p).all() for p in params):
                 diverged = True
             if diverged:
@@ -450,8 +454,11 @@ class Trainer:
                               "smaller lr, a smaller tau, or gradient clipping (grad_clip).",
                               TrainingDivergedWarning, stacklevel=3)
                 break
+            if done == 0:
+                hist.stopped = "max_time"
+                break
             epoch += 1
-            hist.loss.append(total / cfg.batches_per_epoch)
+            hist.loss.append(total / done)
             last_good = self._snapshot()
             if val is not None and (epoch % cfg.eval_every == 0):
                 score, ds, dh = self.validation_score(val, pca, n_val_steps)
