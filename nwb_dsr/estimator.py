@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from .models.latent import LATENT_MODELS, make_latent_model
 from .models.observation import make_observation_model
 from .observations import Observations
 from .training.trainer import Trainer, TrainerConfig, TrainingHistory, _pad_state, free_run
+from ._json import jsonable as _jsonable
 
 __all__ = ["DSR", "NotFittedError", "as_observations"]
 
@@ -499,20 +499,3 @@ max_time, grad_clip, validation_fraction, eval_every, patience
         except (ValueError, KeyError, OSError) as err:
             raise ValueError(f"{path} is not a model file written by DSR.save ({err}).") from err
         return cls.from_state(config, params)
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    if isinstance(obj, (np.bool_,)):
-        return bool(obj)
-    return obj

@@ -18,6 +18,7 @@ from scipy.special import gammaln
 
 from .lyapunov import lyapunov_spectrum, predictability_time
 from .metrics import power_spectrum_distance, state_space_divergence
+from .._json import jsonable as _jsonable
 
 __all__ = ["prediction_error", "co_bps", "poisson_loglik", "evaluate"]
 
@@ -205,21 +206,6 @@ def poisson_loglik(rates, counts) -> float:
     r, c, mask = _check_rates_counts(rates, counts)
     n_bins = int(np.prod(c.shape[:-1]))
     return -_poisson_nll(r, c, mask) / n_bins
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in (obj.tolist() if isinstance(obj, np.ndarray) else obj)]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    return obj
 
 
 @torch.no_grad()

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import (NAMESPACE, DynamicalSystemModel, GeneratedTrajectory, LatentTrajectory,
                ModelParameter, ModelParameters, PredictedMean)
+from .._json import jsonable as _jsonable
 
 __all__ = ["write_dynamics", "build_dynamics", "check_output", "default_output_path",
            "MODULE_NAME", "MODULE_DESCRIPTION"]
@@ -344,22 +345,6 @@ def build_dynamics(estimator, observations=None, *, name: str = "dsr", metrics=N
         config=json.dumps(config), channel_ids=_ids_for_nwb(estimator.channel_ids_),
         parameters=ModelParameters(name="parameters", model_parameters=pars),
         **kwargs, **series_kw)
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
 
 
 # ---------------------------------------------------------------------------------------------
