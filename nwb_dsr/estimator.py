@@ -49,7 +49,7 @@ class DSR:
         Latent map: ``"shallow_plrnn"`` (default), ``"clipped_shallow_plrnn"``, ``"plrnn"``,
         ``"dendritic_plrnn"``, ``"lstm"`` or ``"rnn"``.
     latent_dim : int or None
-        Latent size M; default: the number of channels for continuous data (at most 16), and 8 for
+        Latent size M; default: the number of channels for continuous data (at most 16), and 3 for
         counts (at most the number of units).
     hidden_dim : int
         Hidden width of the shallow PLRNNs.
@@ -167,7 +167,9 @@ max_time, grad_clip, validation_fraction, eval_every, patience
                 raise ValueError(f"latent_dim must be a positive integer; got {self.latent_dim!r}.")
             return int(self.latent_dim)
         if obs.kind == "counts":
-            return int(min(8, obs.n_channels))
+            # population activity: a few latent dimensions; directions the counts do not pin
+            # down let the free run drift or diverge
+            return int(min(3, obs.n_channels))
         return int(min(obs.n_channels, 16))
 
     def _resolve_tau(self, obs: Observations):

@@ -17,15 +17,6 @@ from nwb_dsr.training import Trainer
 _BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "spikes_vs_gpfa.py"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Train on one thread: small models only slow down with more on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def bench():
     """The benchmark script as a module (its helpers are tested here)."""
