@@ -295,12 +295,13 @@ class Trainer:
         cfg, lat, obs = self.config, self.latent, self.observation
         L = F.shape[1] - 1
         zhat = _pad_state(obs.invert(F, obs.pinv()), lat.state_dim)  # (B, L+1, S)
+        resets = set(self.forcing_steps(L)) if cfg.mode == "sparse" else set()
         z = zhat[:, 0]
         preds = []
         for t in range(1, L + 1):
             z = lat.step(z)
             preds.append(z)
-            if cfg.mode == "sparse" and t % cfg.tau == 0 and t < L:
+            if t in resets:
                 z = zhat[:, t]
             elif cfg.mode == "gtf":
                 z = (1.0 - cfg.alpha) * z + cfg.alpha * zhat[:, t]
