@@ -76,7 +76,7 @@ def _stats(values) -> dict:
 
 
 def fit_and_score(x, dt, *, tau, mode, seed, args) -> dict:
-    est = DSR(tau=int(tau), mode=mode, seq_len=args.seq_len, batch_size=args.batch_size,
+    est = DSR(model=args.model, tau=int(tau), mode=mode, seq_len=args.seq_len, batch_size=args.batch_size,
               lr=args.lr, epochs=args.epochs, max_time=args.max_time, seed=seed,
               latent_dim=args.latent_dim, hidden_dim=args.hidden_dim, progress=False)
     t0 = time.perf_counter()
@@ -112,7 +112,7 @@ def summarize(runs, taus, tau_auto, tau_info, dt, args) -> dict:
     return {"benchmark": "tau_sweep", "data": str(args.data), "dt": dt,
             "taus": taus, "seeds": list(range(args.seeds)), "seq_len": args.seq_len,
             "batch_size": args.batch_size, "max_time": args.max_time, "epochs": args.epochs,
-            "lr": args.lr, "latent_dim": args.latent_dim, "hidden_dim": args.hidden_dim,
+            "lr": args.lr, "model": args.model, "latent_dim": args.latent_dim, "hidden_dim": args.hidden_dim,
             "n_generate": args.n_generate, "per_tau": per_tau,
             "baseline": baseline, "best_tau_dstsp": best, "best_tau_dh": best_dh,
             "tau_auto": tau_auto, "tau_auto_info": tau_info,
@@ -132,6 +132,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seq-len", type=int, default=200, help="window length, the same for every run")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--model", default="shallow_plrnn",
+                    help="latent model (DSR(model=...)); the paper's sweep used an LSTM")
     ap.add_argument("--latent-dim", type=int, default=None,
                     help="latent size M (default: the number of channels, 3)")
     ap.add_argument("--hidden-dim", type=int, default=64)

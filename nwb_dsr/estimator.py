@@ -105,7 +105,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience
     """
 
     def __init__(self, model="shallow_plrnn", latent_dim=None, hidden_dim=64, n_bases=8,
-                 observation="auto", link="exp", smoothing=2.0, tau=20, mode="sparse", alpha=0.1,
+                 observation="auto", link="exp", smoothing=2.0, tau=20, mode="sparse", alpha=None,
                  seq_len=None, batch_size=256, batches_per_epoch=50, lr=3e-3, lr_final=1e-4,
                  optimizer="adam", schedule="exponential", epochs=200, max_time=None,
                  grad_clip=None, validation_fraction=0.1, eval_every=5, patience=None,

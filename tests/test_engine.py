@@ -96,6 +96,24 @@ def test_poisson_loss_is_the_negative_log_likelihood_up_to_a_constant():
     torch.testing.assert_close(obs.loss(z, x), nll, atol=1e-5, rtol=1e-5)
 
 
+def test_simulated_forcing_target_puts_model_output_through_the_data_path():
+    obs = PoissonObservation(3, 1, smoothing=3.0)
+    with torch.no_grad():
+        obs.B.zero_(); obs.b.copy_(torch.log(torch.tensor([0.5, 2.0, 8.0])))
+    z = torch.zeros(20000, 1)
+    y = obs.simulated_forcing_target(z, np.random.default_rng(0))
+    counts = np.random.default_rng(0).poisson([0.5, 2.0, 8.0], size=(20000, 3))
+    ref = obs.forcing_target(counts)
+    # the same processing as data: matching mean and spread, unlike the noise-free B z + b
+    np.testing.assert_allclose(y.mean(0), ref.mean(0), atol=0.02)
+    np.testing.assert_allclose(y.std(0), ref.std(0), rtol=0.05)
+    assert np.all(y.std(0) > 0.05)
+    g = GaussianObservation(2, 2)
+    zz = torch.randn(10, 2)
+    np.testing.assert_allclose(g.simulated_forcing_target(zz, np.random.default_rng(0)),
+                               g.linear(zz).detach().numpy(), rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- forcing
 class Counter(LatentModel):
     """z' = z + 1: predictions reveal exactly when the state was reset."""
@@ -139,6 +157,38 @@ def test_generalized_teacher_forcing_mixes_every_step():
     F = torch.tensor([0.0, 10.0, 20.0]).reshape(1, 3, 1)
     # z1 = 1 -> 0.5*1 + 0.5*10 = 5.5; z2 = 6.5
     assert tr.rollout(F)[0, :, 0].tolist() == [1.0, 6.5]
+
+
+def test_sparse_forcing_with_strength_below_one_mixes_at_resets_only():
+    tr = Trainer(Counter(), _identity_layer(), TrainerConfig(tau=2, alpha=0.5, epochs=1))
+    F = (100.0 * torch.arange(5, dtype=torch.float32)).reshape(1, 5, 1)
+    # z2 = 2 -> 0.5*2 + 0.5*200 = 101; z4 = 103 (no mixing at odd steps)
+    assert tr.rollout(F)[0, :, 0].tolist() == [1.0, 2.0, 102.0, 103.0]
+
+
+class Counter2(LatentModel):
+    """Two counters: z' = z + (1, 10)."""
+
+    name = "counter2"
+
+    def __init__(self):
+        super().__init__(2)
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def step(self, z):
+        return z + torch.tensor([1.0, 10.0]) + 0.0 * self.dummy
+
+
+def test_forcing_moves_only_the_part_of_the_state_the_read_out_sees():
+    # M = 2 latents, N = 1 channel reading the first: the second latent is not determined by
+    # the data, so a reset keeps the model's value there
+    obs = GaussianObservation(1, 2)
+    with torch.no_grad():
+        obs.B.copy_(torch.tensor([[1.0, 0.0]])); obs.b.zero_()
+    tr = Trainer(Counter2(), obs, TrainerConfig(tau=2, epochs=1))
+    F = (100.0 * torch.arange(5, dtype=torch.float32)).reshape(1, 5, 1)
+    pred = tr.rollout(F)[0].tolist()
+    assert pred == [[1.0, 10.0], [2.0, 20.0], [201.0, 30.0], [202.0, 40.0]]
 
 
 def test_windows_never_cross_segment_boundaries():

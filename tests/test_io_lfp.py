@@ -128,15 +128,52 @@ def test_memory_is_bounded_reads_are_blocks(tmp_path, monkeypatch):
     seen = []
     orig = lfp_module._Source._fetch
 
-    def spy(self, a, b):
+    def spy(self, a, b, *buf):
         seen.append(b - a)
-        return orig(self, a, b)
+        return orig(self, a, b, *buf)
 
     monkeypatch.setattr(lfp_module._Source, "_fetch", spy)
     obs = read_lfp(path, rate=100.0, chunk_seconds=2.0)
     assert obs.n_bins == 5000
     assert max(seen) <= 2.0 * FS + 2 * 1000 + 250  # one block + HDF5 chunk rounding + filter
     assert sum(seen) <= 50000 + 1000 * 2  # every chunk read about once
+
+
+@pytest.mark.parametrize("rate", [400.0, 100.0, 125.0, 750.0, 300.0])
+def test_resampling_in_any_step_equals_resample_poly(monkeypatch, rate):
+    """Ratios 2/5, 1/10, 1/8, 3/4, 3/10 on a length that fills no whole chunk, a channel subset,
+    steps from one group of outputs (the cache budget forced to nothing) to the whole signal."""
+    rng = np.random.default_rng(int(rate))
+    x = (rng.normal(size=(4007, 5)).cumsum(0) * 20).astype("int16")
+    cols = [4, 1, 2]
+    nwb = _lfp_file(x, conversion=1e-6, offset=0.01, channel_conversion=np.arange(1.0, 6.0))
+    volts = x[:, cols] * 1e-6 * np.array([5.0, 2.0, 3.0]) + 0.01
+    ratio = Fraction(rate) / Fraction(FS)
+    ref = signal.resample_poly(volts, ratio.numerator, ratio.denominator, axis=0,
+                               padtype="antireflect")
+    for cache in (1, lfp_module._CACHE_BYTES):
+        monkeypatch.setattr(lfp_module, "_CACHE_BYTES", cache)
+        for chunk in (0.05, 1e4):
+            obs = read_lfp(nwb, rate=rate, channels=cols, chunk_seconds=chunk)
+            np.testing.assert_allclose(obs.data[0], ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("rate", [400.0, 100.0])
+def test_interval_of_odd_chunked_file_is_a_cut_of_the_whole_read(tmp_path, rate):
+    """HDF5 chunks of an odd number of rows, a contiguous channel subset, an interval starting
+    inside a chunk: the slabs give the same samples as a whole-recording resample_poly."""
+    rng = np.random.default_rng(8)
+    x = (rng.normal(size=(9001, 4)).cumsum(0) * 20).astype("int16")
+    path = _write(_lfp_file(H5DataIO(x, chunks=(333, 4))), tmp_path / "odd.nwb")
+    ratio = Fraction(rate) / Fraction(FS)
+    ref = signal.resample_poly(x[:, 1:3].astype(float), ratio.numerator, ratio.denominator,
+                               axis=0, padtype="antireflect")
+    k0 = int(1000 * ratio)                                    # output at t = 1.0 s
+    for chunk in (0.3, 1e4):
+        obs = read_lfp(path, rate=rate, channels=[1, 2], interval=(1.0, 7.5), chunk_seconds=chunk)
+        want = ref[k0:k0 + obs.lengths[0]]
+        assert obs.lengths[0] == int(6500 * ratio)
+        np.testing.assert_allclose(obs.data[0], want, rtol=0, atol=1e-6 * np.abs(ref).max())
 
 
 def test_resampling_ratio_non_integer():

@@ -1,15 +1,20 @@
 """NWB ElectricalSeries (LFP or any continuous voltage) → continuous observations: :func:`read_lfp`.
 
 The series is read in blocks of time, so memory stays bounded whatever the recording's length
-(the output and one block are in memory, never the whole dataset):
+(the output and one block are in memory, never the whole dataset). Reads are of whole HDF5
+chunks (each read and decompressed once); blocks of a few MiB are converted and filtered while
+still in the processor's cache.
 
 1. **Anti-aliased resampling** to ``rate``: the polyphase FIR filter of
    :func:`scipy.signal.resample_poly` (Kaiser window, beta 5, ``20 * max(up, down) + 1`` taps,
-   delay compensated so it is zero-phase), applied per block as one banded matrix product with
-   the block's neighbouring samples as context. The recording's two ends are extended by odd
-   reflection, so a whole-recording read equals
+   delay compensated so it is zero-phase), applied by overlap-add: the input is cut into short
+   chunks, every chunk goes through the same small matrix (one batched matrix product per
+   step, each input sample used once) and the chunks' outputs, which overlap by the filter's
+   length, are summed (partial sums carry over to the next step). The recording's two ends are
+   extended by odd reflection, so a whole-recording read equals
    ``resample_poly(x, up, down, padtype="antireflect")`` (to float32 rounding of the raw
-   integers' products; the conversion to volts is applied after the filter, in float64).
+   integers' products; the filter is linear, so the conversion to volts is applied after it,
+   to the output, in float64).
 2. **Optional band-pass** at the output rate: a Butterworth filter (second-order sections) run
    forward and backward (:func:`scipy.signal.sosfiltfilt`, zero phase, so no latency is added
    between channels or to spikes), applied in overlapping blocks whose overlap is the filter's
@@ -30,7 +35,6 @@ from fractions import Fraction
 
 import h5py
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 from scipy import signal
 
 from ..observations import Observations
@@ -40,7 +44,8 @@ from .errors import NWBReadError, NWBReadWarning
 
 __all__ = ["read_lfp", "find_electrical_series"]
 
-_GROUP = 24  # output samples per banded-matrix block (times up)
+_CHUNK = 40  # input samples per chunk of the resampler (at least; times down)
+_CACHE_BYTES = 1 << 22  # input of one filter step (working dtype): a few MiB, to stay in cache
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,9 +146,17 @@ def find_electrical_series(nwbfile, series=None):
 # ---------------------------------------------------------------------------------------------
 
 class _Resampler:
-    """Polyphase FIR resampling by ``up / down`` as a banded matrix on blocks of input.
+    """Polyphase FIR resampling by ``up / down``, as overlap-add of chunk products.
 
-    Output k sits at input position ``k * down / up``; the filter is resample_poly's.
+    Output k sits at input position ``k * down / up``; the filter is resample_poly's. The input
+    is cut into chunks of ``W = w * down`` samples (``w`` from ``_CHUNK``), which each feed
+    ``rows`` consecutive outputs through one ``(rows, W)`` matrix ``M``, the same for every
+    chunk: the next chunk feeds the same outputs shifted by ``U = w * up``. In groups of ``U``
+    outputs, chunk j adds to groups ``j - extra .. j`` (``_parts`` says which of its rows go
+    where), so group g is complete once chunk ``g + extra`` is in. A run of chunks is thus one
+    batched matrix product ``(chunks, rows, C)`` and ``extra + 1`` shifted sums. Each input
+    sample enters one product only, and ``rows`` is ``U`` plus the filter's length in outputs,
+    so little of the work multiplies zeros when decimating (``down >> up``).
     """
 
     def __init__(self, up: int, down: int, dtype):
@@ -151,32 +164,51 @@ class _Resampler:
         m = max(up, down)
         self.half = 10 * m
         h = signal.firwin(2 * self.half + 1, 1.0 / m, window=("kaiser", 5.0)) * up
-        self.G = up * max(1, math.ceil(_GROUP / up))           # outputs per block
-        self.P = self.G * down // up                             # input stride per block
-        self.w0 = -(self.half // up)                             # window start of output 0
-        last = ((self.G - 1) * down + self.half) // up
-        self.S = last - self.w0 + 1                              # window length
-        g = np.arange(self.G)[:, None]
-        s = np.arange(self.S)[None, :]
-        idx = g * down - (s + self.w0) * up + self.half
+        w = max(1, math.ceil(_CHUNK / down))
+        W, U = self.W, self.U = w * down, w * up
+        # outputs fed by a chunk that starts at input `shift`, relative to output 0; the shift
+        # giving the fewest rows, then the fewest groups of U outputs, is used
+        s = np.arange(W)
+        r_min = -((self.half - s * up) // down)
+        r_max = ((s + W - 1) * up + self.half) // down
+        q_min, q_max = r_min // U, r_max // U
+        self.shift = int(np.lexsort((q_max - q_min, r_max - r_min))[0])
+        r0, r1 = int(r_min[self.shift]), int(r_max[self.shift]) + 1
+        q0, self.q1 = int(q_min[self.shift]), int(q_max[self.shift])
+        self.extra = self.q1 - q0
+        idx = np.arange(r0, r1)[:, None] * down - (self.shift + s[None, :]) * up + self.half
         ok = (idx >= 0) & (idx <= 2 * self.half)
-        M = np.where(ok, h[np.clip(idx, 0, 2 * self.half)], 0.0)
-        self.M = M.astype(dtype)
-        self.rowsum = M.sum(axis=1)                              # DC gain of each output phase
+        self.M = np.where(ok, h[np.clip(idx, 0, 2 * self.half)], 0.0).astype(dtype)
+        # chunk j adds its rows [j0, j1) to outputs [u0, u1) of group j - c: (c, j0, j1, u0, u1)
+        self._parts = []
+        for q in range(q0, self.q1 + 1):
+            a, b = max(r0, q * U), min(r1, (q + 1) * U)
+            self._parts.append((self.q1 - q, a - r0, b - r0, a - q * U, b - q * U))
+        # the DC gain of output k (its taps' sum) depends on k mod up only
+        self.gain = np.array([h[(q * down + self.half) % up::up].sum() for q in range(up)])
+        self._obuf = None
 
-    def window(self, k0: int, n_out: int) -> tuple[int, int, int]:
-        """(first input index, input length, number of blocks) for outputs [k0, k0 + n_out);
-        k0 must be a multiple of ``up``."""
-        nblk = -(-n_out // self.G)
-        return k0 * self.down // self.up + self.w0, (nblk - 1) * self.P + self.S, nblk
+    def first_input(self, k0: int) -> int:
+        """Input index of the first of the ``extra + 1`` chunks that feed the group of outputs
+        starting at k0 (a multiple of ``up``)."""
+        return k0 * self.down // self.up + self.shift - self.q1 * self.W
 
-    def apply(self, X: np.ndarray, nblk: int, out=None) -> np.ndarray:
-        """X: (input length, C) C-contiguous → (nblk * G, C); ``out`` (nblk, G, C) if given."""
+    def accumulate(self, X: np.ndarray, Y: np.ndarray) -> None:
+        """Add the outputs of the n chunks of ``X`` ((n * W, C), C-contiguous) to the
+        ``n + extra`` groups ``Y`` ((n + extra, U, C)), ``Y[0]`` being the group that the first
+        chunk completes."""
         C = X.shape[1]
-        F = as_strided(X, shape=(nblk, self.S, C),
-                       strides=(self.P * X.strides[0], X.strides[0], X.strides[1]),
-                       writeable=False)
-        return np.matmul(self.M, F, out=out).reshape(nblk * self.G, C)
+        n = X.shape[0] // self.W
+        if self._obuf is None or self._obuf.shape[0] < n or self._obuf.shape[2] != C:
+            self._obuf = np.empty((n, self.M.shape[0], C), dtype=self.M.dtype)
+        O = np.matmul(self.M, X.reshape(n, self.W, C), out=self._obuf[:n])
+        e = self.extra
+        for c, j0, j1, u0, u1 in self._parts:
+            Y[e - c:e - c + n, u0:u1] += O[:, j0:j1]
+
+    def dc_gain(self, k0: int, n_out: int) -> np.ndarray:
+        """The filter's DC gain (sum of its taps) for each output in [k0, k0 + n_out)."""
+        return self.gain[(k0 + np.arange(n_out)) % self.up]
 
 
 def _iir_margin(sos, fs: float, limit: int) -> int:
@@ -261,9 +293,9 @@ def _filtfilt_stream(blocks, sos, margin: int):
 class _Source:
     """Block reader of one ElectricalSeries: selected channels, odd extension at the ends.
 
-    Reads of consecutive rows are rounded up to the dataset's HDF5 chunk rows and the rows read
-    beyond a request are kept for the next one, so each chunk is read (and decompressed) once;
-    read buffers are reused.
+    Requests are served from a slab of whole HDF5 chunks, read into one reused buffer and
+    converted to the working dtype from there: consecutive requests read (and decompress) each
+    chunk once, and each sample is copied once, by the conversion.
     """
 
     def __init__(self, data, cols, work_dtype, name):
@@ -282,29 +314,28 @@ class _Source:
         self.h5 = isinstance(data, h5py.Dataset)
         chunks = data.chunks if self.h5 else None
         self.align = int(chunks[0]) if chunks else 1
-        self._rbuf = None                  # reused raw read buffer
-        self._cbuf = None                  # reused buffer of rows read ahead
-        self._carry = None                 # (first row, view of _cbuf)
+        self.direct = self.h5 and not self.one_d and (self.all or self.contig)
+        self._buf = None                   # reused slab buffer (HDF5 reads)
+        self._rows = (0, 0, None)          # (first row, end row, raw rows) of the current slab
 
-    def _fetch(self, a: int, b: int) -> np.ndarray:
-        """Raw rows [a, b) of the selected channels (may be a view of a reused buffer)."""
-        if self.h5 and not self.one_d and (self.all or self.contig):
-            m = b - a
-            if self._rbuf is None or self._rbuf.shape[0] < m:
-                self._rbuf = np.empty((m, self.width), dtype=self.raw_dtype)
-            raw = self._rbuf[:m]
-            if m:
-                sel = np.s_[a:b] if self.all else np.s_[a:b, int(self.cols[0]):
-                                                      int(self.cols[-1]) + 1]
-                self.data.read_direct(raw, source_sel=sel)
-        elif self.one_d:
-            raw = np.asarray(self.data[a:b])[:, None]
-        elif self.all:
-            raw = np.asarray(self.data[a:b])
-        elif self.contig:
-            raw = np.asarray(self.data[a:b, int(self.cols[0]):int(self.cols[-1]) + 1])
-        else:
-            raw = np.asarray(self.data[a:b])[:, self.cols]
+    def _fetch(self, a: int, b: int, buf=None) -> np.ndarray:
+        """Raw rows [a, b) of the selected channels; read into ``buf`` where it can be."""
+        if self.direct and buf is not None:
+            raw = buf[:b - a]
+            sel = np.s_[a:b] if self.all else np.s_[a:b, int(self.cols[0]):
+                                                  int(self.cols[-1]) + 1]
+            self.data.read_direct(raw, source_sel=sel)
+            return raw
+        if self.one_d:
+            return np.asarray(self.data[a:b])[:, None]
+        if self.all:
+            return np.asarray(self.data[a:b])
+        if self.contig:
+            return np.asarray(self.data[a:b, int(self.cols[0]):int(self.cols[-1]) + 1])
+        return np.asarray(self.data[a:b])[:, self.cols]
+
+    def _finite(self, raw: np.ndarray, a: int) -> np.ndarray:
+        """``raw`` (rows from a), after checking a float series has no NaN or inf there."""
         if self.check_nan and not np.isfinite(raw).all():
             r, c = np.argwhere(~np.isfinite(raw))[0]
             raise NWBReadError(f"{self.name} has NaN or infinite samples (first at sample "
@@ -314,29 +345,18 @@ class _Source:
 
     def _rows_into(self, out: np.ndarray, a: int, b: int) -> None:
         """Real rows [a, b) (0 <= a < b <= n) into ``out``, converting the dtype."""
-        pos = 0
-        if self._carry is not None:
-            cs, arr = self._carry
-            if cs <= a < cs + arr.shape[0]:
-                k = min(b, cs + arr.shape[0]) - a
-                out[:k] = arr[a - cs:a - cs + k]
-                pos, a = k, a + k
-        if a >= b:
-            return
-        end = b
-        if self.align > 1:
-            end = min(self.n, -(-b // self.align) * self.align)
-        raw = self._fetch(a, end)
-        out[pos:pos + b - a] = raw[:b - a]
-        if end > b:
-            extra = raw[b - a:]
-            if self._cbuf is None or self._cbuf.shape[0] < extra.shape[0]:
-                self._cbuf = np.empty((max(self.align, extra.shape[0]), self.width),
-                                      dtype=self.raw_dtype)
-            self._cbuf[:extra.shape[0]] = extra
-            self._carry = (b, self._cbuf[:extra.shape[0]])
-        else:
-            self._carry = None
+        while a < b:
+            s0, s1, raw = self._rows
+            if not s0 <= a < s1:             # the chunks holding rows [a, b)
+                s0 = a - a % self.align
+                s1 = min(self.n, -(-b // self.align) * self.align)
+                if self.direct and (self._buf is None or self._buf.shape[0] < s1 - s0):
+                    self._buf = np.empty((s1 - s0, self.width), dtype=self.raw_dtype)
+                raw = self._fetch(s0, s1, self._buf)
+                self._rows = (s0, s1, raw)
+            k = min(b, s1) - a
+            out[:k] = self._finite(raw[a - s0:a - s0 + k], a)
+            out, a = out[k:], a + k
 
     def read_into(self, out: np.ndarray, a: int, b: int) -> None:
         """Write virtual rows [a, b) (odd reflection outside [0, n)) into ``out``."""
@@ -344,7 +364,7 @@ class _Source:
         pos = 0
         if a < 0:
             p = min(b, 0) - a
-            head = np.array(self._fetch(0, min(n, -a + 1)), dtype=self.dtype)
+            head = np.array(self._finite(self._fetch(0, min(n, -a + 1)), 0), dtype=self.dtype)
             ext = np.pad(head, ((-a, 0), (0, 0)), mode="reflect", reflect_type="odd")[:-a]
             out[:p] = ext[:p]
             pos = p
@@ -354,15 +374,17 @@ class _Source:
             pos += hi - lo
         if b > n:
             q = b - max(a, n)
-            tail = np.array(self._fetch(max(0, n - (b - n) - 1), n), dtype=self.dtype)
+            t0 = max(0, n - (b - n) - 1)
+            tail = np.array(self._finite(self._fetch(t0, n), t0), dtype=self.dtype)
             ext = np.pad(tail, ((0, b - n), (0, 0)), mode="reflect", reflect_type="odd")
             out[pos:pos + q] = ext[tail.shape[0] + (max(a, n) - n):]
 
 
 def _stream_raw(src: _Source, res, i0: int, k_lo: int, k_hi: int, block: int):
-    """Yield ``(k, Y, rowsum)``: output samples k .. k + len(Y) - 1 of a segment whose output 0
-    sits at input i0, in raw units (before conversion to volts). ``Y`` may be a view of a
-    reused buffer; ``rowsum`` is the filter's DC gain per output (None without resampling)."""
+    """Yield ``(k, Y, gain)``: output samples k .. k + len(Y) - 1 of a segment whose output 0
+    sits at input i0, in raw units (before conversion to volts), about ``block`` at a time.
+    ``Y`` may be a view of a reused buffer; ``gain`` is the filter's DC gain per output (None
+    without resampling)."""
     C = src.width
     if res is None:
         buf = np.empty((min(block, k_hi - k_lo), C), dtype=src.dtype)
@@ -372,27 +394,26 @@ def _stream_raw(src: _Source, res, i0: int, k_lo: int, k_hi: int, block: int):
             src.read_into(Y, i0 + a, i0 + b)
             yield a, Y, None
         return
-    k = k_lo - (k_lo % res.up)            # blocks start at multiples of up
-    nblk_max = -(-min(block, k_hi - k) // res.G)
-    X = np.empty(((nblk_max - 1) * res.P + res.S, C), dtype=src.dtype)
-    Ybuf = np.empty((nblk_max, res.G, C), dtype=src.dtype)
-    prev = None
-    while k < k_hi:
-        n_out = min(block, k_hi - k)
-        ws, length, nblk = res.window(k, n_out)
-        ws += i0
-        if prev is not None and prev[0] + prev[1] > ws:
-            ov = prev[0] + prev[1] - ws       # reuse the overlap already read
-            X[:ov] = X[ws - prev[0]:prev[1]]
-            src.read_into(X[ov:length], ws + ov, ws + length)
-        else:
-            src.read_into(X[:length], ws, ws + length)
-        Y = res.apply(X[:length], nblk, out=Ybuf[:nblk])[:n_out]
-        rs = np.tile(res.rowsum, nblk)[:n_out]
-        prev = (ws, length)
-        lo = max(k, k_lo)
-        yield lo, Y[lo - k:], rs[lo - k:]
-        k += n_out
+    U, e = res.U, res.extra
+    k = k_lo - (k_lo % res.up)            # groups of U outputs start at a multiple of up
+    n_groups = -(-(k_hi - k) // U)
+    first = i0 + res.first_input(k)
+    per = max(1, block // U)              # chunks per step
+    X = np.empty((per * res.W, C), dtype=src.dtype)
+    acc = np.zeros((per + e, U, C), dtype=src.dtype)
+    # chunk j (from `first`) completes group j - e; in a step from chunk j0, acc[0] is group j0 - e
+    for j0 in range(0, n_groups + e, per):
+        n = min(per, n_groups + e - j0)
+        src.read_into(X[:n * res.W], first + j0 * res.W, first + (j0 + n) * res.W)
+        res.accumulate(X[:n * res.W], acc[:n + e])
+        g0, g1 = max(j0 - e, 0), min(j0 - e + n, n_groups)
+        if g1 > g0:
+            Y = acc[g0 - j0 + e:g1 - j0 + e].reshape(-1, C)
+            ks = k + g0 * U
+            lo, hi = max(ks, k_lo), min(ks + Y.shape[0], k_hi)
+            yield lo, Y[lo - ks:hi - ks], res.dc_gain(lo, hi - lo)
+        acc[:e] = acc[n:n + e]              # partial sums of the next groups
+        acc[e:] = 0
 
 
 def _timebase(es, n: int, label: str):
@@ -471,8 +492,9 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
     zscore : bool, default False
         Z-score each channel over all segments (the output is then dimensionless).
     chunk_seconds : float, default 5.0
-        Length of one read block in seconds of output; bounds the memory used beyond the
-        output itself.
+        Longest read block in seconds of output; bounds the memory used beyond the output
+        itself. Blocks are also kept to a few MiB of samples, so that they are filtered while
+        still in the processor's cache.
     filter_order : int, default 4
         Order of the Butterworth band-pass.
 
@@ -501,8 +523,9 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
 
     Notes
     -----
-    The data are read in blocks of ``chunk_seconds`` (rounded to the HDF5 chunking, each chunk
-    read once), so memory is the output plus a few blocks whatever the recording's length.
+    The data are read in blocks of at most ``chunk_seconds`` (rounded to the HDF5 chunking,
+    each chunk read once), so memory is the output plus a few blocks whatever the recording's
+    length.
     A series with ``timestamps`` has them read whole (8 bytes per sample, small next to the
     data); they must be strictly increasing and regular within the segments read. See the
     module docstring for the filters.
@@ -565,16 +588,14 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
                 np.dtype(data.dtype) == np.float32 else np.float64
             res = _Resampler(up, down, work) if (up, down) != (1, 1) else None
             src = _Source(data, cols, work, name)
-            block = max(64, int(round(chunk * fs_out)))
-            if res is not None:
-                block = -(-block // res.G) * res.G
+            step = _step(res, max(64, int(round(chunk * fs_out))), work, cols.size)
             margin = 0 if sos is None else _iir_margin(sos, fs_out, limit=int(
                 max(1024, 600 * fs_out)))
             out = []
             with _one_blas_thread():
                 for i0, i1 in segs:
                     out.append(_read_segment(src, res, scale, offset, i0, i1, n, up, down, sos,
-                                             margin, block))
+                                             margin, step))
         except NWBReadError:
             raise
         except (OSError, KeyError, TypeError, ValueError, AttributeError) as err:
@@ -616,6 +637,17 @@ def _filter_text(res, sos, band, order) -> str:
     if sos is not None:
         parts.append(f"butterworth order {order} band {list(band)} Hz, sosfiltfilt (zero-phase)")
     return "; ".join(parts) or "none"
+
+
+def _step(res, block: int, dtype, width: int) -> int:
+    """Outputs per filter step: at most about ``block``, and few enough that the step's input
+    (``width`` channels of ``dtype``) stays within ``_CACHE_BYTES``, so it is still in cache
+    when filtered."""
+    rows = max(1, _CACHE_BYTES // (np.dtype(dtype).itemsize * width))
+    if res is None:
+        return min(block, rows)
+    fit = max(1, rows * res.up // res.down // res.U)
+    return res.U * min(-(-block // res.U), fit)
 
 
 def _read_segment(src, res, scale, offset, i0, i1, n, up, down, sos, margin, block):

@@ -76,6 +76,26 @@ class ObservationModel(nn.Module):
         """Expected observation in data units, (..., state_dim) -> (..., N)."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def simulated_forcing_target(self, z: torch.Tensor, rng: np.random.Generator) -> np.ndarray:
+        """What :meth:`forcing_target` gives for observations generated from states z.
+
+        Model selection compares this with the forcing target of held-back data, so both pass
+        through the same processing. The Gaussian layer returns the noise-free read-out B z + b.
+
+        Parameters
+        ----------
+        z : torch.Tensor, shape (n_bins, state_dim)
+            A trajectory of latent states.
+        rng : numpy.random.Generator
+            Source of observation noise, where the layer draws any.
+
+        Returns
+        -------
+        ndarray, shape (n_bins, N), float64
+        """
+        return self.linear(z).cpu().numpy().astype(np.float64)
+
     def loss(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         """Mean loss of encoded data x given states z."""
         raise NotImplementedError
@@ -175,6 +195,18 @@ class PoissonObservation(ObservationModel):
 
     def mean(self, z):
         return self._link(self.linear(z))
+
+    @torch.no_grad()
+    def simulated_forcing_target(self, z, rng):
+        """Poisson counts drawn from the rates of z, smoothed and link-inverted like data.
+
+        Comparing link⁻¹(smoothed counts) of data with the noise-free B z + b would reward a
+        model for the spread that Poisson noise adds to the data; drawing counts puts both
+        through the same noise and the same kernel.
+        """
+        rates = self.mean(z).cpu().numpy().astype(np.float64)
+        counts = rng.poisson(np.clip(rates, 0.0, 1e6)).astype(np.float64)
+        return self.forcing_target(counts).astype(np.float64)
 
     def loss(self, z, x):
         y = self.linear(z)

@@ -43,8 +43,13 @@ class TrainerConfig:
         or the baseline (initial state forced only, clipped BPTT over the window).
     tau : int
         Forcing interval in bins (``mode="sparse"``), >= 1.
-    alpha : float
-        Forcing strength in [0, 1] (``mode="gtf"``).
+    alpha : float or None
+        Forcing strength in [0, 1]: at a forcing step the state becomes (1 − α) z + α ẑ.
+        Default None: 1 for ``mode="sparse"`` (the state is replaced by ẑ every ``tau`` steps)
+        and 0.1 for ``mode="gtf"`` (mixed at every step). A sparse α < 1 keeps part of the
+        model's own prediction at each reset, which averages the noise of a forcing signal
+        estimated from spike counts over successive resets; the first state of a window is
+        always ẑ.
     seq_len : int or None
         Window length in steps; default ``tau`` (sparse: one forcing interval per window,
         equivalent to longer windows since each reset replaces the state), 100 (gtf),
@@ -78,7 +83,7 @@ class TrainerConfig:
 
     mode: str = "sparse"
     tau: int = 20
-    alpha: float = 0.1
+    alpha: float | None = None
     seq_len: int | None = None
     batch_size: int = 256
     batches_per_epoch: int = 50
@@ -103,8 +108,9 @@ class TrainerConfig:
         if isinstance(self.tau, bool) or not isinstance(self.tau, (int, np.integer)) or self.tau < 1:
             raise ValueError(f"tau must be an integer number of bins >= 1; got {self.tau!r}. Use "
                              "tau='auto' on the estimator to derive it from the data's λ_max.")
-        if not 0.0 <= float(self.alpha) <= 1.0:
-            raise ValueError(f"alpha must lie in [0, 1]; got {self.alpha!r}.")
+        if self.alpha is not None and not 0.0 < float(self.alpha) <= 1.0:
+            raise ValueError(f"alpha must lie in (0, 1] (or be None for the mode's default); "
+                             f"got {self.alpha!r}.")
         for name in ("batch_size", "batches_per_epoch", "eval_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer; got {getattr(self, name)!r}.")
@@ -130,6 +136,13 @@ class TrainerConfig:
         if self.seq_len is not None:
             return int(self.seq_len)
         return {"sparse": int(self.tau), "gtf": 100, "bptt": 200}[self.mode]
+
+    @property
+    def strength(self) -> float:
+        """The forcing strength α in use (``alpha``, or the mode's default)."""
+        if self.alpha is not None:
+            return float(self.alpha)
+        return 0.1 if self.mode == "gtf" else 1.0
 
     @property
     def clip(self) -> float | None:
@@ -283,9 +296,13 @@ class Trainer:
     def rollout(self, F: torch.Tensor) -> torch.Tensor:
         """Predicted states along a batch of windows of forcing targets F (batch, L+1, N).
 
-        The state starts at ẑ_0 and is reset to ẑ_t at the steps :meth:`forcing_steps` lists
-        (``mode="sparse"``), after the prediction for that step has been recorded; with
-        ``mode="gtf"`` it is mixed with ẑ_t at every step.
+        The state starts at ẑ_0 and is forced towards ẑ_t at the steps :meth:`forcing_steps`
+        lists (every ``tau`` steps for ``mode="sparse"``, every step for ``mode="gtf"``), after
+        the prediction for that step has been recorded: z ← z + α (ẑ_t − B⁺B z). The forcing
+        acts on the part of the state the read-out sees; with M = N and B invertible that is
+        the whole latent state, and α = 1 replaces it by ẑ_t. Directions the data do not
+        determine (M > N) and state beyond the read-out (an LSTM's cell) keep the model's
+        values, as with identity forcing of the observed units in the PLRNN literature.
 
         Returns
         -------
@@ -295,16 +312,22 @@ class Trainer:
         cfg, lat, obs = self.config, self.latent, self.observation
         L = F.shape[1] - 1
         zhat = _pad_state(obs.invert(F, obs.pinv()), lat.state_dim)  # (B, L+1, S)
-        resets = set(self.forcing_steps(L)) if cfg.mode == "sparse" else set()
+        forced = set(self.forcing_steps(L))
+        a = cfg.strength
+        P = obs.pinv()
+        project = obs.latent_dim > obs.n_obs  # B⁺B ≠ I: keep what the data do not determine
         z = zhat[:, 0]
         preds = []
         for t in range(1, L + 1):
             z = lat.step(z)
             preds.append(z)
-            if t in resets:
-                z = zhat[:, t]
-            elif cfg.mode == "gtf":
-                z = (1.0 - cfg.alpha) * z + cfg.alpha * zhat[:, t]
+            if t in forced:
+                # the observed part of the state, B⁺B z, moves to ẑ_t; the rest of the state
+                # (directions of the latent space B does not see, and any state beyond the
+                # read-out's M units) carries on
+                seen = _pad_state((z[..., :obs.latent_dim] @ obs.B.T) @ P.T, lat.state_dim) \
+                    if project or lat.state_dim > obs.latent_dim else z
+                z = z + a * (zhat[:, t] - seen)
         return torch.stack(preds, dim=1)
 
     def window_loss(self, X: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
@@ -339,15 +362,24 @@ class Trainer:
 
     @torch.no_grad()
     def validation_score(self, val: _Data, pca: np.ndarray, n_steps: int) -> tuple[float, float, float]:
-        """Score (D_stsp + 4·D_H) of a free run against the held-back data, in forcing space."""
+        """Score (D_stsp + 4·D_H) of a free run against the held-back data, in forcing space.
+
+        The free run is turned into the forcing space as data would be
+        (:meth:`~nwb_dsr.models.observation.ObservationModel.simulated_forcing_target`: for
+        counts, Poisson draws smoothed and link-inverted), with the same seed at every
+        validation so that scores of successive epochs differ by the model only. Both series
+        are compared in the leading principal components ``pca`` of the held-back data.
+        """
         obs, lat = self.observation, self.latent
         z0 = _pad_state(obs.invert(val.F[:1]), lat.state_dim)
         burn = n_steps // 4
         Z = free_run(lat, z0, n_steps + burn)[0, burn:]
-        y = obs.linear(Z).cpu().numpy().astype(np.float64)
-        ref = val.F.cpu().numpy().astype(np.float64)
+        if not torch.isfinite(Z).all():
+            return float("inf"), float("inf"), 1.0
+        y = obs.simulated_forcing_target(Z, np.random.default_rng(self.config.seed))
         if not np.all(np.isfinite(y)):
             return float("inf"), float("inf"), 1.0
+        ref = val.F.cpu().numpy().astype(np.float64)
         mu = ref.mean(0)
         yr, yg = (ref - mu) @ pca, (y - mu) @ pca
         ds = state_space_divergence(yr, yg)
