@@ -384,12 +384,11 @@ def _cmd_demo(args) -> int:
                    seq_len=40, tau=10, eval_every=1)
         max_time, n_lyapunov, bin_size = (args.max_time or 5.0), 1000, 0.02
     else:
-        sim = dict(n_units=40, duration=300.0, n_lfp_channels=4)
-        # settings that train stably within the time budget on 2 CPU cores (Lorenz-63: a 3-d
-        # latent; tau_pred = ln 2 / 0.906 s = 38 bins of 0.02 s)
-        fit = dict(latent_dim=3, hidden_dim=64, epochs=1000, tau=30, lr=1e-3,
-                   batch_size=128, batches_per_epoch=10)
-        max_time, n_lyapunov, bin_size = (args.max_time or 120.0), 20_000, 0.02
+        # the fit is `nwb-dsr fit lorenz_demo.nwb --source units --max-time S`: every model and
+        # training setting at its default (10-ms bins, tau from the data's lambda_max)
+        sim = dict(n_units=60, duration=300.0, n_lfp_channels=4)
+        fit = {}
+        max_time, n_lyapunov, bin_size = (args.max_time or 150.0), 20_000, 0.01
     t0 = time.perf_counter()
     src = write_lorenz_nwb(folder / "lorenz_demo.nwb", seed=args.seed, overwrite=True, **sim)
     truth = load_ground_truth(src)
@@ -397,12 +396,15 @@ def _cmd_demo(args) -> int:
           f"{sim['duration']:g} s; true lambda_max = {truth['lyapunov_max']:.3f} 1/s)")
     obs = _read(src, "units", bin_size=bin_size)
     args.name = "dsr"
-    ns = argparse.Namespace(model="shallow_plrnn", latent_dim=fit.pop("latent_dim"),
-                            observation="poisson", tau=fit.pop("tau"), epochs=fit.pop("epochs"),
-                            max_time=max_time, device=args.device, seed=args.seed,
-                            no_progress=args.no_progress, hidden_dim=fit.pop("hidden_dim"),
-                            batches_per_epoch=fit.pop("batches_per_epoch", None), name="dsr",
-                            command="demo")
+    defaults = build_parser().parse_args(["fit", str(src), "--source", "units"])
+    ns = argparse.Namespace(**{**vars(defaults), "max_time": max_time, "device": args.device,
+                               "seed": args.seed, "no_progress": args.no_progress,
+                               "name": "dsr", "command": "demo"})
+    for key in ("latent_dim", "tau", "epochs", "hidden_dim", "batches_per_epoch"):
+        if key in fit:
+            setattr(ns, key, fit.pop(key))
+    print(f"fit: the defaults of `nwb-dsr fit {src.name} --source units --max-time {max_time:g}`"
+          if not args.quick else "fit: a few seconds with a tiny model (--quick)")
     report = folder / "report"
     summary = _fit_and_write(ns, src, obs, out=folder / "lorenz_demo_dsr.nwb", in_place=False,
                              overwrite=True, report=report, n_lyapunov=n_lyapunov, **fit)
@@ -431,7 +433,7 @@ def _add_fit_options(p):
     g.add_argument("--model", default="shallow_plrnn", choices=sorted(LATENT_MODELS),
                    help="latent model (default: shallow_plrnn)")
     g.add_argument("--latent-dim", type=_positive_int, default=None, metavar="M",
-                   help="latent dimension (default: 8 for spikes, channels for LFP, at most 16)")
+                   help="latent dimension (default: 3 for spikes, channels for LFP, at most 16)")
     g.add_argument("--hidden-dim", type=_positive_int, default=None, metavar="H",
                    help="hidden width of the shallow PLRNNs (default 64)")
     g.add_argument("--observation", default="auto", choices=["auto", "poisson", "gaussian"],
@@ -547,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="nwb_dsr_demo", metavar="DIR",
                    help="output folder (default ./nwb_dsr_demo)")
     p.add_argument("--max-time", type=_positive_float, default=None, metavar="S",
-                   help="training time budget in seconds (default 120; 5 with --quick)")
+                   help="training time budget in seconds (default 150; 5 with --quick)")
     p.add_argument("--quick", action="store_true",
                    help="tiny recording and a few seconds of fitting (for tests)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])

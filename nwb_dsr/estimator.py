@@ -60,7 +60,9 @@ class DSR:
     link : {"exp", "softplus"}
         Link of the Poisson layer.
     smoothing : float
-        Width (bins) of the Gaussian kernel applied to counts before inverting the Poisson layer.
+        Width σ in seconds of the Gaussian kernel applied to spike counts before the Poisson
+        layer is inverted to get the forcing signal (default 0.05 s). In bins it is
+        ``smoothing / bin_size``, at least one bin; 0 turns smoothing off.
     tau : int or "auto"
         Forcing interval in bins; ``"auto"`` uses τ_pred = ln 2 / λ_max of the data.
     mode : {"sparse", "gtf", "bptt"}
@@ -105,7 +107,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience
     """
 
     def __init__(self, model="shallow_plrnn", latent_dim=None, hidden_dim=64, n_bases=8,
-                 observation="auto", link="exp", smoothing=2.0, tau=20, mode="sparse", alpha=None,
+                 observation="auto", link="exp", smoothing=0.05, tau=20, mode="sparse", alpha=None,
                  seq_len=None, batch_size=256, batches_per_epoch=50, lr=3e-3, lr_final=1e-4,
                  optimizer="adam", schedule="exponential", epochs=200, max_time=None,
                  grad_clip=None, validation_fraction=0.1, eval_every=5, patience=None,
@@ -172,11 +174,21 @@ max_time, grad_clip, validation_fraction, eval_every, patience
             return int(min(3, obs.n_channels))
         return int(min(obs.n_channels, 16))
 
+    def _smoothing_bins(self, bin_size: float) -> float:
+        """The counts' smoothing kernel width in bins (``smoothing`` is in seconds)."""
+        s = self.smoothing
+        if isinstance(s, bool) or not isinstance(s, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(s) or s < 0:
+            raise ValueError(f"smoothing must be a width in seconds >= 0; got {s!r}.")
+        return 0.0 if s == 0 else max(float(s) / float(bin_size), 1.0)
+
     def _resolve_tau(self, obs: Observations):
         if isinstance(self.tau, str):
             if self.tau != "auto":
                 raise ValueError(f"tau must be a positive integer or 'auto'; got {self.tau!r}.")
             from .analysis.lyapunov import choose_tau
+            if obs.kind == "counts":
+                return choose_tau(obs, smooth=self._smoothing_bins(obs.bin_size))
             return choose_tau(obs)
         if isinstance(self.tau, bool) or not isinstance(self.tau, (int, np.integer)) or self.tau < 1:
             raise ValueError(f"tau must be an integer number of bins >= 1 or 'auto'; got {self.tau!r}.")
@@ -234,7 +246,8 @@ max_time, grad_clip, validation_fraction, eval_every, patience
             M = self._default_latent_dim(obs)
             latent = make_latent_model(self.model, M, hidden_dim=self.hidden_dim,
                                        n_bases=self.n_bases, seed=self.seed)
-            okw = {"link": self.link, "smoothing": self.smoothing} if obs_name == "poisson" else {}
+            okw = {"link": self.link, "smoothing": self._smoothing_bins(obs.bin_size)} \
+                if obs_name == "poisson" else {}
             observation = make_observation_model(obs_name, obs.n_channels, latent.state_dim, **okw)
             observation.fit_init(obs.concatenated())
         cfg = TrainerConfig(mode=self.mode, tau=tau, alpha=self.alpha, seq_len=self.seq_len,

@@ -316,6 +316,9 @@ BAD_INPUT = [
     (dict(latent_dim=0), np.zeros((100, 2)), ValueError, "latent_dim must be a positive integer"),
     (dict(epochs=None, max_time=None), np.zeros((100, 2)), ValueError, "give epochs, max_time"),
     (dict(device="tpu"), np.zeros((100, 2)), ValueError, "device must be"),
+    (dict(alpha=0.0), np.zeros((100, 2)), ValueError, r"alpha must lie in \(0, 1\]"),
+    (dict(smoothing=-0.01), Observations(np.ones((100, 2)), kind="counts", bin_size=0.01),
+     ValueError, "smoothing must be a width in seconds"),
     (dict(), "data.nwb", TypeError, "read_units or nwb_dsr.read_lfp"),
 ]
 
