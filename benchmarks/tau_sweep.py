@@ -4,7 +4,7 @@ Mikhaeil, Monfared & Durstewitz (NeurIPS 2022) show that D_stsp and D_H are best
 interval τ near the predictability time τ_pred = ln 2 / λ_max, worse for much smaller τ (the
 model never has to predict far enough to capture the long-term behaviour) and much worse for
 much larger τ (exploding gradients return), and that gradient-clipped BPTT without forcing fails.
-This script fits the default model (``DSR()``: shallow PLRNN, Gaussian read-out) on
+This script fits ``DSR(model=--model, latent_dim=--latent-dim)`` (Gaussian read-out) on
 ``../shared/data/benchmarks/lorenz63.npy`` (Lorenz-63, dt = 0.01, 100k steps) for every τ in
 ``--taus`` and for the clipped-BPTT baseline (``DSR(mode="bptt")``, gradient-norm clip 10),
 ``--seeds`` seeds each, with the same budget per run, and scores every fit as ../METRICS.md
@@ -21,11 +21,20 @@ teacher forcing). ``--max-time`` is a wall-clock budget per fit (validation incl
 addition: whichever ends first), which is the fairer choice on a shared, busy machine. Torch runs
 on one thread and one fit runs at a time.
 
+The model matters for the small-τ end. The paper's sweep used an LSTM whose hidden state is
+larger than the data (M > N): forcing then sets only the observed part of the state and the
+rest (the unobserved directions and the cell state) must be learned through the free-running
+stretches between resets, which τ = 1 never asks for. With the default shallow PLRNN and
+M = N = 3 on these noise-free data, every reset replaces the whole state, so τ = 1 is plain
+one-step teacher forcing of a fully observed system, which can learn this smooth 3-d flow map
+(it was the best τ of a 20-epoch sweep of that model).
+
 The τ that ``choose_tau`` picks from the data (Rosenstein's λ_max, ``DSR(tau="auto")``) is
 marked on the figure, together with the true τ_pred of Lorenz-63 at dt = 0.01
 (ln 2 / (0.906 × 0.01) ≈ 76.5 steps).
 
-    python benchmarks/tau_sweep.py --out /tmp/tau_sweep                      # full sweep
+    python benchmarks/tau_sweep.py --model lstm --latent-dim 16 --epochs 25 --max-time 0 \
+        --out /tmp/tau_sweep                                                  # the paper's sweep
     python benchmarks/tau_sweep.py --taus 10,46,200 --seeds 1 --max-time 20  # quick look
 
 Writes ``results.json`` (every run; rewritten after each one, ``--resume`` continues from it), ``tau_sweep.png`` and

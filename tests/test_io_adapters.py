@@ -54,6 +54,10 @@ def test_from_binned_spiketrain_matches_elephant():
     np.testing.assert_array_equal(obs.data[0], bst.to_array().T)
     np.testing.assert_array_equal(obs.data[0], from_spiketrains(trains, 0.05).data[0])
     assert obs.bin_size == pytest.approx(0.05) and obs.start_times[0] == 0.0
+    ids = [10 + k for k in range(len(trains))]
+    assert from_binned_spiketrain(bst, ids=ids).ids.tolist() == ids
+    with pytest.raises(NWBReadError, match="give one id per unit"):
+        from_binned_spiketrain(bst, ids=ids[:-1])
 
 
 def test_from_neo_segment_block_and_analogsignal():

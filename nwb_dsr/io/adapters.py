@@ -231,13 +231,16 @@ def from_neo(obj, bin_size=None) -> Observations:
                                     "selection": {"n_segments": len(parts)}})
 
 
-def from_binned_spiketrain(binned) -> Observations:
+def from_binned_spiketrain(binned, ids=None) -> Observations:
     """Observations from an elephant BinnedSpikeTrain.
 
     Parameters
     ----------
     binned : elephant.conversion.BinnedSpikeTrain
         Binned spike trains of n_units units.
+    ids : sequence, optional
+        One id per unit (e.g. the NWB unit ids of the trains that were binned); a
+        BinnedSpikeTrain does not keep them. Default 0..n_units-1.
 
     Returns
     -------
@@ -254,13 +257,18 @@ def from_binned_spiketrain(binned) -> Observations:
     >>> obs = from_binned_spiketrain(BinnedSpikeTrain([st, st], bin_size=0.1 * pq.s))
     >>> obs.data[0].shape, obs.data[0][:, 0].tolist()
     ((4, 2), [2.0, 0.0, 0.0, 1.0])
+    >>> from_binned_spiketrain(BinnedSpikeTrain([st, st], bin_size=0.1 * pq.s), ids=[7, 9]).ids
+    array([7, 9])
     """
     if not (hasattr(binned, "to_array") and hasattr(binned, "bin_size")):
         raise NWBReadError(f"from_binned_spiketrain takes an elephant BinnedSpikeTrain; got "
                            f"{type(binned).__name__}.")
     counts = np.asarray(binned.to_array()).T
+    if ids is not None and len(ids) != counts.shape[1]:
+        raise NWBReadError(f"ids has {len(ids)} entries but the BinnedSpikeTrain holds "
+                           f"{counts.shape[1]} units; give one id per unit.")
     bs = _sec(binned.bin_size)
-    return Observations([counts], kind="counts", bin_size=bs,
+    return Observations([counts], kind="counts", bin_size=bs, ids=ids,
                         start_times=[_sec(binned.t_start)],
                         provenance={"source": "elephant.BinnedSpikeTrain", "object": None,
                                     "selection": {"bin_size": bs}})
