@@ -361,19 +361,14 @@ class Trainer:
         self.observation.load_state_dict(snap[1])
 
     @torch.no_grad()
-    def validation_score(self, val: _Data, n_steps: int) -> tuple[float, float, float]:
+    def validation_score(self, val: _Data, pca: np.ndarray, n_steps: int) -> tuple[float, float, float]:
         """Score (D_stsp + 4·D_H) of a free run against the held-back data, in forcing space.
 
         The free run is turned into the forcing space as data would be
         (:meth:`~nwb_dsr.models.observation.ObservationModel.simulated_forcing_target`: for
         counts, Poisson draws smoothed and link-inverted), with the same seed at every
         validation so that scores of successive epochs differ by the model only. Both series
-        are mapped into the latent space by the read-out's pseudo-inverse, ẑ = B⁺(y − b), as
-        forcing states are, and compared in the leading (at most three) principal components
-        of the held-back data's states. For counts this weighs units as the model's decoding
-        does, so that low-rate units, whose smoothed log counts are mostly noise, do not set
-        the axes of the comparison; for continuous data with M = N it is an affine change of
-        coordinates of the read-out space.
+        are compared in the leading principal components ``pca`` of the held-back data.
         """
         obs, lat = self.observation, self.latent
         z0 = _pad_state(obs.invert(val.F[:1]), lat.state_dim)
@@ -384,14 +379,9 @@ class Trainer:
         y = obs.simulated_forcing_target(Z, np.random.default_rng(self.config.seed))
         if not np.all(np.isfinite(y)):
             return float("inf"), float("inf"), 1.0
-        P = obs.pinv().detach().cpu().numpy().astype(np.float64)
-        b = obs.b.detach().cpu().numpy().astype(np.float64)
-        ref = (val.F.cpu().numpy().astype(np.float64) - b) @ P.T
-        gen = (y - b) @ P.T
+        ref = val.F.cpu().numpy().astype(np.float64)
         mu = ref.mean(0)
-        _, _, vt = np.linalg.svd(ref - mu, full_matrices=False)
-        pca = vt[:min(3, vt.shape[0])].T
-        yr, yg = (ref - mu) @ pca, (gen - mu) @ pca
+        yr, yg = (ref - mu) @ pca, (y - mu) @ pca
         ds = state_space_divergence(yr, yg)
         n = min(len(yr), len(yg))
         dh = power_spectrum_distance(yr[:n], yg[:n]) if n > 64 else 0.0
@@ -433,6 +423,8 @@ class Trainer:
         if val_segs:
             Fv = np.concatenate([self.observation.forcing_target(s) for s in val_segs])
             val = _Data(None, torch.as_tensor(Fv, device=self.device), None)
+            _, _, vt = np.linalg.svd(Fv - Fv.mean(0), full_matrices=False)
+            pca = vt[:min(3, vt.shape[0])].T.astype(np.float64)
             n_val_steps = int(min(max(len(Fv), 1000), cfg.n_val_steps))
         self.latent.to(self.device)
         self.observation.to(self.device)
@@ -502,7 +494,7 @@ class Trainer:
             hist.loss.append(total / done)
             last_good = self._snapshot()
             if val is not None and (epoch % cfg.eval_every == 0):
-                score, ds, dh = self.validation_score(val, n_val_steps)
+                score, ds, dh = self.validation_score(val, pca, n_val_steps)
                 hist.val_epochs.append(epoch); hist.val_score.append(score)
                 hist.val_dstsp.append(ds); hist.val_dh.append(dh)
                 if score < best_score:
@@ -525,7 +517,7 @@ class Trainer:
             bar.close()
         if val is not None and epoch > 0 and (not hist.val_epochs or hist.val_epochs[-1] != epoch) \
                 and hist.stopped != "diverged":
-            score, ds, dh = self.validation_score(val, n_val_steps)
+            score, ds, dh = self.validation_score(val, pca, n_val_steps)
             hist.val_epochs.append(epoch); hist.val_score.append(score)
             hist.val_dstsp.append(ds); hist.val_dh.append(dh)
             if score < best_score:
