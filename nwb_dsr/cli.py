@@ -395,7 +395,6 @@ def _cmd_demo(args) -> int:
     print(f"recording: {src} ({sim['n_units']} Poisson units driven by a Lorenz-63 latent, "
           f"{sim['duration']:g} s; true lambda_max = {truth['lyapunov_max']:.3f} 1/s)")
     obs = _read(src, "units", bin_size=bin_size)
-    args.name = "dsr"
     defaults = build_parser().parse_args(["fit", str(src), "--source", "units"])
     ns = argparse.Namespace(**{**vars(defaults), "max_time": max_time, "device": args.device,
                                "seed": args.seed, "no_progress": args.no_progress,

@@ -44,7 +44,8 @@ class TrainerConfig:
     tau : int
         Forcing interval in bins (``mode="sparse"``), >= 1.
     alpha : float or None
-        Forcing strength in [0, 1]: at a forcing step the state becomes (1 − α) z + α ẑ.
+        Forcing strength in (0, 1]: at a forcing step the state becomes z + α (ẑ − B⁺B z),
+        i.e. (1 − α) z + α ẑ when the read-out sees the whole state (see :meth:`Trainer.rollout`).
         Default None: 1 for ``mode="sparse"`` (the state is replaced by ẑ every ``tau`` steps)
         and 0.1 for ``mode="gtf"`` (mixed at every step). A sparse α < 1 keeps part of the
         model's own prediction at each reset, which averages the noise of a forcing signal
@@ -311,11 +312,12 @@ class Trainer:
         """
         cfg, lat, obs = self.config, self.latent, self.observation
         L = F.shape[1] - 1
-        zhat = _pad_state(obs.invert(F, obs.pinv()), lat.state_dim)  # (B, L+1, S)
+        P = obs.pinv()
+        zhat = _pad_state(obs.invert(F, P), lat.state_dim)  # (B, L+1, S)
         forced = set(self.forcing_steps(L))
         a = cfg.strength
-        P = obs.pinv()
-        project = obs.latent_dim > obs.n_obs  # B⁺B ≠ I: keep what the data do not determine
+        # B⁺B ≠ I (M > N), or state beyond the read-out: force the seen part only
+        project = obs.latent_dim > obs.n_obs or lat.state_dim > obs.latent_dim
         z = zhat[:, 0]
         preds = []
         for t in range(1, L + 1):
@@ -326,7 +328,7 @@ class Trainer:
                 # (directions of the latent space B does not see, and any state beyond the
                 # read-out's M units) carries on
                 seen = _pad_state((z[..., :obs.latent_dim] @ obs.B.T) @ P.T, lat.state_dim) \
-                    if project or lat.state_dim > obs.latent_dim else z
+                    if project else z
                 z = z + a * (zhat[:, t] - seen)
         return torch.stack(preds, dim=1)
 
