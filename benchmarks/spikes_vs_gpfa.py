@@ -14,10 +14,10 @@ on all units over the training time, as one segment. Then:
   ``est.transform(train)``). A free run starts from the forced state at the first test bin,
   runs 1.25·T steps (T = number of test bins) and drops the first 0.25·T; the map turns it into
   a 3-D trajectory compared with the true test latent (binned D_stsp, D_H as in METRICS.md).
-* ``co_bps_ours``: in the test time the latent is inferred from the held-in units only,
-  ẑ_t = B_in⁺ (y_in,t − b_in), y_in being the Poisson layer's forcing target of the held-in
-  counts (log of Gaussian-smoothed counts, floored); held-out rates are exp(B_out ẑ_t + b_out)
-  (see :func:`dsr_cosmooth_rates`).
+* ``co_bps_ours``: in the test time the latent is inferred from the held-in units only, by
+  the Poisson layer's inverse restricted to their rows (the maximum-likelihood latent of their
+  Gaussian-smoothed counts, as in training); held-out rates are exp(B_out ẑ_t + b_out) (see
+  :func:`dsr_cosmooth_rates`).
 
 GPFA (``elephant.gpfa.GPFA``, 10-ms bins, ``--x-dim`` latents, elephant's defaults otherwise,
 which model square-rooted counts) is fitted on the same training data — all units, the training
@@ -95,9 +95,9 @@ def split_units(n_units: int, held_out_fraction: float = 0.2, seed: int = 0):
 def dsr_cosmooth_rates(est: DSR, counts_in: np.ndarray, held_in, held_out) -> np.ndarray:
     """Held-out expected counts of a fitted Poisson DSR, inferred from held-in units only.
 
-    The latent is the pseudo-inverse of the held-in rows of the read-out applied to the
-    held-in forcing targets, ẑ_t = B_in⁺ (y_in,t − b_in), with y_in the Poisson layer's forcing
-    target of the held-in counts (link⁻¹ of Gaussian-smoothed counts); the held-out rates are
+    The latent is the Poisson layer's inverse restricted to the held-in rows of the read-out
+    (:meth:`~nwb_dsr.models.observation.PoissonObservation.invert` with ``rows``), applied to
+    the held-in forcing targets (link⁻¹ of Gaussian-smoothed counts); the held-out rates are
     link(B_out ẑ_t + b_out).
 
     Parameters
@@ -128,12 +128,9 @@ def dsr_cosmooth_rates(est: DSR, counts_in: np.ndarray, held_in, held_out) -> np
     if counts_in.ndim != 2 or counts_in.shape[1] != held_in.size:
         raise ValueError(f"counts_in must be (n_bins, {held_in.size}) held-in counts; got "
                          f"shape {counts_in.shape}.")
-    B = o.B.detach().double()
-    b = o.b.detach().double()
-    y_in = torch.as_tensor(o.forcing_target(counts_in), dtype=torch.float64)  # elementwise per unit
-    z = (y_in - b[held_in]) @ torch.linalg.pinv(B[held_in]).T
-    eta = z @ B[held_out].T + b[held_out]
-    return o._link(eta).numpy()
+    y_in = torch.as_tensor(o.forcing_target(counts_in))  # elementwise per unit
+    z = o.invert(y_in, rows=torch.as_tensor(held_in))
+    return o.mean(z).numpy()[:, held_out].astype(np.float64)
 
 
 def fit_affine(z: np.ndarray, target: np.ndarray):

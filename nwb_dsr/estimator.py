@@ -37,7 +37,7 @@ _ESTIMATOR_PARAMS = (
     "model", "latent_dim", "hidden_dim", "n_bases", "observation", "link", "smoothing", "tau",
     "mode", "alpha", "seq_len", "batch_size", "batches_per_epoch", "lr", "lr_final", "optimizer",
     "schedule", "epochs", "max_time", "grad_clip", "validation_fraction", "eval_every", "patience",
-    "device", "seed", "progress", "warm_start")
+    "shooting", "continuity", "device", "seed", "progress", "warm_start")
 
 
 class DSR:
@@ -67,8 +67,12 @@ class DSR:
         Forcing interval in bins; ``"auto"`` uses τ_pred = ln 2 / λ_max of the data.
     mode : {"sparse", "gtf", "bptt"}
         Sparse forcing, generalized teacher forcing (``alpha``), or the clipped-BPTT baseline.
+    shooting : bool or "auto"
+        Learn the forcing states jointly with the model (multiple shooting, see
+        :class:`nwb_dsr.training.TrainerConfig`); ``"auto"`` turns it on for the Poisson layer
+        with sparse forcing, where the states inferred from smoothed counts are noisy.
     alpha, seq_len, batch_size, batches_per_epoch, lr, lr_final, optimizer, schedule, epochs, \
-max_time, grad_clip, validation_fraction, eval_every, patience
+max_time, grad_clip, validation_fraction, eval_every, patience, continuity
         Training settings, see :class:`nwb_dsr.training.TrainerConfig`.
     device : {"cpu", "cuda", "auto"}
     seed : int
@@ -111,7 +115,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience
                  seq_len=None, batch_size=256, batches_per_epoch=50, lr=3e-3, lr_final=1e-4,
                  optimizer="adam", schedule="exponential", epochs=200, max_time=None,
                  grad_clip=None, validation_fraction=0.1, eval_every=5, patience=None,
-                 device="cpu", seed=0, progress=True, warm_start=False):
+                 shooting="auto", continuity=1.0, device="cpu", seed=0, progress=True, warm_start=False):
         self.model = model
         self.latent_dim = latent_dim
         self.hidden_dim = hidden_dim
@@ -135,6 +139,8 @@ max_time, grad_clip, validation_fraction, eval_every, patience
         self.validation_fraction = validation_fraction
         self.eval_every = eval_every
         self.patience = patience
+        self.shooting = shooting
+        self.continuity = continuity
         self.device = device
         self.seed = seed
         self.progress = progress
@@ -181,6 +187,13 @@ max_time, grad_clip, validation_fraction, eval_every, patience
                 or not np.isfinite(s) or s < 0:
             raise ValueError(f"smoothing must be a width in seconds >= 0; got {s!r}.")
         return 0.0 if s == 0 else max(float(s) / float(bin_size), 1.0)
+
+    def _resolve_shooting(self, obs_name: str) -> bool:
+        if self.shooting == "auto":
+            return obs_name == "poisson" and self.mode == "sparse"
+        if not isinstance(self.shooting, (bool, np.bool_)):
+            raise ValueError(f"shooting must be True, False or 'auto'; got {self.shooting!r}.")
+        return bool(self.shooting)
 
     def _resolve_tau(self, obs: Observations):
         if isinstance(self.tau, str):
@@ -255,7 +268,9 @@ max_time, grad_clip, validation_fraction, eval_every, patience
                             lr=self.lr, lr_final=self.lr_final, optimizer=self.optimizer,
                             schedule=self.schedule, epochs=self.epochs, max_time=self.max_time,
                             grad_clip=self.grad_clip, validation_fraction=self.validation_fraction,
-                            eval_every=self.eval_every, patience=self.patience, seed=self.seed,
+                            eval_every=self.eval_every, patience=self.patience,
+                            shooting=self._resolve_shooting(obs_name),
+                            continuity=self.continuity, seed=self.seed,
                             device=self.device, progress=self.progress)
         trainer = Trainer(latent, observation, cfg)
         history = trainer.fit(obs, val, callback=callback)

@@ -76,6 +76,19 @@ class TrainerConfig:
         Epochs between validations.
     patience : int or None
         Stop after this many validations without improvement.
+    shooting : bool
+        Learn the forcing states (multiple shooting; ``mode="sparse"`` only). Windows then
+        start on a grid of ``tau`` bins, and the forcing state of every grid point is a free
+        parameter, initialised at the data-inferred ẑ_t and fitted together with the model: it
+        is pinned by the likelihood of its own bin, of the ``tau`` bins the model predicts from
+        it, and by continuity with the prediction arriving at it from the previous grid point
+        (weight ``continuity``). Use it when the forcing signal is noisy, as for spike counts:
+        errors in data-inferred states bias the learned map towards contraction (regression
+        dilution), which estimating the states jointly with the map avoids. The fitted states
+        serve training only; inference on data uses the layer's inverse.
+    continuity : float
+        Weight of the continuity term of ``shooting``: the mean squared difference between
+        the state predicted at a grid point and that grid point's forcing state.
     seed : int
     device : {"cpu", "cuda", "auto"}
     progress : bool
@@ -99,6 +112,8 @@ class TrainerConfig:
     eval_every: int = 5
     n_val_steps: int = 10_000
     patience: int | None = None
+    shooting: bool = False
+    continuity: float = 1.0
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -127,6 +142,11 @@ class TrainerConfig:
             raise ValueError(f"optimizer must be 'adam' or 'radam'; got {self.optimizer!r}.")
         if self.schedule not in ("exponential", "cosine", "constant"):
             raise ValueError(f"schedule must be 'exponential', 'cosine' or 'constant'; got {self.schedule!r}.")
+        if self.shooting and self.mode != "sparse":
+            raise ValueError(f"shooting (learned forcing states) needs mode='sparse'; got "
+                             f"mode={self.mode!r}.")
+        if not float(self.continuity) >= 0:
+            raise ValueError(f"continuity must be a weight >= 0; got {self.continuity!r}.")
         if not 0.0 <= float(self.validation_fraction) < 1.0:
             raise ValueError(f"validation_fraction must lie in [0, 1); got {self.validation_fraction!r}.")
         resolve_device(self.device)
@@ -266,7 +286,9 @@ class Trainer:
             Xs.append(self.observation.encode(s))
             Fs.append(self.observation.forcing_target(s))
             if T > L:
-                starts.append(off + np.arange(T - L))
+                # multiple shooting: windows start on the grid of forcing states
+                starts.append(off + np.arange(0, T - L, self.config.tau if self.config.shooting
+                                              else 1))
             off += T
         if not starts:
             longest = max(s.shape[0] for s in segments)
@@ -294,7 +316,7 @@ class Trainer:
         return train, val
 
     # ------------------------------------------------------------------ core
-    def rollout(self, F: torch.Tensor) -> torch.Tensor:
+    def rollout(self, F: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted states along a batch of windows of forcing targets F (batch, L+1, N).
 
         The state starts at ẑ_0 and is forced towards ẑ_t at the steps :meth:`forcing_steps`
@@ -305,6 +327,10 @@ class Trainer:
         determine (M > N) and state beyond the read-out (an LSTM's cell) keep the model's
         values, as with identity forcing of the observed units in the PLRNN literature.
 
+        With ``states`` (batch, L+1, M), the learned forcing states of ``shooting``, ẑ_t is
+        taken from them instead of inverting F, and the forcing sets the read-out's M latent
+        units (z[:M] moves to ẑ_t; any state beyond them carries on).
+
         Returns
         -------
         torch.Tensor, shape (batch, L, state_dim)
@@ -312,12 +338,16 @@ class Trainer:
         """
         cfg, lat, obs = self.config, self.latent, self.observation
         L = F.shape[1] - 1
-        P = obs.pinv()
-        zhat = _pad_state(obs.invert(F, P), lat.state_dim)  # (B, L+1, S)
+        M = obs.latent_dim
         forced = set(self.forcing_steps(L))
         a = cfg.strength
-        # B⁺B ≠ I (M > N), or state beyond the read-out: force the seen part only
-        project = obs.latent_dim > obs.n_obs or lat.state_dim > obs.latent_dim
+        if states is None:
+            P = obs.pinv()
+            zhat = _pad_state(obs.invert(F, P), lat.state_dim)  # (B, L+1, S)
+            # B⁺B ≠ I (M > N), or state beyond the read-out: force the seen part only
+            project = obs.latent_dim > obs.n_obs or lat.state_dim > obs.latent_dim
+        else:
+            zhat, project = _pad_state(states, lat.state_dim), None
         z = zhat[:, 0]
         preds = []
         for t in range(1, L + 1):
@@ -327,14 +357,36 @@ class Trainer:
                 # the observed part of the state, B⁺B z, moves to ẑ_t; the rest of the state
                 # (directions of the latent space B does not see, and any state beyond the
                 # read-out's M units) carries on
-                seen = _pad_state((z[..., :obs.latent_dim] @ obs.B.T) @ P.T, lat.state_dim) \
-                    if project else z
+                if project is None:  # learned states: the read-out's M units
+                    seen = _pad_state(z[..., :M], lat.state_dim)
+                elif project:
+                    seen = _pad_state((z[..., :M] @ obs.B.T) @ P.T, lat.state_dim)
+                else:
+                    seen = z
                 z = z + a * (zhat[:, t] - seen)
         return torch.stack(preds, dim=1)
 
-    def window_loss(self, X: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
-        """Training loss of a batch of windows: encoded data X and forcing targets F, (batch, L+1, N)."""
-        return self.observation.loss(self.rollout(F), X[:, 1:]) + self.latent.regularization()
+    def window_loss(self, X: torch.Tensor, F: torch.Tensor,
+                    states: torch.Tensor | None = None) -> torch.Tensor:
+        """Training loss of a batch of windows: encoded data X and forcing targets F, (batch, L+1, N).
+
+        With ``states`` (the learned forcing states of ``shooting``, (batch, L+1, M)) the loss
+        also covers the bin at the window's start, read out from its state, and adds
+        ``continuity`` times the mean squared difference between each prediction that arrives
+        at a grid point and that grid point's state.
+        """
+        reg = self.latent.regularization()
+        if states is None:
+            return self.observation.loss(self.rollout(F), X[:, 1:]) + reg
+        obs, tau = self.observation, self.config.tau
+        pred = self.rollout(F, states)
+        z0 = _pad_state(states[:, :1], pred.shape[-1])
+        fit = obs.loss(torch.cat([z0, pred], dim=1), X)
+        arrive = list(range(tau, X.shape[1], tau))  # steps that are grid points
+        if not arrive or self.config.continuity == 0:
+            return fit + reg
+        gap = pred[:, [t - 1 for t in arrive], :obs.latent_dim] - states[:, arrive]
+        return fit + self.config.continuity * gap.pow(2).mean() + reg
 
     def forcing_steps(self, L: int) -> list[int]:
         """0-based steps of a window of L+1 points at which the state is set to ẑ_t."""
@@ -431,6 +483,12 @@ class Trainer:
         self.latent.to(self.device)
         self.observation.to(self.device)
         params = list(self.latent.parameters()) + list(self.observation.parameters())
+        states = None
+        if cfg.shooting:  # learned forcing states, initialised at the data-inferred ones
+            with torch.no_grad():
+                init = torch.cat([self.observation.invert(f) for f in data.F.split(65536)])
+            states = torch.nn.Parameter(init.detach().clone())
+            params.append(states)
         Opt = torch.optim.RAdam if cfg.optimizer == "radam" else torch.optim.Adam
         opt = Opt(params, lr=cfg.lr)
         ar = torch.arange(L + 1, device=self.device)
@@ -465,7 +523,10 @@ class Trainer:
                     break  # the budget ran out inside the epoch
                 pick = torch.randint(0, n_starts, (cfg.batch_size,), generator=gen).to(self.device)
                 W = data.starts[pick].unsqueeze(1) + ar
-                loss = self.window_loss(data.X[W], data.F[W])
+                if states is None:
+                    loss = self.window_loss(data.X[W], data.F[W])
+                else:
+                    loss = self.window_loss(data.X[W], data.F[W], states[W])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 lv = float(loss.detach())
