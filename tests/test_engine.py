@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import gaussian_filter1d
 
 from nwb_dsr import DSR, NotFittedError, Observations
 from nwb_dsr.models import (LATENT_MODELS, GaussianObservation, LatentModel, PoissonObservation,
@@ -83,6 +84,35 @@ def test_poisson_layer_inverts_smoothed_counts(link):
     z = obs.invert(torch.as_tensor(obs.forcing_target(counts)))
     rates = obs.mean(z).detach().numpy()
     np.testing.assert_allclose(rates, np.maximum(counts, obs.floor), rtol=1e-3, atol=1e-3)
+
+
+def test_poisson_inverse_is_the_maximum_likelihood_latent_of_smoothed_counts():
+    from nwb_dsr.datasets import make_lorenz_population
+    pop = make_lorenz_population(n_units=40, duration=60.0, n_lfp_channels=0,
+                                 spike_times=False, seed=0)
+    obs = PoissonObservation(40, 3, smoothing=5.0)
+    with torch.no_grad():
+        obs.B.copy_(torch.as_tensor(pop.C)); obs.b.copy_(torch.as_tensor(pop.d))
+    y = torch.as_tensor(obs.forcing_target(pop.counts))
+    z = obs.invert(y).detach().double()
+    # the gradient of the log-likelihood of the smoothed counts s (with the layer's small
+    # ridge on z) vanishes at ẑ
+    s = np.maximum(gaussian_filter1d(pop.counts.astype(float), 5.0, axis=0, mode="nearest"),
+                   obs.floor)
+    ridge = 1e-4 * (pop.C ** 2).sum() / 3
+    grad = (s - np.exp(z.numpy() @ pop.C.T + pop.d)) @ pop.C - ridge * z.numpy()
+    assert np.abs(grad).max() < 1e-3
+    # closer to the true latent than least squares on the log of the smoothed counts
+    ls = ((y.double() - obs.b.detach().double()) @ torch.linalg.pinv(obs.B.detach().double()).T)
+    err = lambda a: float(np.mean((a.numpy() - pop.latent) ** 2))  # noqa: E731
+    assert err(z) < 0.7 * err(ls)
+    # held-in rows only: the same as a layer made of those rows
+    rows = np.arange(0, 40, 2)
+    sub = PoissonObservation(20, 3, smoothing=5.0)
+    with torch.no_grad():
+        sub.B.copy_(obs.B[rows]); sub.b.copy_(obs.b[rows])
+    torch.testing.assert_close(obs.invert(y[:, rows], rows=torch.as_tensor(rows)),
+                               sub.invert(y[:, rows]))
 
 
 def test_poisson_loss_is_the_negative_log_likelihood_up_to_a_constant():
@@ -165,6 +195,73 @@ def test_sparse_forcing_with_strength_below_one_mixes_at_resets_only():
     F = (100.0 * torch.arange(5, dtype=torch.float32)).reshape(1, 5, 1)
     # z2 = 2 -> 2 + 0.5*(200 - 2) = 101, so z3 = 102 and z4 = 103 (no mixing at odd steps)
     assert tr.rollout(F)[0, :, 0].tolist() == [1.0, 2.0, 102.0, 103.0]
+
+
+def test_shooting_forces_with_the_learned_states():
+    tr = Trainer(Counter(), _identity_layer(), TrainerConfig(tau=2, shooting=True, epochs=1))
+    F = (100.0 * torch.arange(5, dtype=torch.float32)).reshape(1, 5, 1)
+    # the learned states, not the data, are what the resets use
+    assert tr.rollout(F, -F)[0, :, 0].tolist() == [1.0, 2.0, -199.0, -198.0]
+
+
+def test_shooting_sets_the_read_out_latents_and_carries_the_rest_of_the_state():
+    obs = GaussianObservation(1, 2)  # M = 2 > N = 1: learned states still set both latents
+    with torch.no_grad():
+        obs.B.copy_(torch.tensor([[1.0, 0.0]])); obs.b.zero_()
+    tr = Trainer(Counter((1.0, 10.0)), obs, TrainerConfig(tau=2, shooting=True, epochs=1))
+    S = torch.stack([100.0 * torch.arange(5.0), -100.0 * torch.arange(5.0)], -1)[None]
+    pred = tr.rollout(torch.zeros(1, 5, 1), S)[0].tolist()
+    assert pred == [[1.0, 10.0], [2.0, 20.0], [201.0, -190.0], [202.0, -180.0]]
+    obs1 = _identity_layer()  # state of 2 units, read-out of 1: the second one carries on
+    tr = Trainer(Counter((1.0, 10.0)), obs1, TrainerConfig(tau=2, shooting=True, epochs=1))
+    pred = tr.rollout(torch.zeros(1, 5, 1), S[..., :1])[0].tolist()
+    assert pred == [[1.0, 10.0], [2.0, 20.0], [201.0, 30.0], [202.0, 40.0]]
+
+
+def test_shooting_windows_start_on_the_grid_of_forcing_states():
+    segs = [np.zeros((30, 1)), np.ones((41, 1))]
+    obs = GaussianObservation(1, 1)
+    obs.fit_init(np.concatenate(segs))
+    tr = Trainer(Counter(), obs, TrainerConfig(tau=5, shooting=True, epochs=1))
+    data = tr._prepare(segs, 5, "training")
+    assert data.starts.tolist() == [0, 5, 10, 15, 20] + [30 + k for k in range(0, 36, 5)]
+
+
+def test_shooting_loss_reads_out_the_first_state_and_penalises_gaps():
+    tr = Trainer(Counter(), _identity_layer(),
+                 TrainerConfig(tau=2, shooting=True, continuity=0.5, epochs=1))
+    X = torch.zeros(1, 3, 1)
+    S = torch.tensor([0.0, 5.0, 10.0]).reshape(1, 3, 1)
+    # read-outs 0 (the state at the start), 1, 2 against zeros: MSE 5/3; the prediction
+    # arriving at the next grid point is 2, its state 10: gap² 64, times 0.5
+    loss = tr.window_loss(X, torch.zeros(1, 3, 1), S)
+    torch.testing.assert_close(loss, torch.tensor(5.0 / 3.0 + 32.0))
+
+
+def test_shooting_recovers_states_closer_to_the_truth_than_the_noisy_data():
+    # a noisy circle: the learned forcing states smooth the noise by the model's own flow
+    rng = np.random.default_rng(0)
+    t = np.arange(2000) * 0.1
+    truth = np.stack([np.sin(t), np.cos(t)], 1)
+    x = truth + rng.normal(0, 0.3, truth.shape)
+    obs = GaussianObservation(2, 2)
+    obs.fit_init(x)
+    torch.manual_seed(0)
+    tr = Trainer(make_latent_model("shallow_plrnn", 2, hidden_dim=16, seed=0), obs,
+                 TrainerConfig(tau=10, shooting=True, epochs=60, batches_per_epoch=15,
+                               batch_size=64, validation_fraction=0.0, progress=False))
+    tr.fit(Observations(x, bin_size=0.1))
+    grid = np.arange(0, 2000 - 10, 10)
+    with torch.no_grad():
+        learned = obs.mean(tr.forcing_states[grid]).numpy()
+    err_data = np.mean((x[grid] - truth[grid]) ** 2)
+    err_learned = np.mean((learned - truth[grid]) ** 2)
+    assert err_learned < 0.5 * err_data
+
+
+def test_shooting_needs_sparse_forcing():
+    with pytest.raises(ValueError, match="shooting"):
+        TrainerConfig(mode="gtf", shooting=True).validate()
 
 
 def test_forcing_moves_only_the_part_of_the_state_the_read_out_sees():

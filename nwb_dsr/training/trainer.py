@@ -277,6 +277,9 @@ class Trainer:
         self.config = config.validate()
         self.device = resolve_device(config.device)
         self.history = TrainingHistory()
+        #: With ``shooting``: the learned forcing states (n_bins, M) over the concatenated
+        #: training segments at the end of training (rows off the grid keep their initial ẑ).
+        self.forcing_states: torch.Tensor | None = None
 
     # ------------------------------------------------------------------ data
     def _prepare(self, segments: list[np.ndarray], L: int, what: str) -> _Data:
@@ -488,8 +491,9 @@ class Trainer:
             with torch.no_grad():
                 init = torch.cat([self.observation.invert(f) for f in data.F.split(65536)])
             states = torch.nn.Parameter(init.detach().clone())
-            params.append(states)
         Opt = torch.optim.RAdam if cfg.optimizer == "radam" else torch.optim.Adam
+        if states is not None:
+            params = params + [states]
         opt = Opt(params, lr=cfg.lr)
         ar = torch.arange(L + 1, device=self.device)
         hist = self.history
@@ -585,6 +589,8 @@ class Trainer:
             hist.val_dstsp.append(ds); hist.val_dh.append(dh)
             if score < best_score:
                 best_score, best, hist.best_epoch = score, self._snapshot(), epoch
+        if states is not None:
+            self.forcing_states = states.detach()
         if best is not None:
             self._restore(best)
         hist.epochs = epoch
