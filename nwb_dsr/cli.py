@@ -438,7 +438,8 @@ def _add_fit_options(p):
     g.add_argument("--observation", default="auto", choices=["auto", "poisson", "gaussian"],
                    help="observation layer (default: poisson for spikes, gaussian for LFP)")
     g.add_argument("--tau", type=_tau, default="auto", metavar="auto|N",
-                   help="forcing interval in bins, or 'auto' (ln 2 / lambda_max of the data)")
+                   help="forcing interval in bins, or 'auto' (ln 2 / lambda_max of the data; a "
+                        "quarter of it for spike counts)")
     g.add_argument("--epochs", type=_positive_int, default=200, metavar="N",
                    help="maximum number of epochs (default 200)")
     g.add_argument("--batches-per-epoch", type=_positive_int, default=None, metavar="N",

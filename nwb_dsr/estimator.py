@@ -14,7 +14,10 @@ from .observations import Observations
 from .training.trainer import Trainer, TrainerConfig, TrainingHistory, _pad_state, free_run
 from ._json import jsonable as _jsonable
 
-__all__ = ["DSR", "NotFittedError", "as_observations"]
+__all__ = ["DSR", "NotFittedError", "as_observations", "COUNTS_TAU_FRACTION"]
+
+#: ``tau="auto"`` on spike counts: this fraction of the predictability time ln 2 / λ_max.
+COUNTS_TAU_FRACTION = 0.25
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -64,7 +67,10 @@ class DSR:
         layer is inverted to get the forcing signal (default 0.05 s). In bins it is
         ``smoothing / bin_size``, at least one bin; 0 turns smoothing off.
     tau : int or "auto"
-        Forcing interval in bins; ``"auto"`` uses τ_pred = ln 2 / λ_max of the data.
+        Forcing interval in bins; ``"auto"`` uses τ_pred = ln 2 / λ_max of the data, and for
+        spike counts a quarter of it (``COUNTS_TAU_FRACTION``): with the noisy forcing signal
+        of counts, longer free-running stretches let the fitted map collapse onto a fixed
+        point (``benchmarks/spikes_vs_gpfa.py``).
     mode : {"sparse", "gtf", "bptt"}
         Sparse forcing, generalized teacher forcing (``alpha``), or the clipped-BPTT baseline.
     shooting : bool or "auto"
@@ -201,7 +207,8 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
                 raise ValueError(f"tau must be a positive integer or 'auto'; got {self.tau!r}.")
             from .analysis.lyapunov import choose_tau
             if obs.kind == "counts":
-                return choose_tau(obs, smooth=self._smoothing_bins(obs.bin_size))
+                return choose_tau(obs, smooth=self._smoothing_bins(obs.bin_size),
+                                  fraction=COUNTS_TAU_FRACTION)
             return choose_tau(obs)
         if isinstance(self.tau, bool) or not isinstance(self.tau, (int, np.integer)) or self.tau < 1:
             raise ValueError(f"tau must be an integer number of bins >= 1 or 'auto'; got {self.tau!r}.")
@@ -316,7 +323,11 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
         return np.concatenate(res).std(0) if res else np.zeros(obs.n_channels)
 
     def transform(self, X) -> list:
-        """Forced latent states ẑ_t = B⁺(y_t − b) for every bin.
+        """Forced latent states ẑ_t for every bin: the observation layer's inverse of the data.
+
+        For the Gaussian layer ẑ_t = B⁺(y_t − b); for the Poisson layer ẑ_t is the
+        maximum-likelihood latent of the smoothed counts (see
+        :meth:`~nwb_dsr.models.observation.PoissonObservation.invert`).
 
         Returns
         -------

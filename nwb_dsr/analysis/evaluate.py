@@ -46,8 +46,8 @@ def _steps(n, name="n"):
 def prediction_error(estimator, X, n=20, *, max_starts: int = 2000):
     """n-step prediction error PE(n) (../METRICS.md).
 
-    For every start t of the series: the state is forced from x_t (ẑ_t = B⁺(y_t − b), the
-    pseudo-inverse of the read-out, as in training), the latent map runs n steps freely, and
+    For every start t of the series: the state is forced from x_t (ẑ_t, the read-out's inverse
+    as in :meth:`DSR.transform`), the latent map runs n steps freely, and
     the read-out's expected observation is compared with x_{t+n}. The mean squared error over
     starts and channels is returned, in data units: squared signal units for continuous data;
     for spike counts the expected counts are compared with the counts (counts² per bin).

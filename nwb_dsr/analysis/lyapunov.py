@@ -649,12 +649,12 @@ def predictability_time(lambda_max: float) -> float:
 
 
 def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | None = None,
-               fallback: int = 20, **kwargs) -> tuple[int, dict]:
+               fallback: int = 20, fraction: float = 1.0, **kwargs) -> tuple[int, dict]:
     """Forcing interval τ = ln 2 / λ_max of the data, in bins (for ``DSR(tau="auto")``).
 
     λ_max comes from :func:`lyapunov_max_data` (Rosenstein) on the observations; spike counts
-    are smoothed first with a Gaussian kernel of ``smooth`` bins (default 2, the DSR's default
-    smoothing). τ_pred in bins is rounded and clipped to [``min_tau``, ``max_tau``].
+    are smoothed first with a Gaussian kernel of ``smooth`` bins (default 2). ``fraction`` ·
+    τ_pred in bins is rounded and clipped to [``min_tau``, ``max_tau``].
 
     Parameters
     ----------
@@ -667,6 +667,8 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
     fallback : int
         τ used (with a warning) when no exponential divergence could be measured (λ_max NaN,
         e.g. counts dominated by Poisson noise); clipped like τ_pred.
+    fraction : float
+        τ as a fraction of τ_pred, in (0, 1] (default 1; ``DSR`` uses 1/4 for spike counts).
     **kwargs
         Passed to :func:`lyapunov_max_data` (``delay``, ``dim``, ``max_points``, ...).
 
@@ -675,7 +677,8 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
     tau : int
     info : dict
         ``{"method": "rosenstein", "lambda_max_per_s", "lambda_max_per_bin", "tau_pred_bins",
-        "delay", "dim", "clipped", "fallback", "fit_range", "fit_r2", "bin_size"}``, JSON-serialisable
+        "delay", "dim", "clipped", "fallback", "fit_range", "fit_r2", "bin_size", "smooth",
+        "fraction"}``, JSON-serialisable
         (non-finite numbers become None).
 
     Examples
@@ -693,6 +696,9 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
     min_tau, max_tau = _positive_int(min_tau, "min_tau"), _positive_int(max_tau, "max_tau")
     if max_tau < min_tau:
         raise ValueError(f"max_tau ({max_tau}) must be >= min_tau ({min_tau}).")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+            or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1]; got {fraction!r}.")
     if not isinstance(obs, Observations):
         obs = Observations.from_array(obs, bin_size=1.0, kind="continuous")
     if smooth is None and obs.kind == "counts":
@@ -708,7 +714,7 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
                       RuntimeWarning, stacklevel=2)
         raw = float(fallback)
     else:
-        raw = tau_pred if math.isfinite(tau_pred) else float(max_tau)
+        raw = fraction * tau_pred if math.isfinite(tau_pred) else float(max_tau)
     tau = int(min(max(int(round(raw)), min_tau), max_tau))
     info = {
         "method": "rosenstein",
@@ -723,6 +729,7 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
         "fit_r2": _finite(res["fit_r2"]),
         "bin_size": float(obs.bin_size),
         "smooth": None if smooth is None else float(smooth),
+        "fraction": float(fraction),
     }
     return tau, info
 

@@ -1,9 +1,10 @@
 """Observation layers behind one interface: ``loss``, ``mean``, ``invert``.
 
-An observation layer maps latent states to the data and back. Its pseudo-inverse gives the
-forcing signal of sparsely forced BPTT: ẑ = B⁺ (y − b), where y is the data in the layer's
-"forcing space" — the standardised signal for the Gaussian layer, the link-inverse of
-kernel-smoothed counts for the Poisson layer.
+An observation layer maps latent states to the data and back. Its inverse gives the forcing
+signal of sparsely forced BPTT from the data in the layer's "forcing space" y: the
+pseudo-inverse ẑ = B⁺ (y − b) of the standardised signal for the Gaussian layer, the
+maximum-likelihood latent of kernel-smoothed counts (y their link-inverse) for the Poisson
+layer.
 """
 from __future__ import annotations
 
@@ -67,8 +68,15 @@ class ObservationModel(nn.Module):
         """Pseudo-inverse of B, shape (M, N); (BᵀB)⁻¹Bᵀ when B has full column rank."""
         return torch.linalg.pinv(self.B)
 
-    def invert(self, y: torch.Tensor, pinv: torch.Tensor | None = None) -> torch.Tensor:
-        """Forcing states ẑ = B⁺(y − b) from forcing targets y, (..., N) -> (..., M)."""
+    def invert(self, y: torch.Tensor, pinv: torch.Tensor | None = None,
+               rows=None) -> torch.Tensor:
+        """Forcing states ẑ = B⁺(y − b) from forcing targets y, (..., N) -> (..., M).
+
+        ``rows`` (indices of channels) inverts from those channels only, ``y`` then holding
+        their targets; ``pinv`` (B⁺ of all channels) saves recomputing it.
+        """
+        if rows is not None:
+            return (y - self.b[rows]) @ torch.linalg.pinv(self.B[rows]).T
         P = self.pinv() if pinv is None else pinv
         return (y - self.b) @ P.T
 
@@ -152,7 +160,9 @@ class PoissonObservation(ObservationModel):
     """Poisson read-out: expected counts per bin = link(B z + b), link ``exp`` or ``softplus``.
 
     The forcing target is link⁻¹ of counts smoothed with a Gaussian kernel of ``smoothing``
-    bins (plus a small floor so the inverse link is finite).
+    bins (plus a small floor so the inverse link is finite); the forcing state is the latent
+    under which those smoothed counts are most likely (:meth:`invert`, ``n_newton`` Fisher
+    scoring steps; 0 gives the least-squares B⁺(y − b)).
 
     Examples
     --------
@@ -175,6 +185,8 @@ class PoissonObservation(ObservationModel):
         if smoothing < 0:
             raise ValueError(f"smoothing must be >= 0 bins; got {smoothing!r}.")
         self.link, self.smoothing, self.floor = link, float(smoothing), float(floor)
+        if isinstance(n_newton, bool) or int(n_newton) != n_newton or n_newton < 0:
+            raise ValueError(f"n_newton must be an integer >= 0; got {n_newton!r}.")
         self.n_newton = int(n_newton)
 
     #: Upper bound of the linear predictor under the exp link (e^12 ≈ 1.6e5 counts per bin):
@@ -200,11 +212,12 @@ class PoissonObservation(ObservationModel):
     def invert(self, y, pinv=None, rows=None):
         """Forcing states: the Poisson maximum-likelihood inverse of the read-out.
 
-        ẑ_t maximises Σ_i s_it η_it − link-integral, η = B z + b, the Poisson log-likelihood
-        of the smoothed counts s_t = link(y_t) (Fisher scoring from the least-squares start
-        B⁺(y_t − b), ``n_newton`` steps, differentiable in B and b). Unlike the least-squares
-        inverse of link⁻¹(s), it weighs each unit by its rate, so the many near-zero
-        smoothed counts of low-rate units do not dominate through the floor of the log.
+        ẑ_t maximises the Poisson log-likelihood Σ_i s_it log r_it − r_it of the smoothed
+        counts s_t = link(y_t) under rates r_t = link(B z + b), with a ridge of 1e-4·‖B‖²/M
+        on z (Fisher scoring from the least-squares start B⁺(y_t − b), ``n_newton`` steps,
+        differentiable in B and b). Unlike the least-squares inverse of link⁻¹(s), it weighs
+        each unit by its rate, so the many near-zero smoothed counts of low-rate units do not
+        dominate through the floor of the log.
 
         Parameters
         ----------
@@ -215,9 +228,8 @@ class PoissonObservation(ObservationModel):
         rows : array of int, optional
             Invert from these units only (e.g. held-in units); ``y`` then holds their targets.
         """
+        z = super().invert(y, pinv, rows)
         B, b = (self.B, self.b) if rows is None else (self.B[rows], self.b[rows])
-        P = torch.linalg.pinv(B) if (pinv is None or rows is not None) else pinv
-        z = (y - b) @ P.T
         if self.n_newton == 0:
             return z
         s = self._link(y)

@@ -291,7 +291,7 @@ def build_dynamics(estimator, observations=None, *, name: str = "dsr", metrics=N
         series_kw["latent"] = LatentTrajectory(
             name="latent", data=_compressed(Z), unit="a.u.", **tb, **extra,
             description=(f"Latent states of the fit '{name}' inferred from the data: the forced "
-                         "states z_t = pinv(B) (x_t - b) of the observation layer, one row per "
+                         "states z_t, the observation layer's inverse applied to x_t, one row per "
                          f"bin (centre times), {Z.shape[1]} state dimensions."))
         P = np.concatenate(estimator.predict(obs, n_ahead=1)).astype(np.float32)
         if estimator.kind_ == "counts":

@@ -92,9 +92,9 @@ def build_specs():
         neurodata_type_def="LatentTrajectory",
         neurodata_type_inc="TimeSeries",
         doc=("Latent states of a fitted model inferred from the recording (the data-forced states "
-             "z_t = pinv(B) (x_t - b) of the observation layer's pseudo-inverse), on the "
-             "recording's "
-             "time base: bin centres."),
+             "z_t of the observation layer's inverse: pinv(B) (x_t - b) for a Gaussian layer, "
+             "the maximum-likelihood latent of smoothed counts for a Poisson layer), on the "
+             "recording's time base: bin centres."),
         datasets=[
             NWBDatasetSpec(name="data", dtype="numeric", dims=["num_times", "num_latent_dims"],
                            shape=[None, None], doc="Latent state per bin."),

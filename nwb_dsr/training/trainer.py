@@ -388,8 +388,10 @@ class Trainer:
         arrive = list(range(tau, X.shape[1], tau))  # steps that are grid points
         if not arrive or self.config.continuity == 0:
             return fit + reg
-        gap = pred[:, [t - 1 for t in arrive], :obs.latent_dim] - states[:, arrive]
-        return fit + self.config.continuity * gap.pow(2).mean() + reg
+        # the gap in the read-out's linear space (log-rates for counts): B cannot absorb it
+        # by rescaling the latent space
+        gap = (pred[:, [t - 1 for t in arrive], :obs.latent_dim] - states[:, arrive]) @ obs.B.detach().T
+        return fit + self.config.continuity * gap.pow(2).sum(-1).mean() + reg
 
     def forcing_steps(self, L: int) -> list[int]:
         """0-based steps of a window of L+1 points at which the state is set to ẑ_t."""
