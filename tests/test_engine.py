@@ -262,6 +262,19 @@ def test_shooting_recovers_states_closer_to_the_truth_than_the_noisy_data():
 def test_shooting_needs_sparse_forcing():
     with pytest.raises(ValueError, match="shooting"):
         TrainerConfig(mode="gtf", shooting=True).validate()
+    with pytest.raises(ValueError, match="continuity"):
+        TrainerConfig(shooting=True, continuity=-1.0).validate()
+
+
+def test_shooting_is_on_by_default_for_counts_only(lorenz_series):
+    kw = dict(hidden_dim=8, tau=5, epochs=1, batches_per_epoch=2, batch_size=8, progress=False)
+    counts = np.random.default_rng(0).poisson(1.0, size=(400, 4))
+    assert DSR(**kw).fit(Observations(counts, kind="counts", bin_size=0.01)) \
+        .trainer_config_["shooting"] is True
+    assert DSR(**kw).fit(lorenz_series[:400]).trainer_config_["shooting"] is False
+    assert DSR(shooting=True, **kw).fit(lorenz_series[:400]).trainer_config_["shooting"] is True
+    with pytest.raises(ValueError, match="shooting"):
+        DSR(shooting="yes", **kw).fit(lorenz_series[:400])
 
 
 def test_forcing_moves_only_the_part_of_the_state_the_read_out_sees():

@@ -224,6 +224,8 @@ def test_choose_tau_on_lorenz(lorenz_dt02):
     json.dumps(info)
     tau_c, info_c = choose_tau(Observations(lorenz_dt02, bin_size=0.02), max_tau=10)
     assert tau_c == 10 and info_c["clipped"] is True
+    tau_q, info_q = choose_tau(Observations(lorenz_dt02, bin_size=0.02), fraction=0.25)
+    assert tau_q == round(0.25 * info["tau_pred_bins"]) and info_q["fraction"] == 0.25
 
 
 def test_choose_tau_falls_back_on_noise_counts():
@@ -237,6 +239,9 @@ def test_choose_tau_falls_back_on_noise_counts():
 def test_choose_tau_errors():
     with pytest.raises(ValueError, match="max_tau"):
         choose_tau(np.zeros((100, 1)), min_tau=10, max_tau=5)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="fraction"):
+            choose_tau(np.zeros((100, 1)), fraction=bad)
 
 
 def test_choose_tau_on_shared_lorenz63(shared_benchmarks):
@@ -252,6 +257,20 @@ def test_dsr_tau_auto_uses_choose_tau(lorenz_dt02):
               batch_size=8, progress=False).fit(lorenz_dt02[:8000], bin_size=0.02)
     assert est.tau_info_["method"] == "rosenstein"
     assert 25 <= est.tau_ <= 55
+
+
+def test_dsr_tau_auto_on_counts_takes_a_quarter_of_the_predictability_time():
+    from nwb_dsr.datasets import make_lorenz_population
+    pop = make_lorenz_population(n_units=40, duration=120.0, n_lfp_channels=0,
+                                 spike_times=False, seed=0)
+    obs = Observations(pop.counts, kind="counts", bin_size=pop.bin_size)
+    est = DSR(tau="auto", hidden_dim=8, epochs=1, batches_per_epoch=2, batch_size=8,
+              progress=False).fit(obs)
+    info = est.tau_info_
+    assert info["fraction"] == 0.25 and est.tau_ == round(0.25 * info["tau_pred_bins"])
+    # the predictability time of the true latent is 76.5 bins
+    assert 0.25 * 76.5 * 0.75 <= est.tau_ <= 0.25 * 76.5 * 1.25
+    assert est.trainer_config_["shooting"] is True
 
 
 # ----------------------------------------------------------------------------- recovery
