@@ -87,10 +87,10 @@ class TrainerConfig:
         dilution), which estimating the states jointly with the map avoids. The fitted states
         serve training only; inference on data uses the layer's inverse.
     continuity : float
-        Weight of the continuity term of ``shooting``: the squared difference between the
-        state predicted at a grid point and that grid point's forcing state, mapped through
-        the read-out's B (log-rates for counts) and summed over channels, averaged over grid
-        points. Large weights make the fitted states one trajectory of the model.
+        Weight of the continuity term of ``shooting``: the mean squared difference (over grid
+        points and the M latent units) between the state predicted at a grid point and that
+        grid point's forcing state. Large weights make the fitted states one trajectory of
+        the model.
     seed : int
     device : {"cpu", "cuda", "auto"}
     progress : bool
@@ -115,7 +115,7 @@ class TrainerConfig:
     n_val_steps: int = 10_000
     patience: int | None = None
     shooting: bool = False
-    continuity: float = 10.0
+    continuity: float = 1.0
     seed: int = 0
     device: str = "cpu"
     progress: bool = True
@@ -377,8 +377,8 @@ class Trainer:
 
         With ``states`` (the learned forcing states of ``shooting``, (batch, L+1, M)) the loss
         also covers the bin at the window's start, read out from its state, and adds
-        ``continuity`` times the squared difference, through B and summed over channels,
-        between each prediction that arrives at a grid point and that grid point's state.
+        ``continuity`` times the mean squared difference between each prediction that
+        arrives at a grid point and that grid point's state.
         """
         reg = self.latent.regularization()
         if states is None:
@@ -390,11 +390,8 @@ class Trainer:
         arrive = list(range(tau, X.shape[1], tau))  # steps that are grid points
         if not arrive or self.config.continuity == 0:
             return fit + reg
-        # the gap measured in the read-out's linear space (log-rates for counts), so that its
-        # size does not depend on the scale of the latent space; B itself is not pulled by it
         gap = pred[:, [t - 1 for t in arrive], :obs.latent_dim] - states[:, arrive]
-        gap = gap @ obs.B.detach().T
-        return fit + self.config.continuity * gap.pow(2).sum(-1).mean() + reg
+        return fit + self.config.continuity * gap.pow(2).mean() + reg
 
     def forcing_steps(self, L: int) -> list[int]:
         """0-based steps of a window of L+1 points at which the state is set to ẑ_t."""
