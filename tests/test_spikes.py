@@ -42,9 +42,9 @@ def test_dsr_fit_windows_never_cross_trial_boundaries(monkeypatch):
     seen = []
     orig = Trainer.window_loss
 
-    def record(self, X, F):
+    def record(self, X, F, states=None):
         seen.append((X.detach().clone(), F.detach().clone()))
-        return orig(self, X, F)
+        return orig(self, X, F, states)
 
     monkeypatch.setattr(Trainer, "window_loss", record)
     est = DSR(hidden_dim=8, tau=5, epochs=3, batches_per_epoch=4, batch_size=32, progress=False,
