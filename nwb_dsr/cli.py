@@ -421,6 +421,10 @@ def _cmd_demo(args) -> int:
 # parser
 # --------------------------------------------------------------------------------------------
 
+_THREADS_HELP = ("CPU threads for torch (default 1: the small latent models train fastest on one "
+                 "thread, and more oversubscribe a busy machine)")
+
+
 def _add_common(p, json_help="print a JSON object as the last line"):
     p.add_argument("--json", action="store_true", help=json_help)
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -448,6 +452,8 @@ def _add_fit_options(p):
                    help="training time budget in seconds (default: none)")
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                    help="where to train (default cpu)")
+    g.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                   help=_THREADS_HELP)
     g.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g.add_argument("--lyapunov-steps", type=_positive_int, default=20_000, metavar="N",
@@ -553,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="tiny recording and a few seconds of fitting (for tests)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--threads", type=_positive_int, default=1, metavar="N", help=_THREADS_HELP)
     p.add_argument("--seed", type=int, default=0, metavar="N")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_common(p)
@@ -593,6 +600,9 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its usage message
         return int(exc.code or 0)
+    if getattr(args, "threads", None):
+        import torch
+        torch.set_num_threads(args.threads)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -134,8 +134,15 @@ def test_info_lists_file_and_fits(fitted_file, capsys):
 
 
 def test_demo_quick(tmp_path, capsys):
+    import torch
     folder = tmp_path / "demo"
-    assert main(["demo", "--out", str(folder), "--quick", "--no-progress", "--json"]) == 0
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["demo", "--out", str(folder), "--quick", "--no-progress", "--json"]) == 0
+        assert torch.get_num_threads() == 1  # --threads defaults to one torch thread
+    finally:
+        torch.set_num_threads(n)
     cap = capsys.readouterr()
     payload = _last_json(cap.out)
     out = Path(payload["output"])
@@ -183,7 +190,9 @@ def test_errors_are_one_line_and_exit_2(recording, array_fit, tmp_path, capsys, 
 
 
 @pytest.mark.parametrize("argv", [["fit", "x.nwb"], ["fit", "x.nwb", "--source", "units",
-                                                     "--tau", "0"], ["nope"], []])
+                                                     "--tau", "0"],
+                                  ["fit", "x.nwb", "--source", "units", "--threads", "0"],
+                                  ["nope"], []])
 def test_bad_arguments_exit_2(argv, capsys):
     assert main(argv) == 2
     assert "usage:" in capsys.readouterr().err
