@@ -121,7 +121,8 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
                  seq_len=None, batch_size=256, batches_per_epoch=50, lr=3e-3, lr_final=1e-4,
                  optimizer="adam", schedule="exponential", epochs=200, max_time=None,
                  grad_clip=None, validation_fraction=0.1, eval_every=5, patience=None,
-                 shooting="auto", continuity=1.0, device="cpu", seed=0, progress=True, warm_start=False):
+                 shooting="auto", continuity=1.0, device="cpu", seed=0, progress=True,
+                 warm_start=False):
         self.model = model
         self.latent_dim = latent_dim
         self.hidden_dim = hidden_dim

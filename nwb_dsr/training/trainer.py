@@ -373,7 +373,7 @@ class Trainer:
 
     def window_loss(self, X: torch.Tensor, F: torch.Tensor,
                     states: torch.Tensor | None = None) -> torch.Tensor:
-        """Training loss of a batch of windows: encoded data X and forcing targets F, (batch, L+1, N).
+        """Training loss of a batch of windows: encoded data X, forcing targets F (batch, L+1, N).
 
         With ``states`` (the learned forcing states of ``shooting``, (batch, L+1, M)) the loss
         also covers the bin at the window's start, read out from its state, and adds
