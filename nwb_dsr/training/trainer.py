@@ -343,32 +343,28 @@ class Trainer:
         """
         cfg, lat, obs = self.config, self.latent, self.observation
         L = F.shape[1] - 1
-        M = obs.latent_dim
+        M, S = obs.latent_dim, lat.state_dim
         forced = set(self.forcing_steps(L))
         a = cfg.strength
-        if states is None:
-            P = obs.pinv()
-            zhat = _pad_state(obs.invert(F, P), lat.state_dim)  # (B, L+1, S)
-            # B⁺B ≠ I (M > N), or state beyond the read-out: force the seen part only
-            project = obs.latent_dim > obs.n_obs or lat.state_dim > obs.latent_dim
+        # the part of the state a reset moves to ẑ_t; the rest of the state (directions of the
+        # latent space B does not see, and any state beyond the read-out's M units) carries on
+        if states is not None:  # learned states: the read-out's M units
+            zhat = _pad_state(states, S)
+            seen = lambda z: _pad_state(z[..., :M], S)  # noqa: E731
         else:
-            zhat, project = _pad_state(states, lat.state_dim), None
+            P = obs.pinv()
+            zhat = _pad_state(obs.invert(F, P), S)  # (B, L+1, S)
+            if M > obs.n_obs or S > M:  # B⁺B ≠ I, or state beyond the read-out
+                seen = lambda z: _pad_state((z[..., :M] @ obs.B.T) @ P.T, S)  # noqa: E731
+            else:
+                seen = lambda z: z  # noqa: E731
         z = zhat[:, 0]
         preds = []
         for t in range(1, L + 1):
             z = lat.step(z)
             preds.append(z)
             if t in forced:
-                # the observed part of the state, B⁺B z, moves to ẑ_t; the rest of the state
-                # (directions of the latent space B does not see, and any state beyond the
-                # read-out's M units) carries on
-                if project is None:  # learned states: the read-out's M units
-                    seen = _pad_state(z[..., :M], lat.state_dim)
-                elif project:
-                    seen = _pad_state((z[..., :M] @ obs.B.T) @ P.T, lat.state_dim)
-                else:
-                    seen = z
-                z = z + a * (zhat[:, t] - seen)
+                z = z + a * (zhat[:, t] - seen(z))
         return torch.stack(preds, dim=1)
 
     def window_loss(self, X: torch.Tensor, F: torch.Tensor,
@@ -492,10 +488,9 @@ class Trainer:
         if cfg.shooting:  # learned forcing states, initialised at the data-inferred ones
             with torch.no_grad():
                 init = torch.cat([self.observation.invert(f) for f in data.F.split(65536)])
-            states = torch.nn.Parameter(init.detach().clone())
+            states = torch.nn.Parameter(init)
+            params.append(states)
         Opt = torch.optim.RAdam if cfg.optimizer == "radam" else torch.optim.Adam
-        if states is not None:
-            params = params + [states]
         opt = Opt(params, lr=cfg.lr)
         ar = torch.arange(L + 1, device=self.device)
         hist = self.history
@@ -529,10 +524,8 @@ class Trainer:
                     break  # the budget ran out inside the epoch
                 pick = torch.randint(0, n_starts, (cfg.batch_size,), generator=gen).to(self.device)
                 W = data.starts[pick].unsqueeze(1) + ar
-                if states is None:
-                    loss = self.window_loss(data.X[W], data.F[W])
-                else:
-                    loss = self.window_loss(data.X[W], data.F[W], states[W])
+                loss = self.window_loss(data.X[W], data.F[W],
+                                        None if states is None else states[W])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 lv = float(loss.detach())
