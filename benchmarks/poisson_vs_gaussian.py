@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reconstruct import generate_from_test  # noqa: E402
 
 from nwb_dsr import DSR, Observations  # noqa: E402
-from nwb_dsr.analysis.metrics import power_spectrum_distance, state_space_divergence  # noqa: E402
+from nwb_dsr.metrics import power_spectrum_distance, state_space_divergence  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
 

@@ -1,9 +1,9 @@
 """Reconstruct a benchmark dynamical system and score the reconstruction.
 
 Fits the default model (or the named one) to a (T, N) array and evaluates it on TEST (TRAIN if
-none) as ../shared/METRICS.md prescribes: 100,000 freely generated steps started from the
-forced state at the first test point, after a discarded transient of 25,000 steps; D_stsp and
-D_H against the test series.
+none) with the evaluation protocol (nwb_dsr.protocol, as ../shared/METRICS.md prescribes):
+100,000 freely generated steps started from the forced state at the first test point, after a
+discarded transient of 25,000 steps; D_stsp and D_H against the test series.
 
     python benchmarks/reconstruct.py --train ../shared/data/benchmarks/lorenz63_train.npy \
         --test ../shared/data/benchmarks/lorenz63_test.npy --max-time 300
@@ -27,32 +27,20 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from nwb_dsr import DSR  # noqa: E402
-from nwb_dsr.analysis.metrics import power_spectrum_distance, state_space_divergence  # noqa: E402
-from nwb_dsr.training.trainer import _pad_state, free_run  # noqa: E402
+from nwb_dsr.protocol import EvaluationProtocol  # noqa: E402
 
 N_GEN = 100_000
 
 
-def generate_from_test(est: DSR, test: np.ndarray, n: int = N_GEN) -> np.ndarray:
-    """Free run from the forced state at the first test point; transient n/4 discarded."""
-    lat = est.latent_model_
-    obs = est.observation_model_
-    with torch.no_grad():
-        was_training = lat.training
-        y0 = obs.forcing_target(test[:100])[:1]  # context for any smoothing of counts
-        z0 = _pad_state(obs.invert(torch.as_tensor(y0)), lat.state_dim)
-        Z = free_run(lat, z0.to(next(lat.parameters()).device), n + n // 4)[0, n // 4:]
-        x = obs.mean(Z).cpu().numpy().astype(np.float64)
-        lat.train(was_training)
-    return x
+def score(est: DSR, test: np.ndarray, latent=None, readout=None):
+    """The evaluation protocol with 100,000 generated steps (transient 25,000) against TEST.
 
-
-def score(est: DSR, test: np.ndarray) -> tuple[float, float, np.ndarray]:
-    gen = generate_from_test(est, test)
-    T = min(len(test), len(gen))
-    ds = state_space_divergence(test, gen)
-    dh = power_spectrum_distance(test[:T], gen[:T])
-    return ds, dh, gen
+    ``latent``/``readout`` score a model that is still training (default: the fitted one).
+    """
+    protocol = EvaluationProtocol(n_steps=N_GEN, seed=est.seed)
+    res = protocol.evaluate(latent or est.latent_model_, readout or est.observation_model_,
+                            [test])
+    return res.dstsp, res.dh, res
 
 
 def main(argv=None) -> int:
@@ -93,9 +81,10 @@ def main(argv=None) -> int:
     def monitor(trainer, epoch, seconds):
         if reached["seconds"] is not None or epoch % args.eval_every:
             return
-        est_view = DSR()
-        est_view.latent_model_, est_view.observation_model_ = trainer.latent, trainer.observation
-        ds, dh, _ = score(est_view, test)
+        with torch.no_grad():
+            was_training = trainer.latent.training
+            ds, dh, _ = score(est, test, trainer.latent, trainer.readout)
+            trainer.latent.train(was_training)
         print(f"  epoch {epoch:5d}  {seconds:7.1f} s  D_stsp {ds:.3f}  D_H {dh:.3f}", file=sys.stderr)
         if ds <= args.target_dstsp and dh <= args.target_dh:
             reached.update(seconds=round(seconds, 2), epoch=epoch)
@@ -103,15 +92,16 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     est.fit(train, bin_size=1.0, callback=monitor if targets else None)
     wall = time.perf_counter() - t0
-    ds, dh, gen = score(est, test)
+    ds, dh, res = score(est, test)
     if args.save_generated:
-        np.save(args.save_generated, gen)
+        np.save(args.save_generated, res.generated)
     h = est.history_
     print(f"model {args.model}  tau {est.tau_}  epochs {h.epochs}  best epoch {h.best_epoch}  "
           f"stopped: {h.stopped}  train {h.seconds:.1f} s (wall {wall:.1f} s)", file=sys.stderr)
     out = {"D_stsp": round(ds, 4), "D_H": round(dh, 4), "train_seconds": round(h.seconds, 2),
            "epochs": h.epochs, "seconds_to_target": reached["seconds"] if targets else None,
-           "model": args.model, "tau": est.tau_, "mode": est.mode, "seed": args.seed}
+           "model": args.model, "tau": est.tau_, "mode": est.resolved_config_.forcing.mode,
+           "seed": args.seed}
     print(json.dumps(out))
     return 0
 

@@ -58,7 +58,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from nwb_dsr import DSR, Observations  # noqa: E402
-from nwb_dsr.analysis.metrics import power_spectrum_distance, state_space_divergence  # noqa: E402
+from nwb_dsr.metrics import power_spectrum_distance, state_space_divergence  # noqa: E402
 
 __all__ = ["split_units", "dsr_cosmooth_rates", "fit_affine", "apply_affine",
            "r_squared", "generated_latent", "trials_of_spike_trains", "gpfa_cosmooth_rates", "main"]

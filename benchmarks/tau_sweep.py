@@ -17,7 +17,7 @@ steps) and the same batch size, so each gradient step costs the same and the bud
 number of updates. τ = 200 then forces only the first state of a 200-step window (no forcing
 inside it, like the baseline but without gradient clipping) and τ = 1 forces every step (pure
 teacher forcing). ``--max-time`` is a wall-clock budget per fit (validation included, as in
-:class:`nwb_dsr.training.TrainerConfig`); ``--epochs`` gives a compute budget instead (or in
+:class:`nwb_dsr.config.OptimizationConfig`); ``--epochs`` gives a compute budget instead (or in
 addition: whichever ends first), which is the fairer choice on a shared, busy machine. Torch runs
 on one thread and one fit runs at a time.
 
@@ -57,7 +57,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from nwb_dsr import DSR, Observations  # noqa: E402
-from nwb_dsr.analysis import choose_tau, evaluate, plot_tau_sweep  # noqa: E402
+from nwb_dsr.analysis import evaluate, plot_tau_sweep  # noqa: E402
+from nwb_dsr.policies import choose_tau  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "benchmarks" / "lorenz63.npy"

@@ -21,12 +21,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "DSR": "estimator", "NotFittedError": "estimator",
     "evaluate": "analysis", "prediction_error": "analysis", "co_bps": "analysis",
-    "lyapunov_spectrum": "analysis", "lyapunov_max_data": "analysis", "choose_tau": "analysis",
+    "lyapunov_spectrum": "analysis", "lyapunov_max_data": "analysis", "choose_tau": "policies",
+    "DSRConfig": "config", "EvaluationProtocol": "protocol",
     "state_space_divergence": "analysis", "power_spectrum_distance": "analysis",
     "write_dynamics": "nwb", "read_dynamics": "nwb", "list_dynamics": "nwb",
     "read_results": "nwb",
 }
-_SUBMODULES = ("analysis", "datasets", "estimator", "io", "models", "nwb", "training")
+_SUBMODULES = ("analysis", "config", "datasets", "estimator", "io", "metrics", "models", "nwb",
+               "policies", "protocol", "training")
 
 __all__ = ["Observations", "read_units", "read_lfp", "file_info", "format_info",
            "from_spiketrains", "from_neo", "from_binned_spiketrain", "from_pynapple",

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._json import jsonable
+from .config import DEFAULT_SPIKE_BIN_SIZE, DSRConfig
+
 __all__ = ["main", "build_parser"]
 
 PROG = "nwb-dsr"
@@ -97,35 +100,8 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _json_default(obj):
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
-
-
-def _clean(obj):
-    """JSON-safe copy: NaN/inf become None."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _clean(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def _emit_json(payload: dict) -> None:
-    print(json.dumps(_clean(payload), default=_json_default))
+    print(json.dumps(jsonable(payload)))
 
 
 def _read(path, source: str, *, bin_size=None, units=None, channels=None, interval=None):
@@ -139,7 +115,8 @@ def _read(path, source: str, *, bin_size=None, units=None, channels=None, interv
             raise CLIError("--channels selects LFP channels; with --source units use --units.")
         if units is not None:
             kwargs["units"] = list(units)
-        return read_units(path, bin_size=0.01 if bin_size is None else bin_size, **kwargs)
+        return read_units(path, bin_size=DEFAULT_SPIKE_BIN_SIZE if bin_size is None else bin_size,
+                          **kwargs)
     if units is not None:
         raise CLIError("--units selects units; with --source lfp use --channels.")
     if channels is not None:
@@ -164,22 +141,17 @@ def _metric_line(metrics: dict) -> str:
 def _write_report(folder: Path, metrics: dict, extra: dict | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "metrics.json"
-    payload = dict(_clean(metrics))
-    if extra:
-        payload.update(_clean(extra))
-    path.write_text(json.dumps(payload, indent=2, default=_json_default) + "\n")
+    payload = jsonable({**metrics, **(extra or {})})
+    path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
 
 
 def _estimator(args, **overrides):
+    """DSR with the settings given on the command line; every other one at its default."""
     from .estimator import DSR
-    params = dict(model=args.model, latent_dim=args.latent_dim, observation=args.observation,
-                  tau=args.tau, epochs=args.epochs, max_time=args.max_time, device=args.device,
-                  seed=args.seed, progress=not args.no_progress)
-    if args.hidden_dim is not None:
-        params["hidden_dim"] = args.hidden_dim
-    if args.batches_per_epoch is not None:
-        params["batches_per_epoch"] = args.batches_per_epoch
+    params = {name: getattr(args, name) for name in _cli_settings()
+              if getattr(args, name, None) is not None}
+    params["progress"] = not args.no_progress
     params.update(overrides)
     return DSR(**params)
 
@@ -430,31 +402,37 @@ def _add_common(p, json_help="print a JSON object as the last line"):
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
 
 
+def _cli_settings() -> dict:
+    """{flat name: dataclass field} of the settings ``nwb-dsr fit`` exposes."""
+    return {k: f for k, (_, f) in DSRConfig.settings().items() if f.metadata.get("cli")}
+
+
+def _setting_type(name, default):
+    if name == "tau":
+        return _tau
+    if name == "seed":
+        return int
+    if isinstance(default, float) or name == "max_time":
+        return _positive_float
+    if isinstance(default, int) or name == "latent_dim":
+        return _positive_int
+    return str
+
+
 def _add_fit_options(p):
-    from .models.latent import LATENT_MODELS
-    g = p.add_argument_group("model and training")
-    g.add_argument("--model", default="shallow_plrnn", choices=sorted(LATENT_MODELS),
-                   help="latent model (default: shallow_plrnn)")
-    g.add_argument("--latent-dim", type=_positive_int, default=None, metavar="M",
-                   help="latent dimension (default: 3 for spikes, channels for LFP, at most 16)")
-    g.add_argument("--hidden-dim", type=_positive_int, default=None, metavar="H",
-                   help="hidden width of the shallow PLRNNs (default 64)")
-    g.add_argument("--observation", default="auto", choices=["auto", "poisson", "gaussian"],
-                   help="observation layer (default: poisson for spikes, gaussian for LFP)")
-    g.add_argument("--tau", type=_tau, default="auto", metavar="auto|N",
-                   help="forcing interval in bins, or 'auto' (ln 2 / lambda_max of the data; a "
-                        "quarter of it for spike counts)")
-    g.add_argument("--epochs", type=_positive_int, default=200, metavar="N",
-                   help="maximum number of epochs (default 200)")
-    g.add_argument("--batches-per-epoch", type=_positive_int, default=None, metavar="N",
-                   help="minibatches per epoch (default 50)")
-    g.add_argument("--max-time", type=_positive_float, default=None, metavar="S",
-                   help="training time budget in seconds (default: none)")
-    g.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
-                   help="where to train (default cpu)")
+    from .training.forcing import FORCING_SCHEMES
+    g = p.add_argument_group("model and training (defaults: nwb_dsr.config.DSRConfig)")
+    for name, f in _cli_settings().items():
+        choices = f.metadata.get("choices")
+        if name == "mode":
+            choices = ("auto", *sorted(FORCING_SCHEMES))
+        default = f.default
+        shown = "none" if default is None else default
+        g.add_argument(f"--{name.replace('_', '-')}", type=_setting_type(name, default),
+                       default=None, choices=choices, metavar=f.metadata.get("metavar"),
+                       help=f"{f.metadata['help']} (default: {shown})")
     g.add_argument("--threads", type=_positive_int, default=1, metavar="N",
                    help=_THREADS_HELP)
-    g.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g.add_argument("--lyapunov-steps", type=_positive_int, default=20_000, metavar="N",
                    help="steps of the Lyapunov-spectrum estimate (default 20000)")
@@ -471,8 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
     --------
     >>> from nwb_dsr.cli import build_parser
     >>> args = build_parser().parse_args(["fit", "rec.nwb", "--source", "units", "--tau", "20"])
-    >>> args.command, args.source, args.tau
-    ('fit', 'units', 20)
+    >>> args.command, args.source, args.tau, args.epochs  # None: the configuration's default
+    ('fit', 'units', 20, None)
     """
     from . import __version__
     parser = argparse.ArgumentParser(
@@ -490,8 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data to fit: spike counts of the Units table, or an LFP series")
     sel = p.add_argument_group("data selection")
     sel.add_argument("--bin-size", type=_positive_float, default=None, metavar="S",
-                     help="bin width in seconds (units: default 0.01; lfp: resample to 1/S Hz, "
-                     "default: the series' own rate)")
+                     help=f"bin width in seconds (units: default {DEFAULT_SPIKE_BIN_SIZE:g}; lfp: "
+                     "resample to 1/S Hz, default: the series' own rate)")
     sel.add_argument("--units", type=_id_list, default=None, metavar="IDS",
                      help="unit ids, e.g. 0,3,5-9 (default: all)")
     sel.add_argument("--channels", type=_id_list, default=None, metavar="IDS",

@@ -1,107 +1,80 @@
-"""A scikit-learn-style estimator over the sparse-forcing trainer: :class:`DSR`."""
+"""The scikit-learn estimator over the trainer: :class:`DSR`.
+
+Its keyword arguments are the settings of :class:`nwb_dsr.config.DSRConfig` (one flat name
+each, same defaults); ``fit`` resolves them against the data once
+(:func:`nwb_dsr.policies.resolve`) and keeps the result as ``resolved_config_``.
+"""
 from __future__ import annotations
 
+import inspect
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.validation import check_is_fitted
 
-from .models.latent import LATENT_MODELS, make_latent_model
+from ._json import jsonable
+from .config import DSRConfig, ResolvedConfig
+from .models.latent import make_latent_model
 from .models.observation import make_observation_model
-from .observations import Observations
-from .training.trainer import Trainer, TrainerConfig, TrainingHistory, _pad_state, free_run
-from ._json import jsonable as _jsonable
+from .models.rollout import free_run, infer_states, pad_state
+from .observations import Observations, as_observations
+from .policies import resolve
+from .protocol import EvaluationProtocol
+from .training.forcing import FORCING_SCHEMES, make_forcing
+from .training.trainer import Trainer, TrainingHistory
 
-__all__ = ["DSR", "NotFittedError", "as_observations", "COUNTS_TAU_FRACTION"]
+__all__ = ["DSR", "NotFittedError", "as_observations"]
 
-#: ``tau="auto"`` on spike counts: this fraction of the predictability time ln 2 / λ_max.
-COUNTS_TAU_FRACTION = 0.25
-
-
-class NotFittedError(ValueError, AttributeError):
-    """Raised when a method that needs a fitted model is called before :meth:`DSR.fit`."""
+STATE_FORMAT = "nwb_dsr.DSR/2"
 
 
-def as_observations(X, bin_size=None, kind=None) -> Observations:
-    """Coerce Observations, one (n_bins, n_channels) array or a list of them to Observations."""
-    if isinstance(X, Observations):
-        return X
-    if isinstance(X, np.ndarray) or isinstance(X, (list, tuple)):
-        return Observations.from_array(list(X) if isinstance(X, (list, tuple)) else X,
-                                       bin_size=1.0 if bin_size is None else bin_size, kind=kind)
-    raise TypeError(f"X must be an Observations object or a (n_bins, n_channels) array (or a list "
-                    f"of them); got {type(X).__name__}. NWB files are read with nwb_dsr.read_units "
-                    "or nwb_dsr.read_lfp.")
+def _settings_doc() -> str:
+    lines = []
+    for name, (section, f) in DSRConfig.settings().items():
+        default = f.default
+        choices = f.metadata.get("choices")
+        kind = "{" + ", ".join(repr(c) for c in choices) + "}" if choices else \
+            type(default).__name__ if default is not None else "optional"
+        lines.append(f"    {name} : {kind}, default {default!r}\n"
+                     f"        {f.metadata['help'][0].upper()}{f.metadata['help'][1:]} "
+                     f"(``{section}`` section).")
+    return "\n".join(lines)
 
 
-_ESTIMATOR_PARAMS = (
-    "model", "latent_dim", "hidden_dim", "n_bases", "observation", "link", "smoothing", "tau",
-    "mode", "alpha", "seq_len", "batch_size", "batches_per_epoch", "lr", "lr_final", "optimizer",
-    "schedule", "epochs", "max_time", "grad_clip", "validation_fraction", "eval_every", "patience",
-    "shooting", "continuity", "device", "seed", "progress", "warm_start")
+class DSR(BaseEstimator):
+    __doc__ = """Dynamical-systems reconstruction by a latent RNN trained with sparsely forced BPTT.
 
-
-class DSR:
-    """Dynamical-systems reconstruction by a latent RNN trained with sparsely forced BPTT.
+    A scikit-learn estimator (``clone``, ``get_params``/``set_params``, pipelines and
+    ``GridSearchCV`` work). Every keyword is a setting of :class:`nwb_dsr.config.DSRConfig`,
+    the one source of defaults; the command line and the NWB record derive from the same.
 
     Parameters
     ----------
-    model : str
-        Latent map: ``"shallow_plrnn"`` (default), ``"clipped_shallow_plrnn"``, ``"plrnn"``,
-        ``"dendritic_plrnn"``, ``"lstm"`` or ``"rnn"``.
-    latent_dim : int or None
-        Latent size M; default: the number of channels for continuous data (at most 16), and 3 for
-        counts (at most the number of units).
-    hidden_dim : int
-        Hidden width of the shallow PLRNNs.
-    n_bases : int
-        Number of bases of the dendritic PLRNN.
-    observation : {"auto", "gaussian", "poisson"}
-        Output layer; ``"auto"`` picks Poisson for counts and Gaussian for continuous data.
-    link : {"exp", "softplus"}
-        Link of the Poisson layer.
-    smoothing : float
-        Width σ in seconds of the Gaussian kernel applied to spike counts before the Poisson
-        layer is inverted to get the forcing signal (default 0.05 s). In bins it is
-        ``smoothing / bin_size``, at least one bin; 0 turns smoothing off.
-    tau : int or "auto"
-        Forcing interval in bins; ``"auto"`` uses τ_pred = ln 2 / λ_max of the data, and for
-        spike counts a quarter of it (``COUNTS_TAU_FRACTION``): with the noisy forcing signal
-        of counts, longer free-running stretches let the fitted map collapse onto a fixed
-        point (``benchmarks/spikes_vs_gpfa.py``).
-    mode : {"sparse", "gtf", "bptt"}
-        Sparse forcing, generalized teacher forcing (``alpha``), or the clipped-BPTT baseline.
-    shooting : bool or "auto"
-        Learn the forcing states jointly with the model (multiple shooting, see
-        :class:`nwb_dsr.training.TrainerConfig`); ``"auto"`` turns it on for the Poisson layer
-        with sparse forcing, where the states inferred from smoothed counts are noisy.
-    alpha, seq_len, batch_size, batches_per_epoch, lr, lr_final, optimizer, schedule, epochs, \
-max_time, grad_clip, validation_fraction, eval_every, patience, continuity
-        Training settings, see :class:`nwb_dsr.training.TrainerConfig`.
-    device : {"cpu", "cuda", "auto"}
-    seed : int
-        Seed of initialisation, window sampling and generation.
-    progress : bool
-        Show a progress bar while fitting.
-    warm_start : bool
-        When fitting an already fitted estimator again, continue from its parameters (resume
-        training, e.g. with more data or a new ``max_time``) instead of re-initialising.
+{settings}
 
     Attributes
     ----------
+    resolved_config_ : ResolvedConfig
+        The settings with every rule made a number for the training data (τ, latent size,
+        forcing scheme, smoothing in bins, ...).
     latent_model_ : LatentModel
     observation_model_ : ObservationModel
     history_ : TrainingHistory
     tau_ : int
         Forcing interval used (bins).
     tau_info_ : dict
-        How ``tau_`` was obtained (``{"method": "fixed"}`` or the λ_max estimate).
+        How ``tau_`` was obtained (``{{"method": "fixed"}}`` or the λ_max estimate).
+    forcing_states_ : ndarray or None
+        With ``mode="shooting"``: the learned forcing states (n_bins, M) of the training data.
     bin_size_ : float
     kind_ : str
     n_features_in_ : int
     channel_ids_ : ndarray
+    provenance_ : dict
     noise_std_ : ndarray
         Residual standard deviation per channel (Gaussian layer), used when sampling.
 
@@ -114,107 +87,50 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
     >>> est = DSR(latent_dim=2, hidden_dim=16, tau=10, epochs=3, progress=False).fit(x, bin_size=0.05)
     >>> est.generate(100).shape
     (100, 2)
-    """
+    >>> est.resolved_config_.forcing.mode
+    'sparse'
+    """.format(settings=_settings_doc())
 
-    def __init__(self, model="shallow_plrnn", latent_dim=None, hidden_dim=64, n_bases=8,
-                 observation="auto", link="exp", smoothing=0.05, tau=20, mode="sparse", alpha=None,
-                 seq_len=None, batch_size=256, batches_per_epoch=50, lr=3e-3, lr_final=1e-4,
-                 optimizer="adam", schedule="exponential", epochs=200, max_time=None,
-                 grad_clip=None, validation_fraction=0.1, eval_every=5, patience=None,
-                 shooting="auto", continuity=1.0, device="cpu", seed=0, progress=True,
-                 warm_start=False):
-        self.model = model
-        self.latent_dim = latent_dim
-        self.hidden_dim = hidden_dim
-        self.n_bases = n_bases
-        self.observation = observation
-        self.link = link
-        self.smoothing = smoothing
-        self.tau = tau
-        self.mode = mode
-        self.alpha = alpha
-        self.seq_len = seq_len
-        self.batch_size = batch_size
-        self.batches_per_epoch = batches_per_epoch
-        self.lr = lr
-        self.lr_final = lr_final
-        self.optimizer = optimizer
-        self.schedule = schedule
-        self.epochs = epochs
-        self.max_time = max_time
-        self.grad_clip = grad_clip
-        self.validation_fraction = validation_fraction
-        self.eval_every = eval_every
-        self.patience = patience
-        self.shooting = shooting
-        self.continuity = continuity
-        self.device = device
-        self.seed = seed
-        self.progress = progress
-        self.warm_start = warm_start
+    def __init__(self, **params):
+        defaults = DSRConfig.defaults()
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise TypeError(f"DSR got unexpected keyword argument(s) {unknown}; valid settings "
+                            f"are {list(defaults)}.")
+        for name, default in defaults.items():
+            setattr(self, name, params.get(name, default))
 
-    # ------------------------------------------------------------------ sklearn API
-    def get_params(self, deep: bool = True) -> dict:
-        """Constructor parameters as a dict."""
-        return {k: getattr(self, k) for k in _ESTIMATOR_PARAMS}
+    def config(self) -> DSRConfig:
+        """The estimator's settings as a checked :class:`~nwb_dsr.config.DSRConfig`."""
+        return DSRConfig.from_params(**self.get_params())
 
-    def set_params(self, **params) -> "DSR":
-        """Set constructor parameters; unknown names raise ValueError."""
-        for k, v in params.items():
-            if k not in _ESTIMATOR_PARAMS:
-                raise ValueError(f"unknown parameter {k!r}; valid ones are {list(_ESTIMATOR_PARAMS)}.")
-            setattr(self, k, v)
-        return self
+    # ------------------------------------------------------------------ fitted state
+    @property
+    def tau_(self) -> int:
+        return int(self.resolved_config_.forcing.tau)
 
-    def __repr__(self) -> str:
-        defaults = DSR().get_params()
-        changed = {k: v for k, v in self.get_params().items() if v != defaults[k]}
-        return "DSR(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
+    @property
+    def tau_info_(self) -> dict:
+        return self.resolved_config_.tau_info
+
+    @property
+    def bin_size_(self) -> float:
+        return self.resolved_config_.bin_size
+
+    @property
+    def kind_(self) -> str:
+        return self.resolved_config_.kind
 
     def _check_fitted(self):
-        if not hasattr(self, "latent_model_"):
-            raise NotFittedError("this DSR estimator is not fitted yet; call fit(observations) "
-                                 "first, or load a fitted one with DSR.load or nwb_dsr.read_dynamics.")
+        check_is_fitted(self, "latent_model_", msg=(
+            "this DSR estimator is not fitted yet; call fit(observations) first, or load a "
+            "fitted one with DSR.load or nwb_dsr.read_dynamics."))
 
-    def _default_latent_dim(self, obs: Observations) -> int:
-        if self.latent_dim is not None:
-            if isinstance(self.latent_dim, bool) or int(self.latent_dim) < 1:
-                raise ValueError(f"latent_dim must be a positive integer; got {self.latent_dim!r}.")
-            return int(self.latent_dim)
-        if obs.kind == "counts":
-            # population activity: a few latent dimensions; directions the counts do not pin
-            # down let the free run drift or diverge
-            return int(min(3, obs.n_channels))
-        return int(min(obs.n_channels, 16))
+    def _data(self, X) -> Observations:
+        self._check_fitted()
+        return as_observations(X, bin_size=self.bin_size_, n_channels=self.n_features_in_)
 
-    def _smoothing_bins(self, bin_size: float) -> float:
-        """The counts' smoothing kernel width in bins (``smoothing`` is in seconds)."""
-        s = self.smoothing
-        if isinstance(s, bool) or not isinstance(s, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(s) or s < 0:
-            raise ValueError(f"smoothing must be a width in seconds >= 0; got {s!r}.")
-        return 0.0 if s == 0 else max(float(s) / float(bin_size), 1.0)
-
-    def _resolve_shooting(self, obs_name: str) -> bool:
-        if self.shooting == "auto":
-            return obs_name == "poisson" and self.mode == "sparse"
-        if not isinstance(self.shooting, (bool, np.bool_)):
-            raise ValueError(f"shooting must be True, False or 'auto'; got {self.shooting!r}.")
-        return bool(self.shooting)
-
-    def _resolve_tau(self, obs: Observations):
-        if isinstance(self.tau, str):
-            if self.tau != "auto":
-                raise ValueError(f"tau must be a positive integer or 'auto'; got {self.tau!r}.")
-            from .analysis.lyapunov import choose_tau
-            if obs.kind == "counts":
-                return choose_tau(obs, smooth=self._smoothing_bins(obs.bin_size),
-                                  fraction=COUNTS_TAU_FRACTION)
-            return choose_tau(obs)
-        if isinstance(self.tau, bool) or not isinstance(self.tau, (int, np.integer)) or self.tau < 1:
-            raise ValueError(f"tau must be an integer number of bins >= 1 or 'auto'; got {self.tau!r}.")
-        return int(self.tau), {"method": "fixed", "tau": int(self.tau)}
-
+    # ------------------------------------------------------------------ fit
     def fit(self, X, y=None, *, bin_size=None, validation=None, callback=None) -> "DSR":
         """Fit the model to observations.
 
@@ -224,7 +140,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
             Training data; a list holds one array per trial (no window crosses a trial boundary).
         y : ignored
         bin_size : float, optional
-            Bin width in seconds when X is an array (default 1).
+            Bin width in seconds when X is an array (default 1: one time unit per bin).
         validation : Observations or array, optional
             Held-out data for choosing the best model; default: the last
             ``validation_fraction`` of each segment.
@@ -239,90 +155,67 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
         Raises
         ------
         ValueError
-            For NaN data, bad shapes, ``tau`` < 1, or data shorter than one training window.
+            For a bad setting (named), NaN data, bad shapes, or data shorter than one window.
         """
-        obs = as_observations(X, bin_size=bin_size)
-        val = None if validation is None else as_observations(validation, bin_size=obs.bin_size,
-                                                              kind=obs.kind)
-        if val is not None and val.n_channels != obs.n_channels:
-            raise ValueError(f"validation has {val.n_channels} channels but X has {obs.n_channels}.")
-        if self.model not in LATENT_MODELS:
-            raise ValueError(f"model must be one of {sorted(LATENT_MODELS)}; got {self.model!r}.")
-        obs_name = self.observation
-        if obs_name == "auto":
-            obs_name = "poisson" if obs.kind == "counts" else "gaussian"
-        if obs_name not in ("gaussian", "poisson"):
-            raise ValueError(f"observation must be 'auto', 'gaussian' or 'poisson'; got {obs_name!r}.")
-        if obs_name == "poisson" and obs.kind != "counts":
-            raise ValueError("observation='poisson' needs spike counts (kind='counts'); these data "
-                             "are continuous. Use observation='gaussian'.")
-        tau, tau_info = self._resolve_tau(obs)
+        data = as_observations(X, bin_size=bin_size)
+        val = None if validation is None else as_observations(
+            validation, bin_size=data.bin_size, kind=data.kind, n_channels=data.n_channels)
+        warm = self.warm_start and hasattr(self, "latent_model_")
+        if warm and data.n_channels != self.n_features_in_:
+            raise ValueError(f"warm_start needs data with the fitted {self.n_features_in_} "
+                             f"channels; got {data.n_channels}.")
+        resolved = resolve(self.config(), data)
         torch.manual_seed(self.seed)
-        if self.warm_start and hasattr(self, "latent_model_"):
-            if obs.n_channels != self.n_features_in_:
-                raise ValueError(f"warm_start needs data with the fitted {self.n_features_in_} "
-                                 f"channels; got {obs.n_channels}.")
-            latent, observation = self.latent_model_.train(), self.observation_model_.train()
+        if warm:
+            latent, readout = self.latent_model_.train(), self.observation_model_.train()
         else:
-            M = self._default_latent_dim(obs)
-            latent = make_latent_model(self.model, M, hidden_dim=self.hidden_dim,
-                                       n_bases=self.n_bases, seed=self.seed)
-            okw = {"link": self.link, "smoothing": self._smoothing_bins(obs.bin_size)} \
-                if obs_name == "poisson" else {}
-            observation = make_observation_model(obs_name, obs.n_channels, latent.state_dim, **okw)
-            observation.fit_init(obs.concatenated())
-        cfg = TrainerConfig(mode=self.mode, tau=tau, alpha=self.alpha, seq_len=self.seq_len,
-                            batch_size=self.batch_size, batches_per_epoch=self.batches_per_epoch,
-                            lr=self.lr, lr_final=self.lr_final, optimizer=self.optimizer,
-                            schedule=self.schedule, epochs=self.epochs, max_time=self.max_time,
-                            grad_clip=self.grad_clip, validation_fraction=self.validation_fraction,
-                            eval_every=self.eval_every, patience=self.patience,
-                            shooting=self._resolve_shooting(obs_name),
-                            continuity=self.continuity, seed=self.seed,
-                            device=self.device, progress=self.progress)
-        trainer = Trainer(latent, observation, cfg)
-        history = trainer.fit(obs, val, callback=callback)
-        latent.cpu(); observation.cpu()
+            latent, readout = self._build(resolved)
+            readout.fit_init(data.concatenated())
+        f = resolved.forcing
+        scheme = make_forcing(f.mode, tau=f.tau, alpha=f.alpha, window=f.seq_len,
+                              continuity=f.continuity)
+        trainer = Trainer(latent, readout, scheme, resolved.optimization, resolved.evaluation,
+                          resolved.run)
+        history = trainer.fit(data, val, callback=callback)
+        latent.cpu(); readout.cpu()
         self.latent_model_ = latent.eval()
-        self.observation_model_ = observation.eval()
+        self.observation_model_ = readout.eval()
         self.history_ = history
-        self.trainer_config_ = cfg.to_dict()
-        self.tau_, self.tau_info_ = tau, tau_info
-        self.bin_size_ = obs.bin_size
-        self.kind_ = obs.kind
-        self.n_features_in_ = obs.n_channels
-        self.channel_ids_ = np.asarray(obs.ids)
-        self.provenance_ = dict(obs.provenance)
-        self.noise_std_ = self._residual_std(obs)
+        self.resolved_config_ = resolved
+        states = getattr(scheme, "states", None)
+        self.forcing_states_ = None if states is None else states.detach().cpu().numpy()
+        self.n_features_in_ = data.n_channels
+        self.channel_ids_ = np.asarray(data.ids)
+        self.provenance_ = dict(data.provenance)
+        self.noise_std_ = self._residual_std(data)
         return self
 
-    # ------------------------------------------------------------------ inference
-    def _check_obs(self, X) -> Observations:
-        obs = as_observations(X, bin_size=getattr(self, "bin_size_", None))
-        if obs.n_channels != self.n_features_in_:
-            raise ValueError(f"X has {obs.n_channels} channels but the model was fitted on "
-                             f"{self.n_features_in_}.")
-        return obs
+    @staticmethod
+    def _build(resolved: ResolvedConfig):
+        m, o = resolved.model, resolved.observation
+        latent = make_latent_model(m.model, m.latent_dim, hidden_dim=m.hidden_dim,
+                                   n_bases=m.n_bases, seed=resolved.run.seed)
+        okw = {"link": o.link, "smoothing": resolved.smoothing_bins} \
+            if o.observation == "poisson" else {}
+        # the read-out sees the M latent units (not state beyond them, e.g. an LSTM's cell)
+        readout = make_observation_model(o.observation, resolved.n_channels, latent.latent_dim,
+                                          **okw)
+        return latent, readout
 
     @torch.no_grad()
-    def _zhat(self, x: np.ndarray) -> torch.Tensor:
-        o = self.observation_model_
-        y = torch.as_tensor(o.forcing_target(x))
-        return _pad_state(o.invert(y), self.latent_model_.state_dim)
-
-    @torch.no_grad()
-    def _residual_std(self, obs: Observations) -> np.ndarray:
-        if obs.kind == "counts":
-            return np.zeros(obs.n_channels)
+    def _residual_std(self, data: Observations) -> np.ndarray:
+        if data.kind == "counts":
+            return np.zeros(data.n_channels)
         res = []
-        for s in obs.data[:50]:
+        for s in data.data[:50]:
             if s.shape[0] < 2:
                 continue
-            z = self._zhat(s)
+            z = infer_states(self.latent_model_, self.observation_model_, s)
             pred = self.observation_model_.mean(self.latent_model_.step(z[:-1])).numpy()
             res.append(s[1:] - pred)
-        return np.concatenate(res).std(0) if res else np.zeros(obs.n_channels)
+        return np.concatenate(res).std(0) if res else np.zeros(data.n_channels)
 
+    # ------------------------------------------------------------------ inference
     def transform(self, X) -> list:
         """Forced latent states ẑ_t for every bin: the observation layer's inverse of the data.
 
@@ -335,9 +228,9 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
         list of ndarray
             One (n_bins_k, state_dim) array per segment.
         """
-        self._check_fitted()
-        obs = self._check_obs(X)
-        return [self._zhat(s).numpy() for s in obs.data]
+        data = self._data(X)
+        return [infer_states(self.latent_model_, self.observation_model_, s).numpy()
+                for s in data.data]
 
     @torch.no_grad()
     def predict(self, X, n_ahead: int = 1) -> list:
@@ -352,13 +245,12 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
             One (n_bins_k, n_channels) array per segment, in data units (counts per bin for
             Poisson).
         """
-        self._check_fitted()
-        if int(n_ahead) < 0:
+        if isinstance(n_ahead, bool) or int(n_ahead) < 0:
             raise ValueError(f"n_ahead must be >= 0; got {n_ahead!r}.")
-        obs = self._check_obs(X)
+        data = self._data(X)
         out = []
-        for s in obs.data:
-            z = self._zhat(s)
+        for s in data.data:
+            z = infer_states(self.latent_model_, self.observation_model_, s)
             zp = z.clone()
             if n_ahead > 0 and len(z) > n_ahead:
                 w = z[:-n_ahead]
@@ -381,8 +273,8 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
             Data to start from: the forced state of its last bin is the initial state
             (with counts, pass several bins so that smoothing has context).
         z0 : array of shape (state_dim,), optional
-            Initial latent state (instead of x0). Default: the forced state of the first
-            training bin's mean activity, i.e. B⁺(mean − b).
+            Initial latent state (instead of x0). Default: the forced state of the read-out's
+            offset b (the mean activity).
         burn_in : int
             Steps run and discarded before the returned ones.
         return_latent : bool
@@ -402,86 +294,86 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
         self._check_fitted()
         if isinstance(n_steps, bool) or int(n_steps) < 1:
             raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}.")
+        lat, readout = self.latent_model_, self.observation_model_
         if z0 is not None:
             z = torch.as_tensor(np.asarray(z0, dtype=np.float32).reshape(1, -1))
-            if z.shape[1] != self.latent_model_.state_dim:
-                raise ValueError(f"z0 must have {self.latent_model_.state_dim} entries; got {z.shape[1]}.")
+            if z.shape[1] != lat.state_dim:
+                raise ValueError(f"z0 must have {lat.state_dim} entries; got {z.shape[1]}.")
+        elif x0 is None:
+            z = pad_state(readout.invert(readout.b.detach()[None]), lat.state_dim)
         else:
-            if x0 is None:
-                b = self.observation_model_.b.detach()
-                z = _pad_state(self.observation_model_.invert(b[None]), self.latent_model_.state_dim)
-            else:
-                x0 = np.asarray(x0, dtype=np.float64).reshape(-1, self.n_features_in_)
-                z = self._zhat(x0)[-1:]
-        Z = free_run(self.latent_model_, z, int(n_steps) + int(burn_in))[0, int(burn_in):]
-        x = self.observation_model_.mean(Z).numpy().astype(np.float64)
+            x0 = np.asarray(x0, dtype=np.float64).reshape(-1, self.n_features_in_)
+            z = infer_states(lat, readout, x0)[-1:]
+        Z = free_run(lat, z, int(n_steps) + int(burn_in))[0, int(burn_in):]
+        x = readout.mean(Z).numpy().astype(np.float64)
         if sample:
             rng = np.random.default_rng(self.seed if seed is None else seed)
-            if self.observation_model_.name == "poisson":
+            if readout.name == "poisson":
                 x = rng.poisson(np.clip(x, 0, 1e6)).astype(np.float64)
             else:
                 x = x + rng.standard_normal(x.shape) * self.noise_std_
         return (x, Z.numpy()) if return_latent else x
 
-    def score(self, X, n_steps: int | None = None) -> float:
-        """Negative state-space divergence (higher is better) of a free run against X.
-
-        The free run starts from the forced state at the first bin of X and runs 1.25·T steps,
-        the first 0.25·T being discarded; both series are compared in the read-out's forcing
-        space on up to 3 principal components of X.
+    def evaluation_protocol(self, **overrides) -> EvaluationProtocol:
+        """The :class:`~nwb_dsr.protocol.EvaluationProtocol` of this fit (its weight and seed).
         """
-        from .analysis.metrics import state_space_divergence
         self._check_fitted()
-        obs = self._check_obs(X)
-        o = self.observation_model_
-        ref = np.concatenate([o.forcing_target(s) for s in obs.data]).astype(np.float64)
-        T = int(n_steps or len(ref))
-        with torch.no_grad():
-            z0 = self._zhat(obs.data[0])[:1]
-            Z = free_run(self.latent_model_, z0, T + T // 4)[0, T // 4:]
-            gen = o.linear(Z).numpy().astype(np.float64)
-        mu = ref.mean(0)
-        _, _, vt = np.linalg.svd(ref - mu, full_matrices=False)
-        P = vt[:min(3, vt.shape[0])].T
-        return -state_space_divergence((ref - mu) @ P, (gen - mu) @ P)
+        ev = self.resolved_config_.evaluation
+        return EvaluationProtocol(**{"dh_weight": ev.dh_weight, "seed": int(self.seed),
+                                     **overrides})
+
+    def score(self, X, y=None) -> float:
+        """Negative model-selection score of a free run against X (higher is better).
+
+        The number that validation minimises during training, D_stsp + dh_weight·D_H, computed
+        by the evaluation protocol (:mod:`nwb_dsr.protocol`) on X; a collapsed run scores −inf.
+        """
+        data = self._data(X)
+        res = self.evaluation_protocol().evaluate(self.latent_model_, self.observation_model_,
+                                                  data.data)
+        return -float(res.score)
 
     # ------------------------------------------------------------------ persistence
     def to_state(self) -> tuple[dict, dict]:
         """The fitted model as (JSON-able config, {name: ndarray} parameters)."""
         self._check_fitted()
         from . import __version__
-        params = {f"latent.{k}": v.detach().cpu().numpy() for k, v in self.latent_model_.state_dict().items()}
+        params = {f"latent.{k}": v.detach().cpu().numpy()
+                  for k, v in self.latent_model_.state_dict().items()}
         params.update({f"observation.{k}": v.detach().cpu().numpy()
                        for k, v in self.observation_model_.state_dict().items()})
         params["noise_std"] = np.asarray(self.noise_std_, dtype=np.float64)
         ids = np.asarray(self.channel_ids_)
         config = {
-            "format": "nwb_dsr.DSR/1",
+            "format": STATE_FORMAT,
             "package_version": __version__,
-            "estimator": self.get_params(),
+            "params": jsonable(self.get_params()),
+            "resolved": jsonable(self.resolved_config_.to_dict()),
             "latent": self.latent_model_.config(),
             "observation": self.observation_model_.config(),
-            "trainer": self.trainer_config_,
-            "tau": int(self.tau_), "tau_info": _jsonable(self.tau_info_),
-            "bin_size": float(self.bin_size_), "kind": self.kind_,
-            "n_channels": int(self.n_features_in_),
             "channel_ids": ids.tolist() if ids.dtype.kind in "iufUSb" else [str(i) for i in ids],
-            "history": _jsonable(self.history_.to_dict()),
-            "provenance": _jsonable(self.provenance_),
+            "history": jsonable(self.history_.to_dict()),
+            "provenance": jsonable(self.provenance_),
         }
         return config, params
 
     @classmethod
     def from_state(cls, config: dict, params: dict) -> "DSR":
-        """Rebuild a fitted estimator from :meth:`to_state` output."""
-        if not str(config.get("format", "")).startswith("nwb_dsr.DSR/"):
-            raise ValueError("this is not an nwb_dsr model state (missing 'format': 'nwb_dsr.DSR/1').")
-        est = cls(**config["estimator"])
+        """Rebuild a fitted estimator from :meth:`to_state` output (any stored format)."""
+        fmt = str(config.get("format", ""))
+        if not fmt.startswith("nwb_dsr.DSR/"):
+            raise ValueError("this is not an nwb_dsr model state (missing 'format': "
+                             "'nwb_dsr.DSR/N').")
+        if fmt == "nwb_dsr.DSR/1":
+            config = _upgrade_state_v1(config)
+        known = DSRConfig.defaults()
+        est = cls(**{k: v for k, v in config["params"].items() if k in known})
         lc = dict(config["latent"])
         latent = make_latent_model(lc.pop("name"), lc.pop("latent_dim"), **lc)
         oc = dict(config["observation"])
-        observation = make_observation_model(oc.pop("name"), oc.pop("n_obs"), oc.pop("latent_dim"), **oc)
-        for prefix, mod in (("latent.", latent), ("observation.", observation)):
+        readout = make_observation_model(oc.pop("name"), oc.pop("n_obs"), oc.pop("latent_dim"),
+                                         **oc)
+        for prefix, mod in (("latent.", latent), ("observation.", readout)):
             sd = {k[len(prefix):]: torch.as_tensor(np.asarray(v)) for k, v in params.items()
                   if k.startswith(prefix)}
             ref = mod.state_dict()
@@ -492,15 +384,11 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
                                  "is incomplete or was written by an incompatible version.")
             mod.load_state_dict(sd)
         est.latent_model_ = latent.eval()
-        est.observation_model_ = observation.eval()
-        h = TrainingHistory(**{k: v for k, v in config.get("history", {}).items()
-                               if k in TrainingHistory.__dataclass_fields__})
-        est.history_ = h
-        est.trainer_config_ = dict(config.get("trainer", {}))
-        est.tau_, est.tau_info_ = int(config["tau"]), dict(config.get("tau_info", {}))
-        est.bin_size_ = float(config["bin_size"])
-        est.kind_ = config["kind"]
-        est.n_features_in_ = int(config["n_channels"])
+        est.observation_model_ = readout.eval()
+        est.history_ = TrainingHistory.from_dict(config.get("history", {}))
+        est.resolved_config_ = ResolvedConfig.from_dict(config["resolved"])
+        est.forcing_states_ = None
+        est.n_features_in_ = int(est.resolved_config_.n_channels)
         est.channel_ids_ = np.asarray(config["channel_ids"])
         est.provenance_ = dict(config.get("provenance", {}))
         est.noise_std_ = np.asarray(params.get("noise_std", np.zeros(est.n_features_in_)))
@@ -541,3 +429,41 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
         except (ValueError, KeyError, OSError) as err:
             raise ValueError(f"{path} is not a model file written by DSR.save ({err}).") from err
         return cls.from_state(config, params)
+
+
+DSR.__init__.__signature__ = inspect.Signature(
+    [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    + [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+       for k, v in DSRConfig.defaults().items()])
+
+
+def _upgrade_state_v1(config: dict) -> dict:
+    """A state written before the one-configuration format (``nwb_dsr.DSR/1``), upgraded."""
+    est, trainer = dict(config["estimator"]), dict(config.get("trainer", {}))
+    shooting = est.pop("shooting", False)
+    if shooting is True:
+        est["mode"] = "shooting"
+    elif shooting == "auto" and est.get("mode", "sparse") == "sparse":
+        est["mode"] = "auto"
+    mode = "shooting" if trainer.get("shooting") else trainer.get("mode", "sparse")
+    scheme = FORCING_SCHEMES[mode]
+    tau = int(config["tau"])
+    oc, lc = config["observation"], config["latent"]
+    kind = config["kind"]
+    resolved = {name: {} for name in ("model", "observation", "forcing", "optimization",
+                                      "evaluation", "run")}
+    flat = {**DSRConfig.defaults(), **{k: v for k, v in est.items()
+                                       if k in DSRConfig.defaults()}}
+    flat.update(mode=mode, tau=tau, latent_dim=int(lc["latent_dim"]),
+                observation=oc["name"],
+                alpha=float(trainer.get("alpha") or scheme.default_alpha),
+                seq_len=int(trainer.get("seq_len") or scheme.default_window(tau)),
+                grad_clip=trainer.get("grad_clip") or scheme.default_clip)
+    for name, (section, _) in DSRConfig.settings().items():
+        resolved[section][name] = flat[name]
+    resolved["data"] = {"kind": kind, "bin_size": float(config["bin_size"]),
+                        "n_channels": int(config["n_channels"]),
+                        "smoothing_bins": float(oc.get("smoothing", 0.0))
+                        if oc["name"] == "poisson" else 0.0,
+                        "tau_info": dict(config.get("tau_info") or {})}
+    return {**config, "format": STATE_FORMAT, "params": {**est}, "resolved": resolved}

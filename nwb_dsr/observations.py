@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Observations", "KINDS"]
+__all__ = ["Observations", "KINDS", "as_observations"]
 
 KINDS = ("counts", "continuous")
 
@@ -236,3 +236,50 @@ class Observations:
         return (f"Observations(kind={self.kind!r}, n_segments={self.n_segments}, "
                 f"n_bins={self.n_bins}, n_channels={self.n_channels}, bin_size={self.bin_size:g} s, "
                 f"source={src!r})")
+
+
+def as_observations(X, bin_size: float | None = None, kind: str | None = None,
+                    n_channels: int | None = None) -> Observations:
+    """Observations from Observations, one (n_bins, n_channels) array or a list of them.
+
+    Parameters
+    ----------
+    X : Observations, ndarray or list of ndarray
+    bin_size : float, optional
+        Bin width in seconds of arrays (default 1: one time unit per bin). Ignored for
+        Observations.
+    kind : {"counts", "continuous"}, optional
+        Kind of arrays (default: counts for non-negative integers).
+    n_channels : int, optional
+        Required number of channels (e.g. the number a model was fitted on).
+
+    Raises
+    ------
+    TypeError
+        If X is neither Observations nor arrays.
+    ValueError
+        If X has another number of channels than ``n_channels``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_observations(np.zeros((10, 2)), bin_size=0.1).bin_size
+    0.1
+    >>> as_observations(np.zeros((10, 2)), n_channels=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: X has 2 channels but the model was fitted on 3.
+    """
+    if isinstance(X, Observations):
+        obs = X
+    elif isinstance(X, (np.ndarray, list, tuple)):
+        obs = Observations.from_array(list(X) if isinstance(X, (list, tuple)) else X,
+                                      bin_size=1.0 if bin_size is None else bin_size, kind=kind)
+    else:
+        raise TypeError(f"X must be an Observations object or a (n_bins, n_channels) array (or a "
+                        f"list of them); got {type(X).__name__}. NWB files are read with "
+                        "nwb_dsr.read_units or nwb_dsr.read_lfp.")
+    if n_channels is not None and obs.n_channels != int(n_channels):
+        raise ValueError(f"X has {obs.n_channels} channels but the model was fitted on "
+                         f"{int(n_channels)}.")
+    return obs

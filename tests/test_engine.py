@@ -11,7 +11,10 @@ from scipy.ndimage import gaussian_filter1d
 from nwb_dsr import DSR, NotFittedError, Observations
 from nwb_dsr.models import (LATENT_MODELS, GaussianObservation, LatentModel, PoissonObservation,
                             make_latent_model)
-from nwb_dsr.training import Trainer, TrainerConfig, TrainingDivergedWarning, free_run
+from nwb_dsr.config import OptimizationConfig, RunConfig
+from nwb_dsr.training import (FORCING_SCHEMES, ForcingScheme, GeneralizedTeacherForcing,
+                              MultipleShooting, NoForcing, SparseForcing, Trainer,
+                              TrainingDivergedWarning, free_run, register_forcing)
 
 
 # ----------------------------------------------------------------------------- models
@@ -168,55 +171,75 @@ def _identity_layer():
     return obs
 
 
+def _windows(values, n_channels=1):
+    """F of one window (1, L+1, n_channels) and its bin positions (1, L+1)."""
+    F = torch.as_tensor(values, dtype=torch.float32).reshape(1, -1, n_channels)
+    return F, torch.arange(F.shape[1])[None]
+
+
+def _trainer(latent, readout, scheme, **opt):
+    return Trainer(latent, readout, scheme, OptimizationConfig(**{"epochs": 1, **opt}),
+                   run=RunConfig(progress=False))
+
+
 def test_sparse_forcing_resets_at_exactly_every_tau_steps():
-    tr = Trainer(Counter(), _identity_layer(), TrainerConfig(tau=3, epochs=1))
-    F = (100.0 * torch.arange(11, dtype=torch.float32)).reshape(1, 11, 1)
-    pred = tr.rollout(F)[0, :, 0].tolist()
+    scheme = SparseForcing(tau=3)
+    F, idx = _windows(100.0 * np.arange(11))
+    pred = scheme.rollout(Counter(), _identity_layer(), F, idx)[0, :, 0].tolist()
     # forced at t = 0, 3, 6, 9; the prediction at a forced step is made before the reset
     assert pred == [1, 2, 3, 301, 302, 303, 601, 602, 603, 901]
-    assert tr.forcing_steps(10) == [0, 3, 6, 9]
+    assert scheme.forcing_steps(10) == [0, 3, 6, 9]
+    assert scheme.window == 3 and scheme.stride == 1
 
 
 def test_baseline_forces_only_the_initial_state():
-    tr = Trainer(Counter(), _identity_layer(), TrainerConfig(mode="bptt", epochs=1))
-    F = (100.0 * torch.arange(6, dtype=torch.float32)).reshape(1, 6, 1)
-    assert tr.rollout(F)[0, :, 0].tolist() == [1, 2, 3, 4, 5]
-    assert tr.forcing_steps(5) == [0]
-    assert tr.config.clip == 10.0
+    scheme = NoForcing()
+    F, idx = _windows(100.0 * np.arange(6))
+    assert scheme.rollout(Counter(), _identity_layer(), F, idx)[0, :, 0].tolist() == [1, 2, 3, 4, 5]
+    assert scheme.forcing_steps(5) == [0]
+    assert _trainer(Counter(), _identity_layer(), scheme).grad_clip == 10.0
+    assert scheme.window == 200
 
 
 def test_generalized_teacher_forcing_mixes_every_step():
-    tr = Trainer(Counter(), _identity_layer(), TrainerConfig(mode="gtf", alpha=0.5, epochs=1))
-    F = torch.tensor([0.0, 10.0, 20.0]).reshape(1, 3, 1)
+    scheme = GeneralizedTeacherForcing(alpha=0.5)
+    F, idx = _windows([0.0, 10.0, 20.0])
     # z1 = 1 -> 0.5*1 + 0.5*10 = 5.5; z2 = 6.5
-    assert tr.rollout(F)[0, :, 0].tolist() == [1.0, 6.5]
+    assert scheme.rollout(Counter(), _identity_layer(), F, idx)[0, :, 0].tolist() == [1.0, 6.5]
+    assert GeneralizedTeacherForcing().alpha == 0.1
 
 
 def test_sparse_forcing_with_strength_below_one_mixes_at_resets_only():
-    tr = Trainer(Counter(), _identity_layer(), TrainerConfig(tau=2, alpha=0.5, epochs=1))
-    F = (100.0 * torch.arange(5, dtype=torch.float32)).reshape(1, 5, 1)
+    F, idx = _windows(100.0 * np.arange(5))
+    pred = SparseForcing(tau=2, alpha=0.5).rollout(Counter(), _identity_layer(), F, idx)
     # z2 = 2 -> 2 + 0.5*(200 - 2) = 101, so z3 = 102 and z4 = 103 (no mixing at odd steps)
-    assert tr.rollout(F)[0, :, 0].tolist() == [1.0, 2.0, 102.0, 103.0]
+    assert pred[0, :, 0].tolist() == [1.0, 2.0, 102.0, 103.0]
+
+
+def _shooting(tau, states, **kw):
+    scheme = MultipleShooting(tau=tau, **kw)
+    scheme.states = torch.nn.Parameter(torch.as_tensor(states, dtype=torch.float32))
+    return scheme
 
 
 def test_shooting_forces_with_the_learned_states():
-    tr = Trainer(Counter(), _identity_layer(), TrainerConfig(tau=2, shooting=True, epochs=1))
-    F = (100.0 * torch.arange(5, dtype=torch.float32)).reshape(1, 5, 1)
+    F, idx = _windows(100.0 * np.arange(5))
+    scheme = _shooting(2, -F[0])
     # the learned states, not the data, are what the resets use
-    assert tr.rollout(F, -F)[0, :, 0].tolist() == [1.0, 2.0, -199.0, -198.0]
+    assert scheme.rollout(Counter(), _identity_layer(), F, idx)[0, :, 0].tolist() == \
+        [1.0, 2.0, -199.0, -198.0]
 
 
 def test_shooting_sets_the_read_out_latents_and_carries_the_rest_of_the_state():
     obs = GaussianObservation(1, 2)  # M = 2 > N = 1: learned states still set both latents
     with torch.no_grad():
         obs.B.copy_(torch.tensor([[1.0, 0.0]])); obs.b.zero_()
-    tr = Trainer(Counter((1.0, 10.0)), obs, TrainerConfig(tau=2, shooting=True, epochs=1))
-    S = torch.stack([100.0 * torch.arange(5.0), -100.0 * torch.arange(5.0)], -1)[None]
-    pred = tr.rollout(torch.zeros(1, 5, 1), S)[0].tolist()
+    S = torch.stack([100.0 * torch.arange(5.0), -100.0 * torch.arange(5.0)], -1)
+    F, idx = _windows(np.zeros(5))
+    pred = _shooting(2, S).rollout(Counter((1.0, 10.0)), obs, F, idx)[0].tolist()
     assert pred == [[1.0, 10.0], [2.0, 20.0], [201.0, -190.0], [202.0, -180.0]]
     obs1 = _identity_layer()  # state of 2 units, read-out of 1: the second one carries on
-    tr = Trainer(Counter((1.0, 10.0)), obs1, TrainerConfig(tau=2, shooting=True, epochs=1))
-    pred = tr.rollout(torch.zeros(1, 5, 1), S[..., :1])[0].tolist()
+    pred = _shooting(2, S[:, :1]).rollout(Counter((1.0, 10.0)), obs1, F, idx)[0].tolist()
     assert pred == [[1.0, 10.0], [2.0, 20.0], [201.0, 30.0], [202.0, 40.0]]
 
 
@@ -224,19 +247,17 @@ def test_shooting_windows_start_on_the_grid_of_forcing_states():
     segs = [np.zeros((30, 1)), np.ones((41, 1))]
     obs = GaussianObservation(1, 1)
     obs.fit_init(np.concatenate(segs))
-    tr = Trainer(Counter(), obs, TrainerConfig(tau=5, shooting=True, epochs=1))
-    data = tr._prepare(segs, 5, "training")
+    tr = _trainer(Counter(), obs, MultipleShooting(tau=5))
+    data = tr._windows(segs, "training")
     assert data.starts.tolist() == [0, 5, 10, 15, 20] + [30 + k for k in range(0, 36, 5)]
 
 
 def test_shooting_loss_reads_out_the_first_state_and_penalises_gaps():
-    tr = Trainer(Counter(), _identity_layer(),
-                 TrainerConfig(tau=2, shooting=True, continuity=0.5, epochs=1))
-    X = torch.zeros(1, 3, 1)
-    S = torch.tensor([0.0, 5.0, 10.0]).reshape(1, 3, 1)
+    scheme = _shooting(2, torch.tensor([0.0, 5.0, 10.0])[:, None], continuity=0.5)
+    F, idx = _windows(np.zeros(3))
     # read-outs 0 (the state at the start), 1, 2 against zeros: MSE 5/3; the prediction
     # arriving at the next grid point is 2, its state 10: gap² 64, times 0.5
-    loss = tr.window_loss(X, torch.zeros(1, 3, 1), S)
+    loss = scheme.loss(Counter(), _identity_layer(), torch.zeros(1, 3, 1), F, idx)
     torch.testing.assert_close(loss, torch.tensor(5.0 / 3.0 + 32.0))
 
 
@@ -249,34 +270,51 @@ def test_shooting_recovers_states_closer_to_the_truth_than_the_noisy_data():
     obs = GaussianObservation(2, 2)
     obs.fit_init(x)
     torch.manual_seed(0)
-    tr = Trainer(make_latent_model("shallow_plrnn", 2, hidden_dim=16, seed=0), obs,
-                 TrainerConfig(tau=10, shooting=True, epochs=60, batches_per_epoch=15,
-                               batch_size=64, validation_fraction=0.0, progress=False))
+    scheme = MultipleShooting(tau=10)
+    tr = _trainer(make_latent_model("shallow_plrnn", 2, hidden_dim=16, seed=0), obs, scheme,
+                  epochs=60, batches_per_epoch=15, batch_size=64, validation_fraction=0.0)
     tr.fit(Observations(x, bin_size=0.1))
     grid = np.arange(0, 2000 - 10, 10)
     with torch.no_grad():
-        learned = obs.mean(tr.forcing_states[grid]).numpy()
+        learned = obs.mean(scheme.states[grid]).numpy()
     err_data = np.mean((x[grid] - truth[grid]) ** 2)
     err_learned = np.mean((learned - truth[grid]) ** 2)
     assert err_learned < 0.5 * err_data
 
 
-def test_shooting_needs_sparse_forcing():
-    with pytest.raises(ValueError, match="shooting"):
-        TrainerConfig(mode="gtf", shooting=True).validate()
-    with pytest.raises(ValueError, match="continuity"):
-        TrainerConfig(shooting=True, continuity=-1.0).validate()
-
-
-def test_shooting_is_on_by_default_for_counts_only(lorenz_series):
+def test_shooting_is_the_default_for_counts_only(lorenz_series):
     kw = dict(hidden_dim=8, tau=5, epochs=1, batches_per_epoch=2, batch_size=8, progress=False)
     counts = np.random.default_rng(0).poisson(1.0, size=(400, 4))
-    assert DSR(**kw).fit(Observations(counts, kind="counts", bin_size=0.01)) \
-        .trainer_config_["shooting"] is True
-    assert DSR(**kw).fit(lorenz_series[:400]).trainer_config_["shooting"] is False
-    assert DSR(shooting=True, **kw).fit(lorenz_series[:400]).trainer_config_["shooting"] is True
-    with pytest.raises(ValueError, match="shooting"):
-        DSR(shooting="yes", **kw).fit(lorenz_series[:400])
+    est = DSR(**kw).fit(Observations(counts, kind="counts", bin_size=0.01))
+    assert est.resolved_config_.forcing.mode == "shooting"
+    assert est.forcing_states_.shape == (360, 3)  # training bins (validation held back) × M
+    assert DSR(**kw).fit(lorenz_series[:400]).resolved_config_.forcing.mode == "sparse"
+    assert DSR(mode="shooting", **kw).fit(lorenz_series[:400]).forcing_states_ is not None
+
+
+def test_a_new_forcing_scheme_plugs_in_without_touching_the_trainer(lorenz_series):
+    calls = []
+
+    @register_forcing
+    class HalfwayForcing(SparseForcing):
+        """Forces only at the middle of each window (a scheme defined by a user)."""
+
+        name = "halfway_test"
+
+        def forcing_steps(self, L):
+            calls.append(L)
+            return [0, L // 2]
+
+    try:
+        F, idx = _windows(100.0 * np.arange(7))
+        pred = HalfwayForcing(tau=6).rollout(Counter(), _identity_layer(), F, idx)
+        assert pred[0, :, 0].tolist() == [1, 2, 3, 301, 302, 303]
+        est = DSR(mode="halfway_test", tau=6, hidden_dim=8, epochs=2, batches_per_epoch=3,
+                  progress=False).fit(lorenz_series[:600])
+        assert est.resolved_config_.forcing.mode == "halfway_test" and calls
+        assert np.all(np.isfinite(est.history_.loss))
+    finally:
+        FORCING_SCHEMES.pop("halfway_test")
 
 
 def test_forcing_moves_only_the_part_of_the_state_the_read_out_sees():
@@ -285,18 +323,24 @@ def test_forcing_moves_only_the_part_of_the_state_the_read_out_sees():
     obs = GaussianObservation(1, 2)
     with torch.no_grad():
         obs.B.copy_(torch.tensor([[1.0, 0.0]])); obs.b.zero_()
-    tr = Trainer(Counter((1.0, 10.0)), obs, TrainerConfig(tau=2, epochs=1))
-    F = (100.0 * torch.arange(5, dtype=torch.float32)).reshape(1, 5, 1)
-    pred = tr.rollout(F)[0].tolist()
+    F, idx = _windows(100.0 * np.arange(5))
+    pred = SparseForcing(tau=2).rollout(Counter((1.0, 10.0)), obs, F, idx)[0].tolist()
     assert pred == [[1.0, 10.0], [2.0, 20.0], [201.0, 30.0], [202.0, 40.0]]
+
+
+def test_lstm_read_out_sees_the_hidden_state_only(lorenz_series):
+    est = DSR(model="lstm", latent_dim=3, tau=5, epochs=1, batches_per_epoch=2,
+              progress=False).fit(lorenz_series[:400])
+    assert est.latent_model_.state_dim == 6 and est.observation_model_.latent_dim == 3
+    assert est.transform(lorenz_series[:10])[0].shape == (10, 6)
 
 
 def test_windows_never_cross_segment_boundaries():
     segs = [np.full((30, 1), 1.0), np.full((40, 1), 2.0), np.full((25, 1), 3.0)]
     obs = GaussianObservation(1, 1)
     obs.fit_init(np.concatenate(segs))
-    tr = Trainer(Counter(), obs, TrainerConfig(tau=5, seq_len=10, epochs=1))
-    data = tr._prepare(segs, 10, "training")
+    tr = _trainer(Counter(), obs, SparseForcing(tau=5, window=10))
+    data = tr._windows(segs, "training")
     X = data.X[:, 0]
     for s in data.starts.tolist():
         w = X[s:s + 11]
@@ -327,17 +371,17 @@ def test_divergence_keeps_the_last_good_parameters(lorenz_series, monkeypatch):
     est = DSR(hidden_dim=8, tau=5, epochs=6, batches_per_epoch=3, progress=False,
               validation_fraction=0.0)
     calls = {"n": 0}
-    orig = Trainer.window_loss
+    orig = SparseForcing.loss
     snapshots = []
 
-    def flaky(self, X, F, states=None):
+    def flaky(self, latent, readout, X, F, index):
         calls["n"] += 1
         if calls["n"] == 3 * 3 + 1:  # first batch of epoch 4
-            snapshots.append({k: v.clone() for k, v in self.latent.state_dict().items()})
-            return orig(self, X, F, states) * float("nan")
-        return orig(self, X, F, states)
+            snapshots.append({k: v.clone() for k, v in latent.state_dict().items()})
+            return orig(self, latent, readout, X, F, index) * float("nan")
+        return orig(self, latent, readout, X, F, index)
 
-    monkeypatch.setattr(Trainer, "window_loss", flaky)
+    monkeypatch.setattr(SparseForcing, "loss", flaky)
     with pytest.warns(TrainingDivergedWarning, match="last good epoch"):
         est.fit(lorenz_series[:1000])
     assert est.history_.stopped == "diverged" and est.history_.epochs == 3
@@ -405,18 +449,20 @@ def test_transform_before_fit_raises():
 BAD_INPUT = [
     (dict(), np.array([[0.0, np.nan]] * 50), ValueError, "NaN or inf"),
     (dict(), np.zeros((4, 5, 6)), ValueError, r"shape \(n_bins, n_channels\)"),
-    (dict(tau=0), np.zeros((100, 2)), ValueError, "tau must be an integer number of bins >= 1"),
-    (dict(tau="fast"), np.zeros((100, 2)), ValueError, "tau must be a positive integer or 'auto'"),
+    (dict(tau=0), np.zeros((100, 2)), ValueError, "tau must be 'auto' or an integer number"),
+    (dict(tau="fast"), np.zeros((100, 2)), ValueError, "tau must be 'auto' or an integer number"),
     (dict(tau=50), np.random.default_rng(0).normal(size=(30, 2)), ValueError,
      "shorter than one training window"),
     (dict(model="transformer"), np.zeros((100, 2)), ValueError, "model must be one of"),
     (dict(observation="poisson"), np.random.default_rng(0).normal(size=(100, 2)), ValueError,
      "needs spike counts"),
     (dict(mode="tbptt"), np.zeros((100, 2)), ValueError, "mode must be one of"),
-    (dict(latent_dim=0), np.zeros((100, 2)), ValueError, "latent_dim must be a positive integer"),
+    (dict(latent_dim=0), np.zeros((100, 2)), ValueError, "latent_dim must be None .* or an integer"),
+    (dict(continuity=-1.0), np.zeros((100, 2)), ValueError, "continuity must be a weight >= 0"),
+    (dict(lr=0), np.zeros((100, 2)), ValueError, "lr must be a positive learning rate"),
     (dict(epochs=None, max_time=None), np.zeros((100, 2)), ValueError, "give epochs, max_time"),
     (dict(device="tpu"), np.zeros((100, 2)), ValueError, "device must be"),
-    (dict(alpha=0.0), np.zeros((100, 2)), ValueError, r"alpha must lie in \(0, 1\]"),
+    (dict(alpha=0.0), np.zeros((100, 2)), ValueError, r"alpha must be a forcing strength in \(0, 1\]"),
     (dict(smoothing=-0.01), Observations(np.ones((100, 2)), kind="counts", bin_size=0.01),
      ValueError, "smoothing must be a width in seconds"),
     (dict(), "data.nwb", TypeError, "read_units or nwb_dsr.read_lfp"),

@@ -183,7 +183,7 @@ def test_evaluate_continuous_keys_and_generation_protocol(continuous_est):
                                                       rel=1e-3)
     T = len(x)
     with torch.no_grad():
-        Z = free_run(est.latent_model_, est._zhat(x)[:1], T + T // 4)[0, T // 4:]
+        Z = free_run(est.latent_model_, torch.as_tensor(est.transform(x)[0][:1]), T + T // 4)[0, T // 4:]
         gen = est.observation_model_.mean(Z).numpy().astype(np.float64)
     assert res["dstsp"] == pytest.approx(state_space_divergence(x, gen))
     assert res["prediction_error"]["5"] == pytest.approx(prediction_error(est, x, 5))

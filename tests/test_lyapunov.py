@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from nwb_dsr import DSR, NotFittedError, Observations
-from nwb_dsr.analysis import (choose_tau, embedding_delay, embedding_dimension, lyapunov_max_data,
+from nwb_dsr.analysis import (embedding_delay, embedding_dimension, lyapunov_max_data,
                               lyapunov_spectrum, predictability_time)
+from nwb_dsr.policies import choose_tau
 from nwb_dsr.models import LatentModel, make_latent_model
 
 LAMBDA_LORENZ = 0.906
@@ -231,7 +232,7 @@ def test_choose_tau_on_lorenz(lorenz_dt02):
 def test_choose_tau_falls_back_on_noise_counts():
     counts = np.random.default_rng(0).poisson(1.0, size=(6000, 3))
     obs = Observations(counts, kind="counts", bin_size=0.05)
-    with pytest.warns(RuntimeWarning, match="no exponential divergence"):
+    with pytest.warns(RuntimeWarning, match="could not be estimated .*no linear part"):
         tau, info = choose_tau(obs)
     assert tau == 20 and info["fallback"] is True and info["smooth"] == 2.0
 
@@ -270,7 +271,7 @@ def test_dsr_tau_auto_on_counts_takes_a_quarter_of_the_predictability_time():
     assert info["fraction"] == 0.25 and est.tau_ == round(0.25 * info["tau_pred_bins"])
     # the predictability time of the true latent is 76.5 bins
     assert 0.25 * 76.5 * 0.75 <= est.tau_ <= 0.25 * 76.5 * 1.25
-    assert est.trainer_config_["shooting"] is True
+    assert est.resolved_config_.forcing.mode == "shooting"
 
 
 # ----------------------------------------------------------------------------- recovery

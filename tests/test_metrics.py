@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from nwb_dsr.analysis.metrics import power_spectrum_distance, state_space_divergence
+from nwb_dsr.metrics import power_spectrum_distance, state_space_divergence
 
 
 def test_dstsp_binned_hand_case():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -97,7 +98,7 @@ def test_round_trip_every_model(all_fits, model, observation):
     assert sorted(p1) == sorted(p2)
     for key in p1:
         np.testing.assert_array_equal(p1[key], p2[key])
-    assert c2["tau"] == c1["tau"] and c2["bin_size"] == c1["bin_size"]
+    assert c2["resolved"] == c1["resolved"] and back.resolved_config_ == est.resolved_config_
     assert c2["history"] == c1["history"]
     res = read_results(out, name=name)
     # the stored generated trajectory is reproduced from the stored initial state and seed
@@ -306,4 +307,21 @@ def test_unknown_fit_name(source, tmp_path, fitted):
     with pytest.raises(ValueError, match=r"no fit named 'zz'.*\['a'\]"):
         read_dynamics(out, name="zz")
     cfg = json.loads(h5py.File(out, "r")["processing/dynamics/a/config"].asstr()[()])
-    assert cfg["format"] == "nwb_dsr.DSR/1"
+    assert cfg["format"] == "nwb_dsr.DSR/2"
+
+
+@pytest.mark.parametrize("name", ["counts_v1", "lstm_v1"])
+def test_fits_written_in_the_first_format_still_load(name):
+    """tests/data/fit_format_v1.nwb was written before the one-configuration format
+    ('nwb_dsr.DSR/1': flat estimator settings plus a trainer record; an LSTM read-out that
+    sees [h, c]). It restores to a runnable model that reproduces its stored trajectory."""
+    path = Path(__file__).parent / "data" / "fit_format_v1.nwb"
+    back = read_dynamics(path, name=name)
+    g = read_results(path, name=name)["generated"]
+    x, z = back.generate(20, z0=g["initial_state"], return_latent=True)
+    np.testing.assert_array_equal(z, g["data"])
+    np.testing.assert_allclose(x, g["mean"], rtol=1e-6, atol=1e-7)
+    r = back.resolved_config_
+    assert r.forcing.tau == 5 and back.tau_ == 5
+    assert r.forcing.mode == ("shooting" if name == "counts_v1" else "sparse")
+    assert back.get_params()["mode"] == "auto"  # sparse + shooting "auto" in the old settings

@@ -12,7 +12,7 @@ from nwb_dsr import DSR, Observations
 from nwb_dsr.analysis.evaluate import co_bps, poisson_loglik
 from nwb_dsr.datasets import make_lorenz_counts
 from nwb_dsr.models import PoissonObservation
-from nwb_dsr.training import Trainer
+from nwb_dsr.training import MultipleShooting
 
 _BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "spikes_vs_gpfa.py"
 
@@ -40,13 +40,13 @@ def test_dsr_fit_windows_never_cross_trial_boundaries(monkeypatch):
     trials = [np.full((n, 2), v, dtype=np.int64) for n, v in zip(lengths, values)]
     obs = Observations(trials, kind="counts", bin_size=0.01)
     seen = []
-    orig = Trainer.window_loss
+    orig = MultipleShooting.loss  # the scheme counts are fitted with by default
 
-    def record(self, X, F, states=None):
+    def record(self, latent, readout, X, F, index):
         seen.append((X.detach().clone(), F.detach().clone()))
-        return orig(self, X, F, states)
+        return orig(self, latent, readout, X, F, index)
 
-    monkeypatch.setattr(Trainer, "window_loss", record)
+    monkeypatch.setattr(MultipleShooting, "loss", record)
     est = DSR(hidden_dim=8, tau=5, epochs=3, batches_per_epoch=4, batch_size=32, progress=False,
               seed=0)
     est.fit(obs)
@@ -66,7 +66,7 @@ def test_poisson_dsr_recovers_the_lorenz_latent(bench, population):
     counts, latent, truth = population
     obs = Observations(counts, kind="counts", bin_size=truth["bin_size"])
     # fixed epochs (not max_time) so that the run is deterministic; about 15 s on one core
-    est = DSR(latent_dim=3, smoothing=0.05, epochs=15, progress=False, seed=0)
+    est = DSR(latent_dim=3, smoothing=0.05, tau=20, epochs=15, progress=False, seed=0)
     est.fit(obs)
     assert est.observation_model_.name == "poisson"   # picked for counts
     assert est.history_.loss[-1] < est.history_.loss[0]

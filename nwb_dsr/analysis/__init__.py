@@ -1,7 +1,7 @@
 """Analysis of fitted dynamics: metrics, Lyapunov spectra, evaluation, plots."""
-from .metrics import d_h, d_stsp, power_spectrum_distance, state_space_divergence
+from ..metrics import d_h, d_stsp, power_spectrum_distance, state_space_divergence
 from .evaluate import co_bps, evaluate, poisson_loglik, prediction_error
-from .lyapunov import (choose_tau, embedding_delay, embedding_dimension, lyapunov_max_data,
+from .lyapunov import (embedding_delay, embedding_dimension, lyapunov_max_data,
                        lyapunov_spectrum, predictability_time)
 from .plots import (plot_attractor, plot_loss, plot_lyapunov, plot_raster, plot_spectra,
                     plot_tau_sweep)

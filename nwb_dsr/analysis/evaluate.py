@@ -3,8 +3,9 @@
 - :func:`prediction_error`: PE(n), the n-step-ahead prediction error from forced states.
 - :func:`co_bps`: co-smoothing bits per spike (Neural Latents Benchmark).
 - :func:`poisson_loglik`: Poisson log-likelihood per bin.
-- :func:`evaluate`: D_stsp, D_H, PE(n), the Lyapunov spectrum, τ_pred (and for spike counts the
-  1-step Poisson log-likelihood), optionally with figures.
+- :func:`evaluate`: D_stsp and D_H by the evaluation protocol (:mod:`nwb_dsr.protocol`), PE(n),
+  the Lyapunov spectrum, τ_pred (and for spike counts the 1-step Poisson log-likelihood),
+  optionally with figures.
 """
 from __future__ import annotations
 
@@ -13,22 +14,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter1d
 from scipy.special import gammaln
+from sklearn.utils.validation import check_is_fitted
 
+from .._json import jsonable
+from ..models.rollout import infer_states
+from ..observations import as_observations
 from .lyapunov import lyapunov_spectrum, predictability_time
-from .metrics import power_spectrum_distance, state_space_divergence
-from .._json import jsonable as _jsonable
 
 __all__ = ["prediction_error", "co_bps", "poisson_loglik", "evaluate"]
 
 
 def _observations(estimator, X):
-    check = getattr(estimator, "_check_fitted", None)
-    if not callable(check):
+    if not hasattr(estimator, "get_params"):
         raise TypeError(f"estimator must be a fitted nwb_dsr.DSR; got {type(estimator).__name__}.")
-    check()
-    return estimator._check_obs(X)
+    check_is_fitted(estimator, "latent_model_")
+    return as_observations(X, bin_size=estimator.bin_size_, n_channels=estimator.n_features_in_)
 
 
 def _steps(n, name="n"):
@@ -113,7 +114,7 @@ def prediction_error(estimator, X, n=20, *, max_starts: int = 2000):
     for k in np.unique(seg_ids):
         s = obs.data[k]
         t = starts[seg_ids == k]
-        z0.append(estimator._zhat(s)[torch.as_tensor(t)])
+        z0.append(infer_states(lat, o, s)[torch.as_tensor(t)])
         for v in targets:
             targets[v].append(s[t + v])
     z = torch.cat(z0)
@@ -213,15 +214,14 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
              n_lyapunov: int = 20_000, figures=None, seed: int = 0) -> dict:
     """All metrics that apply to the data kind, for a fitted estimator on test data X.
 
-    Generation follows ../METRICS.md: the state is forced at the first bin of X, the model runs
-    freely for 1.25·T steps and the first 0.25·T are dropped (T = ``n_generate``, by default
-    the number of bins of X). The generated series is compared with X in data space, on all
-    channels: for continuous data the read-out means against the data; for spike counts the
-    generated expected counts against the counts smoothed with the Poisson layer's kernel
-    (``smoothing`` bins, per segment), both being estimates of the rate. D_stsp uses binning
-    below 6 channels and the Gaussian-mixture estimate from 6 on, both on series standardised
-    with the data's mean and sd; D_H compares the first
-    min(T, n_bins) steps of both (several segments are concatenated).
+    D_stsp and D_H come from the evaluation protocol (:mod:`nwb_dsr.protocol`), the same
+    computation that selected the model during training: the state is forced at the first bin
+    of X, the model runs freely for 1.25·T steps and the first 0.25·T are dropped
+    (T = ``n_generate``, by default the number of bins of X); both series are compared in the
+    observation layer's forcing space (standardised signal; for spike counts link⁻¹ of
+    smoothed counts, with generated counts drawn and smoothed alike, on the leading principal
+    components), standardised with the data's mean and sd. A collapsed free run (fixed point,
+    flat or exploding) is reported in ``collapse``.
 
     Parameters
     ----------
@@ -240,19 +240,21 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
         Directory to write figures into (created if needed): ``loss.png``, ``attractor.png``,
         ``spectra.png``, ``lyapunov.png`` and, for counts, ``raster.png``.
     seed : int
-        Seed of the Gaussian-mixture D_stsp and of the spikes drawn for the raster.
+        Seed of the protocol's draws (counts), the Gaussian-mixture D_stsp and the raster.
 
     Returns
     -------
     dict
         JSON-serialisable (non-finite numbers become None): ``kind``, ``bin_size``, ``n_bins``,
-        ``n_generate``, ``dstsp``, ``dh``, ``prediction_error`` ({str(n): PE(n)}),
-        ``lyapunov_spectrum`` (1/s), ``lambda_max_per_s``, ``lambda_max_per_bin``,
-        ``lyapunov_sum_per_s``, ``tau_pred_bins``, ``tau_pred_s``, ``tau``, ``tau_info``; for
-        counts also ``poisson_loglik_per_bin`` and ``bits_per_spike_1step`` of the 1-step
-        predictions (:meth:`DSR.predict`, first bin of each segment left out; the smoothed
-        forcing target sees a few bins ahead, see :func:`prediction_error`); with ``figures``
-        also ``figures`` ({name: path}).
+        ``n_generate``, ``dstsp``, ``dh``, ``selection_score`` (D_stsp + weight·D_H, the
+        validation score), ``collapse`` (None or why the free run collapsed),
+        ``prediction_error`` ({str(n): PE(n)}), ``lyapunov_spectrum`` (1/s),
+        ``lambda_max_per_s``, ``lambda_max_per_bin``, ``lyapunov_sum_per_s``,
+        ``tau_pred_bins``, ``tau_pred_s``, ``tau``, ``tau_info``; for counts also
+        ``poisson_loglik_per_bin`` and ``bits_per_spike_1step`` of the 1-step predictions
+        (:meth:`DSR.predict`, first bin of each segment left out; the smoothed forcing target
+        sees a few bins ahead, see :func:`prediction_error`); with ``figures`` also
+        ``figures`` ({name: path}).
 
     Examples
     --------
@@ -267,42 +269,22 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
     >>> isinstance(json.dumps(res), str)
     True
     """
-    from ..training.trainer import free_run
-
     obs = _observations(estimator, X)
     if pe_steps is None or (np.ndim(pe_steps) > 0 and len(pe_steps) == 0):
         pe_ns = np.array([], dtype=int)
     else:
         pe_ns = _steps(pe_steps, "pe_steps")[1]
+    if n_generate is not None and (isinstance(n_generate, bool) or int(n_generate) < 2):
+        raise ValueError(f"n_generate must be at least 2; got {n_generate!r}.")
     lat, o = estimator.latent_model_, estimator.observation_model_
     counts = obs.kind == "counts"
-    if counts:
-        sm = float(getattr(o, "smoothing", 0.0) or 0.0)
-        ref_segs = [gaussian_filter1d(s.astype(np.float64), sm, axis=0, mode="nearest") if sm > 0
-                    else s.astype(np.float64) for s in obs.data]
-    else:
-        ref_segs = [s.astype(np.float64) for s in obs.data]
-    ref = np.concatenate(ref_segs)
-    T = len(ref) if n_generate is None else int(n_generate)
-    if T < 2:
-        raise ValueError(f"n_generate must be at least 2; got {n_generate!r}.")
-    z0 = estimator._zhat(obs.data[0])[:1]
-    with np.errstate(all="ignore"):
-        Z = free_run(lat, z0, T + T // 4)[0, T // 4:]
-        gen = o.mean(Z).numpy().astype(np.float64)
-    finite = bool(np.all(np.isfinite(gen)))
-    if finite:
-        # standardised with the data's statistics, so that the Gaussian-mixture estimate used
-        # from 6 channels on (σ = 1) does not depend on the signal's units
-        mu, sd = ref.mean(0), ref.std(0)
-        sd = np.where(sd > 0, sd, 1.0)
-        ds = state_space_divergence((ref - mu) / sd, (gen - mu) / sd, seed=seed)
-        n = min(len(ref), len(gen))
-        dh = power_spectrum_distance(ref[:n], gen[:n])
-    else:
-        ds = dh = float("nan")
+    T = obs.n_bins if n_generate is None else int(n_generate)
+    protocol = estimator.evaluation_protocol(n_steps=T, seed=seed)
+    z0 = infer_states(lat, o, obs.data[0])[:1]
+    res = protocol.evaluate(lat, o, obs.data, z0=z0)
     out = {"kind": obs.kind, "bin_size": float(obs.bin_size), "n_bins": int(obs.n_bins),
-           "n_generate": int(T), "dstsp": ds, "dh": dh}
+           "n_generate": int(T), "dstsp": res.dstsp, "dh": res.dh,
+           "selection_score": res.score, "collapse": res.collapse}
     if len(pe_ns):
         pe = prediction_error(estimator, obs, pe_ns)
         out["prediction_error"] = {str(int(k)): float(v) for k, v in zip(pe_ns, pe)}
@@ -315,7 +297,7 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
     out.update({"lyapunov_spectrum": spec, "lambda_max_per_s": lam_s,
                 "lambda_max_per_bin": lam_bin, "lyapunov_sum_per_s": float(np.sum(spec)),
                 "tau_pred_bins": tau_pred, "tau_pred_s": tau_pred * float(obs.bin_size),
-                "tau": int(estimator.tau_), "tau_info": dict(getattr(estimator, "tau_info_", {}))})
+                "tau": int(estimator.tau_), "tau_info": dict(estimator.tau_info_)})
     if counts:
         preds = estimator.predict(obs, n_ahead=1)
         r = np.concatenate([p[1:] for p in preds])
@@ -324,11 +306,12 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
             out["poisson_loglik_per_bin"] = poisson_loglik(r, c)
             out["bits_per_spike_1step"] = co_bps(r, c)
     if figures is not None:
-        out["figures"] = _write_figures(Path(figures), estimator, obs, ref, gen, spec, seed)
-    return _jsonable(out)
+        rates = o.mean(res.latent).numpy().astype(np.float64) if counts else None
+        out["figures"] = _write_figures(Path(figures), estimator, obs, res, rates, spec, seed)
+    return jsonable(out)
 
 
-def _write_figures(folder: Path, estimator, obs, ref, gen, spec, seed) -> dict:
+def _write_figures(folder: Path, estimator, obs, res, rates, spec, seed) -> dict:
     from . import plots
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -336,15 +319,16 @@ def _write_figures(folder: Path, estimator, obs, ref, gen, spec, seed) -> dict:
     if hist is not None and len(getattr(hist, "loss", []) or []):
         paths["loss"] = folder / "loss.png"
         plots.plot_loss(hist, path=paths["loss"])
+    ref, gen = res.reference, res.generated
     if np.all(np.isfinite(gen)):
         paths["attractor"] = folder / "attractor.png"
         plots.plot_attractor(ref, gen, path=paths["attractor"])
         n = min(len(ref), len(gen))
         paths["spectra"] = folder / "spectra.png"
         plots.plot_spectra(ref[:n], gen[:n], obs.bin_size, path=paths["spectra"])
-        if obs.kind == "counts":
-            k = min(len(obs.data[0]), len(gen), 1000)
-            sampled = np.random.default_rng(seed).poisson(np.clip(gen[:k], 0, 1e6))
+        if rates is not None:
+            k = min(len(obs.data[0]), len(rates), 1000)
+            sampled = np.random.default_rng(seed).poisson(np.clip(rates[:k], 0, 1e6))
             paths["raster"] = folder / "raster.png"
             plots.plot_raster(obs.data[0][:k], sampled, obs.bin_size, path=paths["raster"])
     if np.all(np.isfinite(spec)):

@@ -4,8 +4,8 @@
 - :func:`lyapunov_max_data`: the largest exponent of a recorded series by Rosenstein's method on
   a delay embedding (delay from the first minimum of the auto mutual information, dimension from
   false nearest neighbours).
-- :func:`predictability_time` and :func:`choose_tau`: τ_pred = ln 2 / λ_max, the forcing interval
-  that ``DSR(tau="auto")`` uses.
+- :func:`predictability_time`: τ_pred = ln 2 / λ_max (``DSR(tau="auto")`` takes τ from it, see
+  :func:`nwb_dsr.policies.choose_tau`).
 
 Definitions follow ../METRICS.md (section "λ_max and τ_pred").
 """
@@ -19,24 +19,24 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.spatial import cKDTree
+from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["lyapunov_spectrum", "lyapunov_max_data", "choose_tau", "predictability_time",
+from ..models.latent import LatentModel
+from ..models.rollout import free_run, pad_state
+
+__all__ = ["lyapunov_spectrum", "lyapunov_max_data", "predictability_time",
            "embedding_delay", "embedding_dimension"]
 
 
 # ============================================================================ model: QR method
 def _resolve_latent(model_or_estimator):
-    from ..models.latent import LatentModel
     if isinstance(model_or_estimator, LatentModel):
         return model_or_estimator, None
-    check = getattr(model_or_estimator, "_check_fitted", None)
-    if callable(check):
-        check()
-    latent = getattr(model_or_estimator, "latent_model_", None)
-    if latent is None:
-        raise TypeError("model_or_estimator must be a fitted nwb_dsr.DSR estimator or a LatentModel; "
-                        f"got {type(model_or_estimator).__name__}.")
-    return latent, model_or_estimator
+    if not hasattr(model_or_estimator, "get_params"):
+        raise TypeError("model_or_estimator must be a fitted nwb_dsr.DSR estimator or a "
+                        f"LatentModel; got {type(model_or_estimator).__name__}.")
+    check_is_fitted(model_or_estimator, "latent_model_")
+    return model_or_estimator.latent_model_, model_or_estimator
 
 
 def _positive_int(value, name, minimum=1):
@@ -111,9 +111,6 @@ def lyapunov_spectrum(model_or_estimator, n_steps: int = 20_000, n_exponents: in
     >>> lyapunov_spectrum(m, n_steps=200, transient=10).round(4)  # log 0.5, log 0.25
     array([-0.6931, -1.3863])
     """
-    from ..models.latent import LatentModel
-    from ..training.trainer import _pad_state, free_run
-
     latent, est = _resolve_latent(model_or_estimator)
     n_steps = _positive_int(n_steps, "n_steps")
     transient = _positive_int(transient, "transient", 0)
@@ -139,7 +136,7 @@ def lyapunov_spectrum(model_or_estimator, n_steps: int = 20_000, n_exponents: in
         if est is not None:
             o = est.observation_model_
             with torch.no_grad():  # the state DSR.generate starts from by default
-                z = _pad_state(o.invert(o.b.detach()[None]), S)[0].cpu().double().numpy()
+                z = pad_state(o.invert(o.b.detach()[None]), S)[0].cpu().double().numpy()
         else:
             z = 0.1 * rng.standard_normal(S)
         z = z + 1e-3 * (1.0 + np.abs(z)) * rng.standard_normal(S)
@@ -646,92 +643,6 @@ def predictability_time(lambda_max: float) -> float:
     if math.isnan(lam):
         return float("nan")
     return math.log(2.0) / lam if lam > 0 else float("inf")
-
-
-def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | None = None,
-               fallback: int = 20, fraction: float = 1.0, **kwargs) -> tuple[int, dict]:
-    """Forcing interval τ = ln 2 / λ_max of the data, in bins (for ``DSR(tau="auto")``).
-
-    λ_max comes from :func:`lyapunov_max_data` (Rosenstein) on the observations; spike counts
-    are smoothed first with a Gaussian kernel of ``smooth`` bins (default 2). ``fraction`` ·
-    τ_pred in bins is rounded and clipped to [``min_tau``, ``max_tau``].
-
-    Parameters
-    ----------
-    obs : Observations or array of shape (n_bins, n_channels)
-        The data; an array is taken as continuous with a bin width of 1.
-    min_tau, max_tau : int
-        Range τ is clipped to.
-    smooth : float, optional
-        Smoothing kernel width (bins); default 2 for counts, none for continuous data.
-    fallback : int
-        τ used (with a warning) when no exponential divergence could be measured (λ_max NaN,
-        e.g. counts dominated by Poisson noise); clipped like τ_pred.
-    fraction : float
-        τ as a fraction of τ_pred, in (0, 1] (default 1; ``DSR`` uses 1/4 for spike counts).
-    **kwargs
-        Passed to :func:`lyapunov_max_data` (``delay``, ``dim``, ``max_points``, ...).
-
-    Returns
-    -------
-    tau : int
-    info : dict
-        ``{"method": "rosenstein", "lambda_max_per_s", "lambda_max_per_bin", "tau_pred_bins",
-        "delay", "dim", "clipped", "fallback", "fit_range", "fit_r2", "bin_size", "smooth",
-        "fraction"}``, JSON-serialisable
-        (non-finite numbers become None).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from nwb_dsr import Observations
-    >>> x = np.empty(20000); x[0] = 0.3
-    >>> for i in range(1, len(x)):
-    ...     x[i] = 4.0 * x[i - 1] * (1.0 - x[i - 1])
-    >>> tau, info = choose_tau(Observations(x, bin_size=0.01), delay=1, dim=1, fit_range=(0, 4))
-    >>> tau, info["clipped"]  # ln 2 / ln 2 = 1 bin, clipped to min_tau
-    (2, True)
-    """
-    from ..observations import Observations
-    min_tau, max_tau = _positive_int(min_tau, "min_tau"), _positive_int(max_tau, "max_tau")
-    if max_tau < min_tau:
-        raise ValueError(f"max_tau ({max_tau}) must be >= min_tau ({min_tau}).")
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
-            or not 0 < fraction <= 1:
-        raise ValueError(f"fraction must lie in (0, 1]; got {fraction!r}.")
-    if not isinstance(obs, Observations):
-        obs = Observations.from_array(obs, bin_size=1.0, kind="continuous")
-    if smooth is None and obs.kind == "counts":
-        smooth = 2.0
-    res = lyapunov_max_data(obs.data, dt=obs.bin_size, smooth=smooth, **kwargs)
-    lam = res["lambda_max_per_bin"]
-    tau_pred = predictability_time(lam)
-    used_fallback = not math.isfinite(lam)
-    if used_fallback:
-        warnings.warn("no exponential divergence could be measured in the data (Rosenstein's "
-                      "divergence curve has no linear part; noisy or too short data?); using "
-                      f"tau = {fallback} bins. Pass an explicit tau to choose it yourself.",
-                      RuntimeWarning, stacklevel=2)
-        raw = float(fallback)
-    else:
-        raw = fraction * tau_pred if math.isfinite(tau_pred) else float(max_tau)
-    tau = int(min(max(int(round(raw)), min_tau), max_tau))
-    info = {
-        "method": "rosenstein",
-        "lambda_max_per_s": _finite(res["lambda_max_per_s"]),
-        "lambda_max_per_bin": _finite(lam),
-        "tau_pred_bins": _finite(tau_pred),
-        "delay": res["delay"],
-        "dim": res["dim"],
-        "clipped": bool(not used_fallback and tau != int(round(raw))),
-        "fallback": bool(used_fallback),
-        "fit_range": res["fit_range"],
-        "fit_r2": _finite(res["fit_r2"]),
-        "bin_size": float(obs.bin_size),
-        "smooth": None if smooth is None else float(smooth),
-        "fraction": float(fraction),
-    }
-    return tau, info
 
 
 def _finite(v):

@@ -185,7 +185,7 @@ def plot_spectra(x_true, x_gen, dt: float = 1.0, ax=None, path=None, smoothing: 
     >>> len(fig.axes)
     1
     """
-    from .metrics import power_spectrum_distance
+    from ..metrics import power_spectrum_distance
     xt, xg = _as_2d(x_true, "x_true"), _as_2d(x_gen, "x_gen")
     n = min(len(xt), len(xg))
     xt, xg = xt[:n], xg[:n]
@@ -325,7 +325,7 @@ def plot_tau_sweep(taus, dstsp, dh, *, tau_auto=None, baseline=None, ax=None, pa
         D_stsp and D_H per τ (and seed); NaN for failed runs. Means ± SD over seeds are drawn
         with the single seeds as dots.
     tau_auto : float, optional
-        τ chosen by :func:`nwb_dsr.analysis.choose_tau`, drawn as a vertical line.
+        τ chosen by :func:`nwb_dsr.policies.choose_tau`, drawn as a vertical line.
     baseline : dict, optional
         ``{"dstsp": values, "dh": values}`` over seeds for the baseline (clipped BPTT), drawn
         as a horizontal band (mean ± SD).

@@ -205,8 +205,30 @@ def read_dynamics(path, name: str | None = None):
     from ..estimator import DSR
     path = _check_file(path)
     with h5py.File(path, "r") as f:
-        config, params = _state(_find(f, name, path))
-    return DSR.from_state(config, params)
+        group = _find(f, name, path)
+        config, params = _state(group)
+        attrs = dict(group.attrs)
+    est = DSR.from_state(config, params)
+    _check_attributes_agree(est, attrs, path)
+    return est
+
+
+def _check_attributes_agree(est, attrs: dict, path) -> None:
+    """The group's attributes (what NWB users read) must agree with the stored config."""
+    pairs = {"tau": (est.tau_, "tau"), "bin_size": (est.bin_size_, "bin_size"),
+             "latent_model": (est.latent_model_.name, "latent_model"),
+             "latent_dim": (est.latent_model_.latent_dim, "latent_dim")}
+    for key, (value, label) in pairs.items():
+        if key not in attrs:
+            continue
+        stored = attrs[key]
+        stored = _text(stored) if isinstance(value, str) else float(np.asarray(stored))
+        same = stored == value if isinstance(value, str) else \
+            np.isclose(stored, float(value), rtol=1e-9, atol=0)
+        if not same:
+            raise ValueError(f"the fit in {path} is inconsistent: its attribute {label} is "
+                             f"{stored!r} but its stored configuration says {value!r}. The file "
+                             "was changed after writing; write the fit again.")
 
 
 def _array(ds):

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from . import (NAMESPACE, DynamicalSystemModel, GeneratedTrajectory, LatentTrajectory,
                ModelParameter, ModelParameters, PredictedMean)
 from .._json import jsonable as _jsonable
+from ..observations import as_observations
 
 __all__ = ["write_dynamics", "build_dynamics", "check_output", "default_output_path",
            "MODULE_NAME", "MODULE_DESCRIPTION"]
@@ -102,6 +104,9 @@ def _flatten_metrics(metrics, prefix=""):
     for key, value in (metrics or {}).items():
         key = str(key)
         if not prefix and key in _METRIC_SKIP:
+            continue
+        if not prefix and key == "collapse":
+            rows.append(("collapsed", 0.0 if value is None else 1.0, ""))
             continue
         if not prefix and key == "prediction_error" and isinstance(value, dict):
             rows.extend((f"PE({n})", _float(v), "") for n, v in value.items())
@@ -223,9 +228,8 @@ def build_dynamics(estimator, observations=None, *, name: str = "dsr", metrics=N
     >>> model.latent_model, model.latent.data.shape, model.generated.data.shape
     ('shallow_plrnn', (300, 2), (50, 2))
     """
-    from ..estimator import as_observations
     name = _check_name(name)
-    estimator._check_fitted()
+    check_is_fitted(estimator, "latent_model_")
     obs = None
     if observations is not None:
         obs = as_observations(observations, bin_size=estimator.bin_size_)
@@ -338,7 +342,7 @@ def build_dynamics(estimator, observations=None, *, name: str = "dsr", metrics=N
         n_channels=np.int64(n_ch),
         bin_size=bin_size, tau=np.int64(int(estimator.tau_)),
         tau_method=str((estimator.tau_info_ or {}).get("method", "fixed")),
-        training_mode=str(config.get("trainer", {}).get("mode", estimator.mode)),
+        training_mode=str(estimator.resolved_config_.forcing.mode),
         seed=np.int64(int(estimator.seed)),
         package_version=str(config.get("package_version", "")),
         epochs=np.int64(int(hist.epochs)), training_seconds=float(hist.seconds),

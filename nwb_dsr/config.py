@@ -1,0 +1,401 @@
+"""One configuration: every setting of a fit, its default, its meaning and its check.
+
+:class:`DSRConfig` is the only source of defaults. It groups the settings in sections —
+:class:`ModelConfig`, :class:`ObservationConfig`, :class:`ForcingConfig`,
+:class:`OptimizationConfig`, :class:`EvaluationConfig` and :class:`RunConfig` — and is derived
+into the keyword arguments of :class:`nwb_dsr.DSR` (one flat name per setting), the options of
+``nwb-dsr fit`` and the ``config`` stored with every fit in NWB.
+
+Some settings are rules rather than numbers (``tau="auto"``, ``latent_dim=None``,
+``mode="auto"``, ``smoothing`` in seconds). :func:`nwb_dsr.policies.resolve` turns them into
+numbers once, against the data, and returns a :class:`ResolvedConfig` that the trainer, the
+evaluation and the writer read; a fitted estimator keeps it as ``resolved_config_``.
+
+Examples
+--------
+>>> from nwb_dsr.config import DSRConfig
+>>> cfg = DSRConfig.from_params(tau=30, lr=1e-3)
+>>> cfg.forcing.tau, cfg.optimization.lr, cfg.model.model
+(30, 0.001, 'shallow_plrnn')
+>>> DSRConfig().params()["tau"]
+'auto'
+>>> DSRConfig.from_params(tau=0)
+Traceback (most recent call last):
+...
+ValueError: tau must be 'auto' or an integer number of bins >= 1; got 0.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ModelConfig", "ObservationConfig", "ForcingConfig", "OptimizationConfig",
+           "EvaluationConfig", "RunConfig", "DSRConfig", "ResolvedConfig", "SECTIONS",
+           "LATENT_MODEL_NAMES", "DEFAULT_SPIKE_BIN_SIZE"]
+
+#: Names of the latent maps (see :mod:`nwb_dsr.models.latent`).
+LATENT_MODEL_NAMES = ("shallow_plrnn", "clipped_shallow_plrnn", "plrnn", "dendritic_plrnn",
+                      "lstm", "rnn")
+
+#: Bin width in seconds for spike counts read from NWB when none is given (10 ms).
+DEFAULT_SPIKE_BIN_SIZE = 0.01
+
+
+def _setting(default, help: str, *, cli: bool = False, metavar: str | None = None,
+             choices: tuple | None = None):
+    """A dataclass field carrying its help text and whether ``nwb-dsr fit`` exposes it."""
+    return field(default=default, metadata={"help": help, "cli": cli, "metavar": metavar,
+                                            "choices": choices})
+
+
+# ------------------------------------------------------------------------------- checks
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) \
+        and not isinstance(v, (bool, np.bool_)) and math.isfinite(float(v))
+
+
+def _int_at_least(name, v, low, *, allow_none=False, extra=""):
+    if v is None and allow_none:
+        return
+    if not _is_int(v) or v < low:
+        raise ValueError(f"{name} must be {extra}an integer >= {low}; got {v!r}.")
+
+
+def _number(name, v, *, low=None, high=None, low_open=False, allow_none=False, what="a number"):
+    if v is None and allow_none:
+        return
+    bad = not _is_num(v)
+    if not bad and low is not None:
+        bad = v <= low if low_open else v < low
+    if not bad and high is not None:
+        bad = v > high
+    if bad:
+        raise ValueError(f"{name} must be {what}; got {v!r}.")
+
+
+def _choice(name, v, options):
+    if v not in options:
+        raise ValueError(f"{name} must be one of {list(options)}; got {v!r}.")
+
+
+# ------------------------------------------------------------------------------- sections
+@dataclass(frozen=True)
+class ModelConfig:
+    """The latent map."""
+
+    model: str = _setting("shallow_plrnn", "latent map", cli=True, choices=LATENT_MODEL_NAMES)
+    latent_dim: int | None = _setting(
+        None, "latent size M; none: 3 for spike counts (at most the number of units), the "
+        "number of channels (at most 16) for continuous data", cli=True, metavar="M")
+    hidden_dim: int = _setting(64, "hidden width of the shallow PLRNNs", cli=True, metavar="H")
+    n_bases: int = _setting(8, "number of bases of the dendritic PLRNN")
+
+    def check(self):
+        _choice("model", self.model, LATENT_MODEL_NAMES)
+        _int_at_least("latent_dim", self.latent_dim, 1, allow_none=True,
+                      extra="None (chosen from the data) or ")
+        _int_at_least("hidden_dim", self.hidden_dim, 1)
+        _int_at_least("n_bases", self.n_bases, 1)
+
+
+@dataclass(frozen=True)
+class ObservationConfig:
+    """The observation layer (read-out) and the processing of the data it inverts."""
+
+    observation: str = _setting(
+        "auto", "observation layer: poisson for spike counts, gaussian for continuous data",
+        cli=True, choices=("auto", "gaussian", "poisson"))
+    link: str = _setting("exp", "link of the Poisson layer", choices=("exp", "softplus"))
+    smoothing: float = _setting(
+        0.05, "width (s) of the Gaussian kernel that smooths spike counts before the Poisson "
+        "layer is inverted; at least one bin; 0 turns smoothing off", metavar="S")
+
+    def check(self):
+        _choice("observation", self.observation, ("auto", "gaussian", "poisson"))
+        _choice("link", self.link, ("exp", "softplus"))
+        _number("smoothing", self.smoothing, low=0, what="a width in seconds >= 0")
+
+
+@dataclass(frozen=True)
+class ForcingConfig:
+    """How training forces the latent state onto the data (see :mod:`nwb_dsr.training.forcing`).
+    """
+
+    mode: str = _setting(
+        "auto", "forcing scheme: sparse (reset every tau bins), shooting (sparse, with the "
+        "forcing states learned), gtf (generalized teacher forcing, every step), bptt (no "
+        "forcing, clipped BPTT), or auto: shooting for spike counts, sparse otherwise",
+        cli=True)
+    tau: Any = _setting(
+        "auto", "forcing interval in bins, or auto: ln 2 / lambda_max of the data (a quarter "
+        "of it for spike counts)", cli=True, metavar="auto|N")
+    alpha: float | None = _setting(
+        None, "forcing strength in (0, 1] (default: the scheme's, 1 for sparse, 0.1 for gtf)")
+    continuity: float = _setting(
+        1.0, "weight of the continuity term of shooting (learned forcing states)")
+    seq_len: int | None = _setting(
+        None, "training window in steps (default: the scheme's: tau for sparse and shooting, "
+        "100 for gtf, 200 for bptt)")
+
+    def check(self):
+        if not isinstance(self.mode, str) or not self.mode:
+            raise ValueError(f"mode must be the name of a forcing scheme; got {self.mode!r}.")
+        if isinstance(self.tau, str):
+            if self.tau != "auto":
+                raise ValueError(f"tau must be 'auto' or an integer number of bins >= 1; got "
+                                 f"{self.tau!r}.")
+        elif not _is_int(self.tau) or self.tau < 1:
+            raise ValueError(f"tau must be 'auto' or an integer number of bins >= 1; got "
+                             f"{self.tau!r}.")
+        _number("alpha", self.alpha, low=0, high=1, low_open=True, allow_none=True,
+                what="a forcing strength in (0, 1] (or None for the scheme's default)")
+        _number("continuity", self.continuity, low=0, what="a weight >= 0")
+        _int_at_least("seq_len", self.seq_len, 1, allow_none=True)
+
+
+@dataclass(frozen=True)
+class OptimizationConfig:
+    """Gradient steps, their schedule and the budget."""
+
+    batch_size: int = _setting(256, "windows per gradient step")
+    batches_per_epoch: int = _setting(50, "gradient steps per epoch", cli=True, metavar="N")
+    lr: float = _setting(3e-3, "initial learning rate")
+    lr_final: float = _setting(1e-4, "learning rate at the end of training")
+    optimizer: str = _setting("adam", "optimizer", choices=("adam", "radam"))
+    schedule: str = _setting("exponential", "learning-rate schedule",
+                             choices=("exponential", "cosine", "constant"))
+    epochs: int | None = _setting(200, "largest number of epochs", cli=True, metavar="N")
+    max_time: float | None = _setting(
+        None, "wall-clock budget in seconds for the whole fit; the learning-rate schedule "
+        "follows the epochs or this budget, whichever ends first", cli=True, metavar="S")
+    grad_clip: float | None = _setting(
+        None, "gradient-norm clip (default: the scheme's, 10 for bptt, none otherwise)")
+    validation_fraction: float = _setting(
+        0.1, "fraction at the end of each segment held back to select the best model")
+    eval_every: int = _setting(5, "epochs between validations")
+    patience: int | None = _setting(
+        None, "stop after this many validations without improvement")
+
+    def check(self):
+        for name in ("batch_size", "batches_per_epoch", "eval_every"):
+            _int_at_least(name, getattr(self, name), 1)
+        _int_at_least("epochs", self.epochs, 1, allow_none=True)
+        _int_at_least("patience", self.patience, 1, allow_none=True)
+        _number("lr", self.lr, low=0, low_open=True, what="a positive learning rate")
+        _number("lr_final", self.lr_final, low=0, low_open=True,
+                what="a positive learning rate")
+        _choice("optimizer", self.optimizer, ("adam", "radam"))
+        _choice("schedule", self.schedule, ("exponential", "cosine", "constant"))
+        _number("max_time", self.max_time, low=0, low_open=True, allow_none=True,
+                what="a positive number of seconds (or None)")
+        _number("grad_clip", self.grad_clip, low=0, low_open=True, allow_none=True,
+                what="a positive gradient norm (or None for the scheme's default)")
+        _number("validation_fraction", self.validation_fraction, low=0, high=0.99,
+                what="a fraction in [0, 1)")
+        if self.epochs is None and self.max_time is None:
+            raise ValueError("give epochs, max_time, or both, so that training ends.")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """The evaluation protocol (see :class:`nwb_dsr.protocol.EvaluationProtocol`)."""
+
+    n_val_steps: int = _setting(
+        10_000, "longest free run compared with the held-back data in validation")
+    dh_weight: float = _setting(
+        4.0, "weight of D_H in the model-selection score D_stsp + weight * D_H")
+
+    def check(self):
+        _int_at_least("n_val_steps", self.n_val_steps, 100)
+        _number("dh_weight", self.dh_weight, low=0, what="a weight >= 0")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Where and how a fit runs."""
+
+    device: str = _setting("cpu", "where to train", cli=True, choices=("cpu", "cuda", "auto"))
+    seed: int = _setting(0, "seed of initialisation, window sampling and generation", cli=True,
+                         metavar="N")
+    progress: bool = _setting(True, "show a progress bar")
+    warm_start: bool = _setting(
+        False, "fitting a fitted estimator again continues from its parameters")
+
+    def check(self):
+        if not (self.device in ("cpu", "cuda", "auto") or str(self.device).startswith("cuda:")):
+            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto'; got {self.device!r}.")
+        if not _is_int(self.seed):
+            raise ValueError(f"seed must be an integer; got {self.seed!r}.")
+
+
+#: Section name -> section class, in order.
+SECTIONS = {"model": ModelConfig, "observation": ObservationConfig, "forcing": ForcingConfig,
+            "optimization": OptimizationConfig, "evaluation": EvaluationConfig,
+            "run": RunConfig}
+
+
+def _flat_index() -> dict:
+    index = {}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            index[f.name] = (section, f)
+    return index
+
+
+@dataclass(frozen=True)
+class DSRConfig:
+    """All settings of a fit, in sections; each setting has one flat name (the DSR keyword).
+
+    Build it with :meth:`from_params` (flat names, as :class:`nwb_dsr.DSR` takes them) or from
+    sections; :meth:`check` validates every setting with a message that names it.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    observation: ObservationConfig = field(default_factory=ObservationConfig)
+    forcing: ForcingConfig = field(default_factory=ForcingConfig)
+    optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @staticmethod
+    def settings() -> dict:
+        """{flat name: (section name, dataclass field)} for every setting, in order."""
+        return _flat_index()
+
+    @staticmethod
+    def defaults() -> dict:
+        """{flat name: default value}."""
+        return {k: (f.default if f.default is not MISSING else f.default_factory())
+                for k, (_, f) in _flat_index().items()}
+
+    @classmethod
+    def from_params(cls, **params) -> "DSRConfig":
+        """A checked configuration from flat settings (defaults for the ones not given)."""
+        index = _flat_index()
+        unknown = sorted(set(params) - set(index))
+        if unknown:
+            raise ValueError(f"unknown setting(s) {unknown}; valid ones are {list(index)}.")
+        by_section = {name: {} for name in SECTIONS}
+        for k, v in params.items():
+            by_section[index[k][0]][k] = v
+        cfg = cls(**{name: SECTIONS[name](**vals) for name, vals in by_section.items()})
+        return cfg.check()
+
+    @classmethod
+    def from_dict(cls, nested: dict) -> "DSRConfig":
+        """Inverse of :meth:`to_dict` (unknown keys are an error)."""
+        flat = {}
+        for name in SECTIONS:
+            flat.update(nested.get(name, {}))
+        return cls.from_params(**flat)
+
+    def params(self) -> dict:
+        """{flat name: value} of every setting."""
+        out = {}
+        for name in SECTIONS:
+            out.update(asdict(getattr(self, name)))
+        return out
+
+    def to_dict(self) -> dict:
+        """Nested {section: {setting: value}} (JSON-able)."""
+        return {name: asdict(getattr(self, name)) for name in SECTIONS}
+
+    def check(self) -> "DSRConfig":
+        for name in SECTIONS:
+            getattr(self, name).check()
+        return self
+
+    def replace(self, **params) -> "DSRConfig":
+        """A copy with some flat settings changed."""
+        return type(self).from_params(**{**self.params(), **params})
+
+
+@dataclass(frozen=True)
+class ResolvedConfig:
+    """A configuration with every rule turned into a number for one data set.
+
+    Produced by :func:`nwb_dsr.policies.resolve`; everything downstream of it (models, trainer,
+    forcing scheme, evaluation protocol, NWB record) reads these values only.
+
+    Attributes
+    ----------
+    settings : DSRConfig
+        The settings with ``tau``, ``latent_dim``, ``mode``, ``observation``, ``alpha``,
+        ``seq_len`` and ``grad_clip`` made concrete (``grad_clip`` None: no clipping).
+    kind : {"counts", "continuous"}
+    bin_size : float
+        Seconds per bin.
+    n_channels : int
+    smoothing_bins : float
+        The counts' smoothing kernel in bins (0 for continuous data or no smoothing).
+    tau_info : dict
+        How ``tau`` was obtained (``{"method": "fixed"}`` or the λ_max estimate).
+    """
+
+    settings: DSRConfig
+    kind: str
+    bin_size: float
+    n_channels: int
+    smoothing_bins: float
+    tau_info: dict = field(default_factory=dict)
+
+    # the resolved sections, for short access
+    @property
+    def model(self) -> ModelConfig:
+        return self.settings.model
+
+    @property
+    def observation(self) -> ObservationConfig:
+        return self.settings.observation
+
+    @property
+    def forcing(self) -> ForcingConfig:
+        return self.settings.forcing
+
+    @property
+    def optimization(self) -> OptimizationConfig:
+        return self.settings.optimization
+
+    @property
+    def evaluation(self) -> EvaluationConfig:
+        return self.settings.evaluation
+
+    @property
+    def run(self) -> RunConfig:
+        return self.settings.run
+
+    def to_dict(self) -> dict:
+        """JSON-able record: the sections plus the data-derived values."""
+        return {**self.settings.to_dict(), "data": {
+            "kind": self.kind, "bin_size": float(self.bin_size),
+            "n_channels": int(self.n_channels), "smoothing_bins": float(self.smoothing_bins),
+            "tau_info": self.tau_info}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ResolvedConfig":
+        data = dict(d.get("data", {}))
+        sections = {}
+        for name, sec in SECTIONS.items():
+            sections[name] = sec(**d.get(name, {}))
+        return cls(settings=DSRConfig(**sections), kind=data["kind"],
+                   bin_size=float(data["bin_size"]), n_channels=int(data["n_channels"]),
+                   smoothing_bins=float(data.get("smoothing_bins", 0.0)),
+                   tau_info=dict(data.get("tau_info") or {}))
+
+    def with_settings(self, **params) -> "ResolvedConfig":
+        """A copy with some (already concrete) flat settings changed, without re-checking rules.
+        """
+        index = _flat_index()
+        by_section = {}
+        for k, v in params.items():
+            by_section.setdefault(index[k][0], {})[k] = v
+        new = {name: replace(getattr(self.settings, name), **vals)
+               for name, vals in by_section.items()}
+        return replace(self, settings=replace(self.settings, **new))

@@ -1,0 +1,243 @@
+"""Fit policies: how the rules of a configuration become numbers for a given data set.
+
+:func:`resolve` is the one place where ``"auto"`` values and settings in physical units are
+turned into numbers:
+
+- ``observation="auto"``: Poisson for spike counts, Gaussian for continuous data;
+- ``smoothing`` (seconds) → kernel width in bins, at least one bin;
+- ``latent_dim=None`` → :func:`default_latent_dim`;
+- ``tau="auto"`` → :func:`choose_tau` (τ_pred = ln 2 / λ_max of the data; a quarter of it,
+  :data:`COUNTS_TAU_FRACTION`, for counts); when the data cannot support an estimate, the
+  fallback :data:`FALLBACK_TAU` with a warning;
+- ``mode="auto"`` → ``"shooting"`` for the Poisson layer, ``"sparse"`` otherwise;
+- ``alpha``, ``seq_len``, ``grad_clip`` → the forcing scheme's defaults when not given.
+
+The result, a :class:`~nwb_dsr.config.ResolvedConfig`, is what the trainer, the evaluation
+and the NWB record read.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .analysis.lyapunov import lyapunov_max_data, predictability_time
+from .config import DSRConfig, ResolvedConfig
+from .observations import Observations
+from .training.forcing import FORCING_SCHEMES
+
+__all__ = ["resolve", "choose_tau", "default_latent_dim", "smoothing_bins",
+           "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM",
+           "COUNTS_LATENT_DIM"]
+
+#: ``tau="auto"`` on spike counts: this fraction of the predictability time ln 2 / λ_max. With
+#: the noisy forcing signal of counts, longer free-running stretches let the fitted map collapse
+#: onto a fixed point (``benchmarks/spikes_vs_gpfa.py``).
+COUNTS_TAU_FRACTION = 0.25
+
+#: τ in bins when λ_max of the data cannot be estimated (too short or too noisy data).
+FALLBACK_TAU = 20
+
+#: Default latent size for spike counts (at most the number of units): directions the counts
+#: do not pin down let the free run drift or diverge.
+COUNTS_LATENT_DIM = 3
+
+#: Largest default latent size for continuous data (the number of channels otherwise).
+MAX_CONTINUOUS_LATENT_DIM = 16
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
+    return int(value)
+
+
+def _finite(v):
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def default_latent_dim(kind: str, n_channels: int) -> int:
+    """The latent size M used when ``latent_dim`` is not given.
+
+    Examples
+    --------
+    >>> default_latent_dim("counts", 60), default_latent_dim("continuous", 3)
+    (3, 3)
+    """
+    if kind == "counts":
+        return int(min(COUNTS_LATENT_DIM, n_channels))
+    return int(min(n_channels, MAX_CONTINUOUS_LATENT_DIM))
+
+
+def smoothing_bins(smoothing: float, bin_size: float) -> float:
+    """A kernel width in seconds as bins, at least one bin; 0 stays 0 (no smoothing).
+
+    Examples
+    --------
+    >>> smoothing_bins(0.05, 0.01), smoothing_bins(0.001, 0.01), smoothing_bins(0, 0.01)
+    (5.0, 1.0, 0.0)
+    """
+    return 0.0 if smoothing == 0 else max(float(smoothing) / float(bin_size), 1.0)
+def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | None = None,
+               fallback: int = FALLBACK_TAU, fraction: float = 1.0,
+               **kwargs) -> tuple[int, dict]:
+    """Forcing interval τ = ln 2 / λ_max of the data, in bins (for ``DSR(tau="auto")``).
+
+    λ_max comes from :func:`lyapunov_max_data` (Rosenstein) on the observations; spike counts
+    are smoothed first with a Gaussian kernel of ``smooth`` bins (default 2). ``fraction`` ·
+    τ_pred in bins is rounded and clipped to [``min_tau``, ``max_tau``].
+
+    Parameters
+    ----------
+    obs : Observations or array of shape (n_bins, n_channels)
+        The data; an array is taken as continuous with a bin width of 1.
+    min_tau, max_tau : int
+        Range τ is clipped to.
+    smooth : float, optional
+        Smoothing kernel width (bins); default 2 for counts, none for continuous data.
+    fallback : int
+        τ used (with a warning) when no exponential divergence could be measured (λ_max NaN,
+        e.g. counts dominated by Poisson noise) or the data cannot support the estimate at all
+        (e.g. trials too short for the delay embedding); clipped like τ_pred.
+    fraction : float
+        τ as a fraction of τ_pred, in (0, 1] (default 1; ``DSR`` uses 1/4 for spike counts).
+    **kwargs
+        Passed to :func:`lyapunov_max_data` (``delay``, ``dim``, ``max_points``, ...).
+
+    Returns
+    -------
+    tau : int
+    info : dict
+        ``{"method": "rosenstein", "lambda_max_per_s", "lambda_max_per_bin", "tau_pred_bins",
+        "delay", "dim", "clipped", "fallback", "fit_range", "fit_r2", "bin_size", "smooth",
+        "fraction"}``, JSON-serialisable
+        (non-finite numbers become None).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nwb_dsr import Observations
+    >>> x = np.empty(20000); x[0] = 0.3
+    >>> for i in range(1, len(x)):
+    ...     x[i] = 4.0 * x[i - 1] * (1.0 - x[i - 1])
+    >>> tau, info = choose_tau(Observations(x, bin_size=0.01), delay=1, dim=1, fit_range=(0, 4))
+    >>> tau, info["clipped"]  # ln 2 / ln 2 = 1 bin, clipped to min_tau
+    (2, True)
+    """
+    min_tau, max_tau = _positive_int(min_tau, "min_tau"), _positive_int(max_tau, "max_tau")
+    if max_tau < min_tau:
+        raise ValueError(f"max_tau ({max_tau}) must be >= min_tau ({min_tau}).")
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) \
+            or not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1]; got {fraction!r}.")
+    if not isinstance(obs, Observations):
+        obs = Observations.from_array(obs, bin_size=1.0, kind="continuous")
+    if smooth is None and obs.kind == "counts":
+        smooth = 2.0
+    try:
+        res = lyapunov_max_data(obs.data, dt=obs.bin_size, smooth=smooth, **kwargs)
+        why = "Rosenstein's divergence curve has no linear part; noisy or too short data?"
+    except ValueError as err:  # the data cannot support the estimate (e.g. short trials)
+        res = {"lambda_max_per_s": math.nan, "lambda_max_per_bin": math.nan, "delay": None,
+               "dim": None, "fit_range": None, "fit_r2": math.nan}
+        why = str(err).rstrip(".")
+    lam = res["lambda_max_per_bin"]
+    tau_pred = predictability_time(lam)
+    used_fallback = not math.isfinite(lam)
+    if used_fallback:
+        warnings.warn(f"lambda_max of the data could not be estimated ({why}); using tau = "
+                      f"{fallback} bins. Pass an explicit tau to choose it yourself.",
+                      RuntimeWarning, stacklevel=2)
+        raw = float(fallback)
+    else:
+        raw = fraction * tau_pred if math.isfinite(tau_pred) else float(max_tau)
+    tau = int(min(max(int(round(raw)), min_tau), max_tau))
+    info = {
+        "method": "rosenstein",
+        "lambda_max_per_s": _finite(res["lambda_max_per_s"]),
+        "lambda_max_per_bin": _finite(lam),
+        "tau_pred_bins": _finite(tau_pred),
+        "delay": res["delay"],
+        "dim": res["dim"],
+        "clipped": bool(not used_fallback and tau != int(round(raw))),
+        "fallback": bool(used_fallback),
+        "fit_range": res["fit_range"],
+        "fit_r2": _finite(res["fit_r2"]),
+        "bin_size": float(obs.bin_size),
+        "smooth": None if smooth is None else float(smooth),
+        "fraction": float(fraction),
+    }
+    return tau, info
+
+
+
+
+def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
+    """Turn every rule of ``config`` into a number for ``observations`` (module docstring).
+
+    Parameters
+    ----------
+    config : DSRConfig
+    observations : Observations
+        The training data.
+
+    Returns
+    -------
+    ResolvedConfig
+
+    Raises
+    ------
+    ValueError
+        For an unknown forcing scheme or a Poisson layer on continuous data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nwb_dsr import Observations
+    >>> counts = np.random.default_rng(0).poisson(2.0, (500, 10))
+    >>> r = resolve(DSRConfig.from_params(tau=15), Observations(counts, kind="counts",
+    ...                                                           bin_size=0.01))
+    >>> r.observation.observation, r.model.latent_dim, r.forcing.mode, r.smoothing_bins
+    ('poisson', 3, 'shooting', 5.0)
+    """
+    config = config.check()
+    kind, n_ch, bin_size = observations.kind, observations.n_channels, observations.bin_size
+    obs_name = config.observation.observation
+    if obs_name == "auto":
+        obs_name = "poisson" if kind == "counts" else "gaussian"
+    if obs_name == "poisson" and kind != "counts":
+        raise ValueError("observation='poisson' needs spike counts (kind='counts'); these data "
+                         "are continuous. Use observation='gaussian'.")
+    counts_smoothing = smoothing_bins(config.observation.smoothing, bin_size)
+    sm_bins = counts_smoothing if obs_name == "poisson" else 0.0
+    mode = config.forcing.mode
+    if mode == "auto":
+        mode = "shooting" if obs_name == "poisson" else "sparse"
+    if mode not in FORCING_SCHEMES:
+        raise ValueError(f"mode must be one of {sorted(FORCING_SCHEMES)} or 'auto'; got "
+                         f"{mode!r}.")
+    scheme = FORCING_SCHEMES[mode]
+    tau = config.forcing.tau
+    if tau == "auto":
+        if kind == "counts":
+            tau, tau_info = choose_tau(observations, smooth=counts_smoothing,
+                                       fraction=COUNTS_TAU_FRACTION)
+        else:
+            tau, tau_info = choose_tau(observations)
+    else:
+        tau, tau_info = int(tau), {"method": "fixed", "tau": int(tau)}
+    latent_dim = config.model.latent_dim
+    if latent_dim is None:
+        latent_dim = default_latent_dim(kind, n_ch)
+    f = config.forcing
+    grad_clip = config.optimization.grad_clip
+    settings = config.replace(
+        observation=obs_name, mode=mode, tau=int(tau), latent_dim=int(latent_dim),
+        alpha=float(scheme.default_alpha if f.alpha is None else f.alpha),
+        seq_len=int(scheme.default_window(int(tau)) if f.seq_len is None else f.seq_len),
+        grad_clip=scheme.default_clip if grad_clip is None else float(grad_clip))
+    return ResolvedConfig(settings=settings, kind=kind, bin_size=float(bin_size),
+                          n_channels=int(n_ch), smoothing_bins=float(sm_bins),
+                          tau_info=tau_info)

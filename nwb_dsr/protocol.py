@@ -1,0 +1,268 @@
+"""The evaluation protocol: how a free run is compared with data, defined once.
+
+Model selection during training, :meth:`nwb_dsr.DSR.score`, :func:`nwb_dsr.evaluate` and the
+scripts in ``benchmarks/`` all call :class:`EvaluationProtocol`, so the model is selected on the
+number that is reported.
+
+The protocol (../METRICS.md):
+
+1. **Start.** The state is forced at the first bin of the reference data (the observation
+   layer's inverse of it; for counts the smoothing sees the bins around it).
+2. **Free run.** The map runs ``n + transient·n`` steps without forcing and the first
+   ``transient·n`` are dropped; n is the number of reference bins unless given, at least
+   ``min_steps`` and at most ``max_steps``.
+3. **Space.** Both series are compared in the observation layer's forcing space, the space in
+   which forcing acts: standardised signal for continuous data (the Gaussian read-out B z + b
+   against the standardised data); for spike counts link⁻¹ of kernel-smoothed counts, the
+   generated rates being drawn as Poisson counts (fixed seed) and smoothed like the data so that
+   both carry the same noise. Counts are then projected onto the leading
+   ``COUNTS_COMPONENTS`` principal components of the reference. Finally both series are
+   standardised with the reference's mean and standard deviation.
+4. **Metrics.** D_stsp (binning below 6 dimensions, the Gaussian-mixture estimate from 6) and
+   D_H over the first min(n_ref, n) steps (not computed below 64 steps); the selection score is
+   D_stsp + ``dh_weight``·D_H (lower is better).
+5. **Collapse.** A free run that is not finite, or whose noise-free read-out has come to rest
+   (a fixed point, flat) while the reference moves, is flagged (``collapse``) and scores +inf;
+   spike counts move when their rates fluctuate beyond Poisson noise
+   (:func:`counts_at_rest`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .metrics import power_spectrum_distance, state_space_divergence
+from .models.latent import LatentModel
+from .models.observation import ObservationModel
+from .models.rollout import free_run, infer_states
+
+__all__ = ["EvaluationProtocol", "ProtocolResult", "COUNTS_COMPONENTS", "detect_collapse",
+           "counts_at_rest"]
+
+#: Principal components of the reference in which spike-count runs are compared.
+COUNTS_COMPONENTS = 3
+
+
+def detect_collapse(generated: np.ndarray, reference: np.ndarray, *,
+                    rel_std: float = 0.05) -> str | None:
+    """Why a free run has collapsed, or None.
+
+    Parameters
+    ----------
+    generated, reference : array of shape (n_steps, n_dims)
+        The free run and the data, in the same space.
+    rel_std : float
+        A run is flat when, in every dimension, its standard deviation over its last half is
+        below ``rel_std`` times the reference's.
+
+    Returns
+    -------
+    str or None
+        ``"non-finite"`` (the run exploded), ``"fixed point"`` (flat in every dimension while
+        the reference is not), or None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.linspace(0, 20, 2000)
+    >>> ref = np.stack([np.sin(t), np.cos(t)], 1)
+    >>> detect_collapse(ref, ref) is None
+    True
+    >>> detect_collapse(np.ones_like(ref), ref)
+    'fixed point'
+    """
+    g = np.asarray(generated, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    if not np.all(np.isfinite(g)):
+        return "non-finite"
+    ref_sd = r.std(0)
+    moving = ref_sd > 0
+    if not np.any(moving):
+        return None
+    tail = g[len(g) // 2:]
+    if np.all(tail.std(0)[moving] < rel_std * ref_sd[moving]):
+        return "fixed point"
+    return None
+
+
+def counts_at_rest(segments, smoothing: float, min_excess: float = 0.1) -> bool:
+    """Whether spike counts show no rate fluctuation beyond their Poisson noise.
+
+    Counts smoothed with a Gaussian kernel of σ bins have Poisson-noise variance
+    ≈ mean / (2σ√π) per unit (σ ≥ 1; ``mean`` for no smoothing). The counts are at rest when
+    the variance beyond that is below ``min_excess`` of the total, summed over units.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> counts_at_rest([rng.poisson(2.0, (5000, 8))], 5.0)
+    True
+    >>> rates = 2.0 * (1 + np.sin(np.arange(5000) / 50.0))[:, None] * np.ones(8)
+    >>> counts_at_rest([rng.poisson(rates)], 5.0)
+    False
+    """
+    from scipy.ndimage import gaussian_filter1d
+    sm = [gaussian_filter1d(np.asarray(s, dtype=np.float64), smoothing, axis=0, mode="nearest")
+          if smoothing > 0 else np.asarray(s, dtype=np.float64) for s in segments]
+    x = np.concatenate(sm)
+    total = x.var(0).sum()
+    if total <= 0:
+        return True
+    noise = x.mean(0).sum() / (2.0 * max(smoothing, 1.0) * math.sqrt(math.pi)) \
+        if smoothing > 0 else x.mean(0).sum()
+    return bool((total - noise) < min_excess * total)
+
+
+@dataclass
+class ProtocolResult:
+    """The comparison of one free run with reference data (see :class:`EvaluationProtocol`).
+
+    Attributes
+    ----------
+    dstsp, dh : float
+        D_stsp and D_H (NaN when not computed).
+    score : float
+        D_stsp + dh_weight·D_H; +inf for a collapsed run.
+    collapse : str or None
+        Why the run collapsed (``"non-finite"``, ``"fixed point"``) or None.
+    reference, generated : ndarray
+        Both series in the comparison space, (n, n_dims).
+    latent : torch.Tensor
+        The free-running states (n, state_dim), after the transient.
+    """
+
+    dstsp: float
+    dh: float
+    score: float
+    collapse: str | None
+    reference: np.ndarray = field(repr=False)
+    generated: np.ndarray = field(repr=False)
+    latent: torch.Tensor = field(repr=False)
+
+
+@dataclass(frozen=True)
+class EvaluationProtocol:
+    """Free-run length, transient, comparison space and score (module docstring).
+
+    Parameters
+    ----------
+    n_steps : int, optional
+        Generated steps kept (default: the number of reference bins).
+    min_steps, max_steps : int, optional
+        Bounds of the default length.
+    transient : float
+        Steps dropped at the start, as a fraction of the steps kept.
+    dh_weight : float
+        Weight of D_H in the selection score.
+    seed : int
+        Seed of the Poisson draws (counts) and of the Gaussian-mixture D_stsp.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nwb_dsr.models import GaussianObservation, ShallowPLRNN
+    >>> t = np.arange(3000) * 0.05
+    >>> x = np.stack([np.sin(t), np.cos(t)], 1)
+    >>> readout = GaussianObservation(2, 2); readout.fit_init(x)
+    >>> res = EvaluationProtocol(max_steps=1000).evaluate(ShallowPLRNN(2, 8), readout, [x])
+    >>> res.generated.shape
+    (1000, 2)
+    """
+
+    n_steps: int | None = None
+    min_steps: int = 1000
+    max_steps: int | None = None
+    transient: float = 0.25
+    dh_weight: float = 4.0
+    seed: int = 0
+
+    def length(self, n_ref: int) -> int:
+        """Number of generated steps kept for a reference of ``n_ref`` bins."""
+        if self.n_steps is not None:
+            return int(self.n_steps)
+        n = max(int(n_ref), self.min_steps)
+        return n if self.max_steps is None else min(n, int(self.max_steps))
+
+    @torch.no_grad()
+    def evaluate(self, latent: LatentModel, readout: ObservationModel, segments,
+                 z0: torch.Tensor | None = None) -> ProtocolResult:
+        """Run the model freely from the first bin of ``segments`` and compare.
+
+        Parameters
+        ----------
+        latent, readout
+            The fitted latent map and observation layer.
+        segments : list of ndarray
+            Reference data, one (n_bins_k, n_channels) array per segment, in data units.
+        z0 : torch.Tensor, optional
+            Initial state (1, state_dim); default: the forced state of the first bin.
+
+        Returns
+        -------
+        ProtocolResult
+        """
+        segments = [np.asarray(s) for s in segments]
+        if z0 is None:
+            z0 = infer_states(latent, readout, segments[0])[:1]
+        ref = np.concatenate([readout.forcing_target(s) for s in segments]).astype(np.float64)
+        n = self.length(len(ref))
+        burn = int(round(self.transient * n))
+        Z = free_run(latent, z0, n + burn)[0, burn:]
+        rng = np.random.default_rng(self.seed)
+        finite = bool(torch.isfinite(Z).all())
+        with np.errstate(all="ignore"):
+            gen = np.asarray(readout.simulated_forcing_target(Z, rng), dtype=np.float64) \
+                if finite else np.full((n, ref.shape[1]), np.nan)
+            mean = readout.linear(Z).cpu().numpy().astype(np.float64)
+        to_space = self.space(ref, counts=readout.name == "poisson")
+        ref_c, gen_c = to_space(ref), to_space(gen)
+        # collapse is judged on the noise-free read-out: Poisson draws of a fixed point move;
+        # and only against counts whose rates move beyond their Poisson noise
+        if not finite:
+            collapse = "non-finite"
+        elif readout.name == "poisson" and counts_at_rest(segments, readout.smoothing):
+            collapse = None
+        else:
+            collapse = detect_collapse(to_space(mean), ref_c)
+        if collapse == "non-finite":
+            return ProtocolResult(math.nan, math.nan, math.inf, collapse, ref_c, gen_c, Z)
+        ds = state_space_divergence(ref_c, gen_c, seed=self.seed)
+        m = min(len(ref_c), len(gen_c))
+        dh = power_spectrum_distance(ref_c[:m], gen_c[:m]) if m > 64 else math.nan
+        score = math.inf if collapse is not None else self.selection_score(ds, dh)
+        return ProtocolResult(float(ds), float(dh), score, collapse, ref_c, gen_c, Z)
+
+    def selection_score(self, dstsp: float, dh: float) -> float:
+        """D_stsp + dh_weight·D_H (D_H left out when not computed); +inf if D_stsp is not finite.
+        """
+        if not math.isfinite(dstsp):
+            return math.inf
+        return float(dstsp + (self.dh_weight * dh if math.isfinite(dh) else 0.0))
+
+    @staticmethod
+    def space(ref: np.ndarray, *, counts: bool):
+        """The map from forcing space to the comparison space (step 3), fixed by ``ref``.
+
+        Returns
+        -------
+        callable
+            (n, n_channels) forcing-space array -> (n, n_dims) standardised array.
+        """
+        mu = ref.mean(0)
+        P = None
+        if counts and ref.shape[1] > COUNTS_COMPONENTS:
+            _, _, vt = np.linalg.svd(ref - mu, full_matrices=False)
+            P = vt[:COUNTS_COMPONENTS].T
+        centred = (ref - mu) if P is None else (ref - mu) @ P
+        sd = centred.std(0)
+        sd = np.where(sd > 0, sd, 1.0)
+
+        def to_space(y):
+            y = np.asarray(y, dtype=np.float64) - mu
+            return (y if P is None else y @ P) / sd
+
+        return to_space

@@ -1,0 +1,114 @@
+"""The one configuration, its resolution against data, the evaluation protocol, and the
+scikit-learn estimator contract."""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.utils import estimator_checks as checks
+
+from nwb_dsr import DSR, Observations
+from nwb_dsr.cli import build_parser
+from nwb_dsr.config import DSRConfig, ResolvedConfig
+from nwb_dsr.policies import FALLBACK_TAU, resolve
+from nwb_dsr.protocol import EvaluationProtocol, counts_at_rest, detect_collapse
+
+TINY = dict(hidden_dim=8, tau=5, epochs=1, batches_per_epoch=2, batch_size=16, progress=False)
+
+
+def test_dsr_keywords_and_defaults_are_the_configuration():
+    sig = inspect.signature(DSR.__init__)
+    defaults = DSRConfig.defaults()
+    assert [p for p in sig.parameters if p != "self"] == list(defaults)
+    assert DSR().get_params() == defaults
+    assert all(name in DSR.__doc__ for name in defaults)
+
+
+def test_cli_fit_options_default_to_the_configuration():
+    args = build_parser().parse_args(["fit", "x.nwb", "--source", "units"])
+    for name, (_, f) in DSRConfig.settings().items():
+        if f.metadata.get("cli"):
+            assert getattr(args, name) is None  # None: DSR() supplies the configuration's value
+    help_text = build_parser()._subparsers._group_actions[0].choices["fit"].format_help()
+    assert "(default: auto)" in help_text and "(default: 200)" in help_text
+
+
+def test_config_round_trips_and_rejects_unknown_settings():
+    cfg = DSRConfig.from_params(tau=7, lr=1e-3, mode="gtf")
+    assert DSRConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.replace(tau=9).forcing.tau == 9
+    with pytest.raises(ValueError, match="unknown setting"):
+        DSRConfig.from_params(taus=3)
+
+
+def test_resolve_turns_every_rule_into_a_number():
+    rng = np.random.default_rng(0)
+    counts = Observations(rng.poisson(2.0, (800, 12)), kind="counts", bin_size=0.02)
+    r = resolve(DSRConfig.from_params(tau=8), counts)
+    assert (r.observation.observation, r.forcing.mode, r.model.latent_dim) == \
+        ("poisson", "shooting", 3)
+    assert r.smoothing_bins == pytest.approx(2.5) and r.forcing.seq_len == 8
+    assert r.forcing.alpha == 1.0 and r.optimization.grad_clip is None
+    x = Observations(rng.normal(size=(800, 4)), bin_size=0.01)
+    r = resolve(DSRConfig.from_params(tau=8, mode="bptt"), x)
+    assert (r.observation.observation, r.model.latent_dim, r.forcing.seq_len,
+            r.optimization.grad_clip, r.smoothing_bins) == ("gaussian", 4, 200, 10.0, 0.0)
+    assert ResolvedConfig.from_dict(r.to_dict()) == r
+
+
+def test_tau_auto_falls_back_with_a_warning_on_data_too_short_for_an_estimate():
+    trials = [np.random.default_rng(k).poisson(1.0, (40, 5)) for k in range(30)]
+    obs = Observations(trials, kind="counts", bin_size=0.01)
+    with pytest.warns(RuntimeWarning, match="could not be estimated"):
+        r = resolve(DSRConfig(), obs)
+    assert r.forcing.tau == FALLBACK_TAU and r.tau_info["fallback"] is True
+
+
+def test_score_is_the_negative_validation_score(lorenz_series):
+    est = DSR(**{**TINY, "epochs": 4, "eval_every": 4}).fit(lorenz_series[:2000])
+    val = lorenz_series[1800:2000]  # the held-back last 10 %
+    assert est.score(val) == pytest.approx(-est.history_.val_score[-1], rel=1e-9)
+
+
+def test_protocol_flags_collapse_and_counts_at_rest():
+    t = np.linspace(0, 50, 5000)
+    ref = np.stack([np.sin(t), np.cos(t)], 1)
+    assert detect_collapse(ref[::-1], ref) is None
+    assert detect_collapse(0 * ref + 1, ref) == "fixed point"
+    assert detect_collapse(np.full_like(ref, np.nan), ref) == "non-finite"
+    rng = np.random.default_rng(1)
+    assert counts_at_rest([rng.poisson(3.0, (4000, 10))], 5.0)
+    assert not counts_at_rest([rng.poisson(3.0 * (1 + np.sin(t[:4000, None])) * np.ones(10))],
+                              5.0)
+    p = EvaluationProtocol(max_steps=500)
+    assert p.length(100) == 500 and p.length(10_000) == 500
+    assert EvaluationProtocol(n_steps=77).length(10) == 77
+    assert p.selection_score(0.5, 0.1) == pytest.approx(0.9)
+
+
+def test_sklearn_clone_and_grid_search(lorenz_series):
+    est = DSR(**TINY)
+    assert clone(est).get_params() == est.get_params()
+    assert repr(est).startswith("DSR(") and "tau=5" in repr(est)
+    X = lorenz_series[:1200]
+    # time-ordered folds; score = -(D_stsp + 4 D_H) of a free run against the held-out fold
+    gs = GridSearchCV(DSR(**TINY), {"tau": [3, 6]}, cv=[(np.arange(800), np.arange(800, 1200))],
+                      error_score="raise").fit(X)
+    assert gs.best_params_["tau"] in (3, 6) and hasattr(gs.best_estimator_, "latent_model_")
+
+
+# scikit-learn's estimator checks that apply to a time-series estimator (the others feed
+# i.i.d. samples too short for one training window, or expect predict to return one row per
+# sample of a classifier or regressor)
+SKLEARN_CHECKS = [checks.check_parameters_default_constructible,
+                  checks.check_no_attributes_set_in_init, checks.check_get_params_invariance,
+                  checks.check_set_params, checks.check_estimator_repr,
+                  checks.check_do_not_raise_errors_in_init_or_set_params]
+
+
+@pytest.mark.parametrize("check", SKLEARN_CHECKS, ids=lambda c: c.__name__)
+def test_sklearn_estimator_checks(check):
+    check("DSR", DSR(**TINY))
