@@ -346,30 +346,11 @@ class ResolvedConfig:
     smoothing_bins: float
     tau_info: dict = field(default_factory=dict)
 
-    # the resolved sections, for short access
-    @property
-    def model(self) -> ModelConfig:
-        return self.settings.model
-
-    @property
-    def observation(self) -> ObservationConfig:
-        return self.settings.observation
-
-    @property
-    def forcing(self) -> ForcingConfig:
-        return self.settings.forcing
-
-    @property
-    def optimization(self) -> OptimizationConfig:
-        return self.settings.optimization
-
-    @property
-    def evaluation(self) -> EvaluationConfig:
-        return self.settings.evaluation
-
-    @property
-    def run(self) -> RunConfig:
-        return self.settings.run
+    def __getattr__(self, name):
+        # the resolved sections, for short access: resolved.forcing.tau
+        if name in SECTIONS:
+            return getattr(self.settings, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def to_dict(self) -> dict:
         """JSON-able record: the sections plus the data-derived values."""

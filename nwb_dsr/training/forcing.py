@@ -109,8 +109,8 @@ class ForcingScheme:
     -----
     The protocol a scheme implements:
 
-    - class attributes ``name``, ``default_alpha``, ``default_clip`` and
-      :meth:`default_window` (the trainer's settings when the user gives none);
+    - class attributes ``name``, ``default_alpha``, ``default_clip`` and ``fixed_window``
+      (the settings used when the user gives none);
     - :attr:`stride`: spacing of window starts in the training data;
     - :meth:`setup`: called once before training with the training data; returns extra
       parameters to fit with the model (none by default);
@@ -123,6 +123,8 @@ class ForcingScheme:
     name: ClassVar[str] = ""
     default_alpha: ClassVar[float] = 1.0
     default_clip: ClassVar[float | None] = None
+    #: Window length when ``seq_len`` is not given; None: one forcing interval (τ).
+    fixed_window: ClassVar[int | None] = None
 
     def __init__(self, tau: int = 1, alpha: float | None = None, window: int | None = None,
                  continuity: float = 1.0):
@@ -134,7 +136,7 @@ class ForcingScheme:
     @classmethod
     def default_window(cls, tau: int) -> int:
         """Window length when ``seq_len`` is not given."""
-        return int(tau)
+        return int(tau if cls.fixed_window is None else cls.fixed_window)
 
     @property
     def stride(self) -> int:
@@ -215,10 +217,7 @@ class GeneralizedTeacherForcing(ForcingScheme):
 
     name = "gtf"
     default_alpha = 0.1
-
-    @classmethod
-    def default_window(cls, tau):
-        return 100
+    fixed_window = 100
 
     def forcing_steps(self, L):
         return list(range(L + 1))
@@ -230,10 +229,7 @@ class NoForcing(ForcingScheme):
 
     name = "bptt"
     default_clip = 10.0
-
-    @classmethod
-    def default_window(cls, tau):
-        return 200
+    fixed_window = 200
 
     def forcing_steps(self, L):
         return [0]
