@@ -5,3 +5,4 @@ from .lyapunov import (embedding_delay, embedding_dimension, lyapunov_max_data,
                        lyapunov_spectrum, predictability_time)
 from .plots import (plot_attractor, plot_loss, plot_lyapunov, plot_raster, plot_spectra,
                     plot_tau_sweep)
+from .trajectories import Trajectories, trajectories

@@ -238,27 +238,28 @@ def _array(ds):
     return arr
 
 
-def _series(group) -> dict | None:
-    if group is None:
+def _series(ts) -> dict | None:
+    """A stored TimeSeries (pynwb object) as plain arrays and numbers."""
+    if ts is None:
         return None
-    data = group["data"]
-    d = {"data": np.asarray(data[()]), "unit": _text(data.attrs.get("unit", "")),
-         "conversion": float(data.attrs.get("conversion", 1.0)),
-         "offset": float(data.attrs.get("offset", 0.0)),
-         "description": _text(group.attrs.get("description", ""))}
-    if "timestamps" in group:
-        d["timestamps"] = np.asarray(group["timestamps"][()])
+    d = {"data": np.asarray(ts.data[()]), "unit": ts.unit, "conversion": float(ts.conversion),
+         "offset": float(getattr(ts, "offset", 0.0) or 0.0), "description": ts.description}
+    if ts.timestamps is not None:
+        d["timestamps"] = np.asarray(ts.timestamps[()])
     else:
-        st = group["starting_time"]
-        rate = float(st.attrs["rate"])
-        d["starting_time"], d["rate"] = float(st[()]), rate
-        d["timestamps"] = d["starting_time"] + np.arange(d["data"].shape[0]) / rate
+        d["starting_time"], d["rate"] = float(ts.starting_time), float(ts.rate)
+        d["timestamps"] = d["starting_time"] + np.arange(d["data"].shape[0]) / d["rate"]
     for extra in ("segment_starts", "channel_ids", "initial_state", "mean", "samples"):
-        if extra in group:
-            d[extra] = _array(group[extra])
+        value = getattr(ts, extra, None)
+        if value is not None:
+            arr = np.asarray(value[()])
+            if arr.dtype.kind in "SO":
+                arr = np.array([_text(x) for x in arr.ravel()]).reshape(arr.shape)
+            d[extra] = arr
     for extra in ("seed", "burn_in", "n_ahead"):
-        if extra in group.attrs:
-            d[extra] = int(group.attrs[extra])
+        value = getattr(ts, extra, None)
+        if value is not None:
+            d[extra] = int(value)
     return d
 
 
@@ -325,7 +326,7 @@ def read_results(path, name: str | None = None) -> dict:
             ln = g.get(lname, getlink=True)
             if isinstance(ln, h5py.SoftLink):
                 link = ln.path
-        return {
+        out = {
             "name": g.name.rsplit("/", 1)[-1],
             "module": g.parent.name.rsplit("/", 1)[-1],
             "attributes": attrs,
@@ -338,7 +339,11 @@ def read_results(path, name: str | None = None) -> dict:
             "lyapunov_spectrum": (np.asarray(g["lyapunov_spectrum"][()])
                                   if "lyapunov_spectrum" in g else None),
             "metrics": _h5_metrics(g),
-            "latent": _series(g.get("latent")),
-            "generated": _series(g.get("generated")),
-            "predicted": _series(g.get("predicted")),
         }
+        module, fit = out["module"], out["name"]
+    from pynwb import NWBHDF5IO
+    with NWBHDF5IO(str(path), "r", load_namespaces=True) as io:
+        model = io.read().processing[module][fit]
+        for key in ("latent", "generated", "predicted"):
+            out[key] = _series(getattr(model, key, None))
+    return out

@@ -171,7 +171,7 @@ def _segment_starts(obs):
 
 def build_dynamics(estimator, observations=None, *, name: str = "dsr", metrics=None,
                    lyapunov=None, n_generate: int | None = None, generate_seed: int | None = None,
-                   description: str | None = None):
+                   description: str | None = None, trajectories=None):
     """Build the :class:`~nwb_dsr.nwb.DynamicalSystemModel` of a fitted estimator, in memory.
 
     Use it to add a fit to an NWB file you are writing yourself; :func:`write_dynamics` uses it
@@ -204,6 +204,10 @@ def build_dynamics(estimator, observations=None, *, name: str = "dsr", metrics=N
         seed).
     description : str, optional
         Description of the fit (default: one sentence built from the model and the source).
+    trajectories : nwb_dsr.analysis.Trajectories, optional
+        The trajectories to store, when already computed by
+        :func:`nwb_dsr.analysis.trajectories` on ``observations`` (``n_generate`` and
+        ``generate_seed`` are then theirs).
 
     Returns
     -------
@@ -285,19 +289,22 @@ def build_dynamics(estimator, observations=None, *, name: str = "dsr", metrics=N
         kwargs["source_object"] = str(prov["object"])
     kwargs["selection"] = json.dumps(_jsonable(selection))
 
+    if trajectories is None:
+        from ..analysis.trajectories import trajectories as compute
+        trajectories = compute(estimator, obs, n_generate=n_generate, seed=generate_seed)
+    tr = trajectories
     series_kw = {}
-    zlist = estimator.transform(obs) if obs is not None else None
     if obs is not None:
         tb = _time_base(obs)
         starts = _segment_starts(obs)
         extra = {} if starts is None else {"segment_starts": starts}
-        Z = np.concatenate(zlist).astype(np.float32)
+        Z = np.concatenate(tr.latent).astype(np.float32)
         series_kw["latent"] = LatentTrajectory(
             name="latent", data=_compressed(Z), unit="a.u.", **tb, **extra,
             description=(f"Latent states of the fit '{name}' inferred from the data: the forced "
                          "states z_t, the observation layer's inverse applied to x_t, one row per "
                          f"bin (centre times), {Z.shape[1]} state dimensions."))
-        P = np.concatenate(estimator.predict(obs, n_ahead=1)).astype(np.float32)
+        P = np.concatenate(tr.predicted).astype(np.float32)
         if estimator.kind_ == "counts":
             pkw = {"unit": "Hz", "conversion": 1.0 / bin_size}
             what = "firing rates (data: expected spike counts per bin; times conversion: Hz)"
@@ -312,27 +319,20 @@ def build_dynamics(estimator, observations=None, *, name: str = "dsr", metrics=N
                          "unit/channel (ids in channel_ids), predicted from the forced latent "
                          "state of the previous bin."))
 
-    if n_generate is None:
-        n_generate = min(obs.n_bins, 10_000) if obs is not None else 1000
-    if isinstance(n_generate, bool) or int(n_generate) < 0:
-        raise ValueError(f"n_generate must be an integer >= 0; got {n_generate!r}.")
-    if int(n_generate) > 0:
-        seed = int(estimator.seed if generate_seed is None else generate_seed)
-        if obs is not None:
-            z0 = np.asarray(zlist[0][0], dtype=np.float32)
-        else:
-            z0 = np.zeros(state_dim, dtype=np.float32)
-        x, Zg = estimator.generate(int(n_generate), z0=z0, return_latent=True)
-        samples = estimator.generate(int(n_generate), z0=z0, sample=True, seed=seed)
-        samples = samples.astype(np.int32 if estimator.kind_ == "counts" else np.float32)
+    if tr.n_generate > 0:
+        n, seed = tr.n_generate, tr.seed
+        samples = tr.generated_samples.astype(np.int32 if estimator.kind_ == "counts"
+                                              else np.float32)
         series_kw["generated"] = GeneratedTrajectory(
-            name="generated", data=_compressed(np.asarray(Zg, dtype=np.float32)), unit="a.u.",
-            starting_time=0.0, rate=1.0 / bin_size, seed=np.int64(seed), burn_in=np.int64(0),
-            initial_state=z0, mean=_compressed(x.astype(np.float32)), samples=_compressed(samples),
-            description=(f"Free-running trajectory of the fit '{name}' ({int(n_generate)} steps, "
-                         "simulated time from 0) started from initial_state (the forced state of "
-                         "the first bin of the data); mean: expected observations, samples: "
-                         f"observations drawn with seed {seed}."))
+            name="generated", data=_compressed(np.asarray(tr.generated_latent, dtype=np.float32)),
+            unit="a.u.", starting_time=0.0, rate=1.0 / bin_size, seed=np.int64(seed),
+            burn_in=np.int64(0), initial_state=tr.initial_state,
+            mean=_compressed(tr.generated_mean.astype(np.float32)),
+            samples=_compressed(samples),
+            description=(f"Free-running trajectory of the fit '{name}' ({n} steps, simulated "
+                         "time from 0) started from initial_state (the forced state of the first "
+                         "bin of the data); mean: expected observations, samples: observations "
+                         f"drawn with seed {seed}."))
 
     pars = [ModelParameter(name=k, data=np.atleast_1d(np.asarray(v))) for k, v in params.items()]
     return DynamicalSystemModel(
@@ -531,7 +531,8 @@ def check_output(source_path, *, name: str = "dsr", out=None, in_place: bool = F
 def write_dynamics(source_path, estimator, observations=None, *, name: str = "dsr", out=None,
                    in_place: bool = False, overwrite: bool = False, metrics=None,
                    lyapunov=None, n_generate: int | None = None,
-                   generate_seed: int | None = None, description: str | None = None) -> Path:
+                   generate_seed: int | None = None, description: str | None = None,
+                   trajectories=None) -> Path:
     """Write a fitted model and its trajectories into an NWB file.
 
     The fit is stored as a ``DynamicalSystemModel`` named ``name`` in the processing module
@@ -556,7 +557,7 @@ def write_dynamics(source_path, estimator, observations=None, *, name: str = "ds
         Add the fit to ``source_path`` itself (atomically replaced).
     overwrite : bool, default False
         Replace a fit with the same name, and an existing ``out`` file.
-    metrics, lyapunov, n_generate, generate_seed, description
+    metrics, lyapunov, n_generate, generate_seed, description, trajectories
         See :func:`build_dynamics`.
 
     Returns
@@ -594,7 +595,8 @@ def write_dynamics(source_path, estimator, observations=None, *, name: str = "ds
                                             overwrite=overwrite)
     container = build_dynamics(estimator, observations, name=name, metrics=metrics,
                                lyapunov=lyapunov, n_generate=n_generate,
-                               generate_seed=generate_seed, description=description)
+                               generate_seed=generate_seed, description=description,
+                               trajectories=trajectories)
     prov = dict(estimator.provenance_ or {})
     if observations is not None and getattr(observations, "provenance", None):
         prov.update(observations.provenance)
