@@ -1,8 +1,6 @@
 """The sparse-forcing engine: models, observation layers, trainer, estimator."""
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -12,7 +10,7 @@ from nwb_dsr import DSR, NotFittedError, Observations
 from nwb_dsr.models import (LATENT_MODELS, GaussianObservation, LatentModel, PoissonObservation,
                             make_latent_model)
 from nwb_dsr.config import OptimizationConfig, RunConfig
-from nwb_dsr.training import (FORCING_SCHEMES, ForcingScheme, GeneralizedTeacherForcing,
+from nwb_dsr.training import (FORCING_SCHEMES, GeneralizedTeacherForcing,
                               MultipleShooting, NoForcing, SparseForcing, Trainer,
                               TrainingDivergedWarning, free_run, register_forcing)
 
