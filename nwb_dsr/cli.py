@@ -38,37 +38,27 @@ class CLIError(Exception):
 # helpers
 # --------------------------------------------------------------------------------------------
 
-def _tau(text: str):
-    if text == "auto":
-        return "auto"
+def _parsed(text: str, cast, what: str):
+    """``cast(text)`` if it is a finite number > 0 (argparse's error otherwise)."""
     try:
-        value = int(text)
+        value = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be 'auto' or a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer; got {text!r}")
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be {what}; got {text!r}")
     return value
+
+
+def _tau(text: str):
+    return "auto" if text == "auto" else _parsed(text, int, "'auto' or a positive integer")
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
-    return value
+    return _parsed(text, int, "a positive integer")
 
 
 def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}")
-    return value
+    return _parsed(text, float, "a positive number")
 
 
 def _id_list(text: str) -> list:

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import h5py
 import numpy as np
 
+
 from .errors import NWBFileNotFoundError, NWBReadError, NWBReadWarning
 
 #: Namespaces every NWB file caches; anything else in /specifications is an extension.
@@ -70,25 +71,6 @@ def check_interval(interval, name: str = "interval"):
 def n_whole_bins(length: float, bin_size: float) -> int:
     """Number of whole bins of ``bin_size`` in ``length`` seconds (tolerant to rounding)."""
     return int(math.floor(length / bin_size + BIN_EPS))
-
-
-def jsonable(obj):
-    """Plain Python (JSON-serialisable) version of nested numpy / container values."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "replace")
-    if isinstance(obj, np.generic):
-        return jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
 
 
 def short_error(err: BaseException, limit: int = 300) -> str:

@@ -16,7 +16,8 @@ import warnings
 import numpy as np
 
 from ..observations import Observations
-from ._nwbfile import BIN_EPS, jsonable, seconds
+from .._json import jsonable
+from ._nwbfile import BIN_EPS, seconds
 from .errors import NWBReadError, NWBReadWarning
 from .units import bin_spike_times
 

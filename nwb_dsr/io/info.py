@@ -8,7 +8,8 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
-from ._nwbfile import CORE_NAMESPACES, check_path, jsonable
+from .._json import jsonable
+from ._nwbfile import CORE_NAMESPACES, check_path
 from .errors import NWBReadError
 
 __all__ = ["file_info", "format_info"]

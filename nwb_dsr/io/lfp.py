@@ -37,8 +37,9 @@ import h5py
 import numpy as np
 from scipy import signal
 
+from .._json import jsonable
 from ..observations import Observations
-from ._nwbfile import (check_interval, column_names, jsonable, open_nwb, raw_data, read_all,
+from ._nwbfile import (check_interval, column_names, open_nwb, raw_data, read_all,
                        scalar_column, seconds, short_error, trial_windows)
 from .errors import NWBReadError, NWBReadWarning
 

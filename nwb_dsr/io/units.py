@@ -12,8 +12,9 @@ import warnings
 import h5py
 import numpy as np
 
+from .._json import jsonable
 from ..observations import Observations
-from ._nwbfile import (boolean_column, check_interval, column_names, drop_short, jsonable,
+from ._nwbfile import (boolean_column, check_interval, column_names, drop_short,
                        mask_from_callable, n_whole_bins, open_nwb, raw_data, read_all,
                        scalar_column, seconds, short_error, trial_windows)
 from .errors import NWBReadError, NWBReadWarning
