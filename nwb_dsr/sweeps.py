@@ -322,7 +322,8 @@ def _max_rounds(settings) -> int:
     every = [e for e in values("eval_every") if isinstance(e, (int, np.integer)) and e > 0]
     if not epochs or not every:
         return 100
-    return int(max(epochs) // min(every) + 1)
+    # one report per validation round, one more when the fit ends (and a spare round)
+    return int(max(epochs) // min(every) + 2)
 
 
 def _scheduler(scheduler, settings):
@@ -797,7 +798,9 @@ def sweep(files=None, *, config=None, sources="units", settings=None, seeds=1,
                              f"{list(CONFIG_KEYS)}.")
         defaults = {k: p.default for k, p in inspect.signature(sweep).parameters.items()}
         for key, value in cfg.items():  # arguments given explicitly win over the file
-            if given[key] is None or given[key] == defaults.get(key):
+            if key == "settings" and given[key] and isinstance(value, dict):
+                given[key] = {**value, **given[key]}
+            elif given[key] is None or given[key] == defaults.get(key):
                 given[key] = value
     try:
         from ray import tune
