@@ -481,13 +481,13 @@ def _cmd_sweep(args) -> int:
     kwargs = {"config": args.config, "resume": args.resume}
     if args.files:
         kwargs["files"] = list(args.files)
-    if args.source:
-        opts = {}
-        if args.bin_size is not None:
-            opts = {"bin_size": args.bin_size}
-        kwargs["sources"] = {s: (opts if s == "units" else
-                                 ({"rate": 1.0 / args.bin_size} if args.bin_size else {}))
-                             for s in args.source}
+    if args.source or args.bin_size is not None:
+        sources = args.source or ["units"]
+        if args.bin_size is None:
+            kwargs["sources"] = {s: {} for s in sources}
+        else:
+            kwargs["sources"] = {s: {"bin_size": args.bin_size} if s == "units" else
+                                 {"rate": 1.0 / args.bin_size} for s in sources}
     if args.set:
         kwargs["settings"] = dict(args.set)
     for key in ("seeds", "num_samples", "scheduler", "out", "nwb_out", "address", "num_cpus",

@@ -67,6 +67,7 @@ _EVAL_KEYS = ("dstsp", "dh", "lambda_max_per_s", "lambda_max_per_bin", "lyapunov
 _EXPERIMENT = "sweep"
 MODEL_FILE = "model.npz"
 METRICS_FILE = "metrics.json"
+FINAL_FILE = "result.json"
 
 
 class SweepError(ValueError):
@@ -414,6 +415,13 @@ def _run_trial(config, spec):
     from .analysis import evaluate
     from .estimator import DSR
 
+    previous = tune.get_checkpoint()
+    if previous is not None:  # resumed after the fit had finished: report it, do not refit
+        with previous.as_directory() as folder:
+            final = Path(folder) / FINAL_FILE
+            if final.is_file():
+                tune.report(json.loads(final.read_text()))
+                return
     started = time.time()
     torch.set_num_threads(int(spec.get("threads", 1)))
     settings = dict(config["settings"])
@@ -447,6 +455,7 @@ def _run_trial(config, spec):
     with tempfile.TemporaryDirectory() as tmp:
         est.save(Path(tmp) / MODEL_FILE)
         (Path(tmp) / METRICS_FILE).write_text(json.dumps(metrics))
+        (Path(tmp) / FINAL_FILE).write_text(json.dumps(final))
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))
 
 
@@ -846,9 +855,6 @@ def sweep(files=None, *, config=None, sources="units", settings=None, seeds=1,
     swept = [k for k, v in param_space["settings"].items() if _is_tune_object(v)]
     callbacks = ([_line_printer(folder, n_grid, swept)] if given["progress"] == "lines"
                  else [])
-    # save the experiment state at every step, so that a killed sweep knows every trial that
-    # finished before it was killed (the default waits at least 10 s between saves)
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     if given["progress"] != "tune":  # no Tune tables besides the progress lines
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = _ray_init(given["address"], given["num_cpus"])
@@ -860,6 +866,8 @@ def sweep(files=None, *, config=None, sources="units", settings=None, seeds=1,
         run_config = tune.RunConfig(
             name=_EXPERIMENT, storage_path=str(storage), callbacks=callbacks,
             verbose=1 if given["progress"] == "tune" else 0,
+            # num_to_keep makes Tune save the experiment state whenever a trial stores its
+            # final checkpoint, so a killed sweep knows every fit that had finished
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             failure_config=tune.FailureConfig(max_failures=0))
         if restorable:
