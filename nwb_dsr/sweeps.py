@@ -712,6 +712,11 @@ def _ray_init(address, num_cpus):
     if address is not None:
         ray.init(address=address, **kwargs)
     else:
+        # Ray's session folder holds Unix sockets, whose paths may not exceed 107 bytes: a long
+        # TMPDIR (pytest, macOS) breaks them, so use /tmp then
+        if "RAY_TMPDIR" not in os.environ and len(tempfile.gettempdir()) > 40 and \
+                os.path.isdir("/tmp"):
+            os.environ["RAY_TMPDIR"] = "/tmp"
         ray.init(num_cpus=int(num_cpus or os.cpu_count() or 1), **kwargs)
     return True
 
