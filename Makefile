@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e ".[test]"
+	$(PIP) install --quiet -c constraints.txt -e ".[test,distributed]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,7 +21,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/nwb-dsr demo --out $(DEMO_DIR)
 
-## make test: the whole suite (unit tests, doctests, tutorials)
+## make test: the whole suite (unit tests, doctests, tutorials, sweeps on a local Ray)
 test: $(STAMP)
 	$(PY) -m pytest -q
 

@@ -3,7 +3,8 @@
 Read spikes or LFP from NWB into :class:`Observations`, fit a latent RNN by sparsely forced BPTT
 with :class:`DSR`, check it with :func:`evaluate` and :func:`lyapunov_spectrum`, and write the
 fitted dynamics back into NWB with :func:`write_dynamics` (read them back with
-:func:`read_dynamics`).
+:func:`read_dynamics`). :func:`sweep` runs fits over many sessions, seeds and settings on Ray
+Tune.
 
 The readers do not need torch: names that do (the estimator, analysis, write-back) are imported
 on first use, so ``nwb_dsr.read_lfp`` stays light on memory.
@@ -26,9 +27,10 @@ _LAZY = {
     "state_space_divergence": "analysis", "power_spectrum_distance": "analysis",
     "write_dynamics": "nwb", "read_dynamics": "nwb", "list_dynamics": "nwb",
     "read_results": "nwb",
+    "sweep": "sweeps", "SweepResult": "sweeps",
 }
 _SUBMODULES = ("analysis", "config", "datasets", "estimator", "io", "metrics", "models", "nwb",
-               "policies", "protocol", "training")
+               "policies", "protocol", "sweeps", "training")
 
 __all__ = ["Observations", "read_units", "read_lfp", "file_info", "format_info",
            "from_spiketrains", "from_neo", "from_binned_spiketrain", "from_pynapple",

@@ -1,4 +1,5 @@
-"""The ``nwb-dsr`` command line: ``fit``, ``evaluate``, ``simulate``, ``info`` and ``demo``.
+"""The ``nwb-dsr`` command line: ``fit``, ``evaluate``, ``simulate``, ``info``, ``demo`` and
+``sweep``. ``fit`` and ``info`` also take the http(s) URL of an NWB file (streamed).
 
 Every subcommand prints where its results are; with ``--json`` the last line printed is one
 JSON object with the same information. Errors print one line to stderr and exit with status 2
@@ -96,24 +97,19 @@ def _emit_json(payload: dict) -> None:
 
 def _read(path, source: str, *, bin_size=None, units=None, channels=None, interval=None):
     """Observations from an NWB file: spike counts of the Units table or an LFP series."""
-    from .io import read_lfp, read_units
+    from .io import read_source
     kwargs = {}
     if interval is not None:
         kwargs["interval"] = tuple(interval)
-    if source == "units":
-        if channels is not None:
-            raise CLIError("--channels selects LFP channels; with --source units use --units.")
-        if units is not None:
-            kwargs["units"] = list(units)
-        return read_units(path, bin_size=DEFAULT_SPIKE_BIN_SIZE if bin_size is None else bin_size,
-                          **kwargs)
-    if units is not None:
+    if source == "units" and channels is not None:
+        raise CLIError("--channels selects LFP channels; with --source units use --units.")
+    if source == "lfp" and units is not None:
         raise CLIError("--units selects units; with --source lfp use --channels.")
+    if units is not None:
+        kwargs["units"] = list(units)
     if channels is not None:
         kwargs["channels"] = list(channels)
-    if bin_size is not None:
-        kwargs["rate"] = 1.0 / bin_size
-    return read_lfp(path, **kwargs)
+    return read_source(path, source, bin_size=bin_size, **kwargs)
 
 
 def _metric_line(metrics: dict) -> str:
@@ -185,6 +181,9 @@ def _fit_and_write(args, path: Path, obs, *, out, in_place, overwrite, report, n
 # --------------------------------------------------------------------------------------------
 
 def _cmd_fit(args) -> int:
+    from .io.remote import is_url
+    if is_url(args.file):
+        return _fit_url(args)
     path = Path(args.file)
     if not path.is_file():
         raise CLIError(f"no file at {path}.")
@@ -197,6 +196,30 @@ def _cmd_fit(args) -> int:
     summary = _fit_and_write(args, path, obs, out=out, in_place=args.in_place,
                              overwrite=args.overwrite, report=args.report,
                              n_lyapunov=args.lyapunov_steps, n_generate=args.n_generate)
+    if args.json:
+        _emit_json(summary)
+    return 0
+
+
+def _fit_url(args) -> int:
+    """``fit`` of a file given by URL: read it streamed, write the result as a new local file
+    (the source is downloaded once for the write)."""
+    from .io.remote import local_copy, url_name
+    if args.in_place:
+        raise CLIError("--in-place needs a local file; a fit of a URL is written to a new local "
+                       "file (--out, default: the URL's file name + _dsr.nwb here).")
+    out = Path(args.out) if args.out else Path(Path(url_name(args.file)).stem + "_dsr.nwb")
+    if out.exists() and not args.overwrite:
+        raise CLIError(f"{out} exists; pass --overwrite to replace it, or choose another --out.")
+    if not out.resolve().parent.is_dir():
+        raise CLIError(f"the folder of --out {out} does not exist; create it first.")
+    obs = _read(args.file, args.source, bin_size=args.bin_size, units=args.units,
+                channels=args.channels, interval=args.interval)
+    with local_copy(args.file, out.resolve().parent) as local:
+        summary = _fit_and_write(args, local, obs, out=out, in_place=False, overwrite=True,
+                                 report=args.report, n_lyapunov=args.lyapunov_steps,
+                                 n_generate=args.n_generate)
+    summary["source"] = args.file
     if args.json:
         _emit_json(summary)
     return 0
@@ -315,11 +338,12 @@ def _cmd_simulate(args) -> int:
 
 def _cmd_info(args) -> int:
     from .io import file_info, format_info
+    from .io.remote import is_url
     from .nwb import list_dynamics
-    path = Path(args.file)
+    path = args.file if is_url(args.file) else Path(args.file)
     info = file_info(path)
     print(format_info(info))
-    fits = list_dynamics(path)
+    fits = [] if is_url(path) else list_dynamics(path)  # streamed: counted by format_info
     if fits:
         print(f"nwb_dsr fits ({len(fits)}):")
         for f in fits:
@@ -329,7 +353,7 @@ def _cmd_info(args) -> int:
                   f"{f['source_object'] or 'an array'}, bin {_fmt(f['bin_size'])} s, "
                   f"tau={f['tau']}, {f['epochs']} epochs; D_stsp={_fmt(m.get('D_stsp'))}, "
                   f"D_H={_fmt(m.get('D_H'))}, lambda_max={_fmt(f['lambda_max'])} 1/s")
-    else:
+    elif not is_url(path):
         print("nwb_dsr fits: none")
     if args.json:
         _emit_json({"command": "info", "file": str(path), "info": info, "fits": fits})
@@ -377,6 +401,127 @@ def _cmd_demo(args) -> int:
     if args.json:
         _emit_json(summary)
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# sweep (nwb_dsr.sweeps on Ray Tune)
+# --------------------------------------------------------------------------------------------
+
+def _setting_value(text: str):
+    """'10' -> 10, '0.5' -> 0.5, 'true' -> True, 'none' -> None, else the text."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def _setting(text: str):
+    """'tau=10,20' -> ('tau', [10, 20]); 'epochs=30' -> ('epochs', 30)."""
+    name, sep, values = text.partition("=")
+    if not sep or not name.strip() or not values.strip():
+        raise argparse.ArgumentTypeError(f"must be NAME=VALUE or NAME=V1,V2,...; got {text!r}")
+    parsed = [_setting_value(v) for v in values.split(",") if v.strip()]
+    return name.strip().replace("-", "_"), parsed if len(parsed) > 1 else parsed[0]
+
+
+def _cmd_sweep(args) -> int:
+    from .sweeps import sweep
+    if not args.files and args.config is None:
+        raise CLIError("give NWB files (paths, glob patterns or URLs) or --config FILE.")
+    kwargs = {"config": args.config, "resume": args.resume}
+    if args.files:
+        kwargs["files"] = list(args.files)
+    if args.source or args.bin_size is not None:
+        sources = args.source or ["units"]
+        if args.bin_size is None:
+            kwargs["sources"] = {s: {} for s in sources}
+        else:
+            kwargs["sources"] = {s: {"bin_size": args.bin_size} if s == "units" else
+                                 {"rate": 1.0 / args.bin_size} for s in sources}
+    if args.set:
+        kwargs["settings"] = dict(args.set)
+    for key in ("seeds", "num_samples", "scheduler", "out", "nwb_out", "address", "num_cpus",
+                "workers", "cache", "lyapunov_steps"):
+        value = getattr(args, key)
+        if value is not None:
+            kwargs[key] = value
+    if args.seed_list is not None:
+        kwargs["seeds"] = args.seed_list
+    if args.no_write:
+        kwargs["write_back"] = False
+    if args.progress is not None:
+        kwargs["progress"] = None if args.progress == "none" else args.progress
+    res = sweep(**kwargs)
+    if args.json:
+        _emit_json({"command": "sweep", "folder": str(res.folder), "results_csv": str(res.csv),
+                    "results_parquet": str(res.parquet), "figure": res.figure,
+                    "n_trials": int(len(res.table)),
+                    "status": res.table["status"].value_counts().to_dict()
+                    if len(res.table) else {},
+                    "written": {str(k): str(v) for k, v in res.written.items()},
+                    "best": {f"{f}|{s}": t for (f, s), t in res.best.items()},
+                    "seconds": res.seconds})
+    return 0
+
+
+def _add_sweep_parser(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="fit many sessions x seeds x settings on Ray Tune",
+        description="Run one fit per recording, seed and combination of settings as Ray Tune "
+        "trials (Ray starts locally with this machine's cores unless --address names a "
+        "cluster). Writes results.csv / results.parquet (one row per trial), summary.png and, "
+        "per session, the best fit as a new NWB file into OUT. Options given here override "
+        "those of --config.")
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="NWB files: paths, glob patterns (quote them) or http(s) URLs")
+    p.add_argument("--config", default=None, metavar="SWEEP.yaml",
+                   help="search space in a YAML or JSON file (files, sources, settings, seeds, "
+                   "scheduler, ...)")
+    p.add_argument("--source", action="append", choices=["units", "lfp"], default=None,
+                   help="data to fit (repeat for both; default units)")
+    p.add_argument("--bin-size", type=_positive_float, default=None, metavar="S",
+                   help="bin width in seconds (units: default 0.01; lfp: resample to 1/S Hz)")
+    p.add_argument("--set", action="append", type=_setting, default=None,
+                   metavar="NAME=V[,V...]",
+                   help="a DSR setting: one value is fixed, several are a grid (e.g. "
+                   "--set tau=10,20 --set epochs=50); repeat for more")
+    seeds = p.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=_positive_int, default=None, metavar="N",
+                       help="number of seeds per setting (0..N-1; default 1)")
+    seeds.add_argument("--seed-list", type=_id_list, default=None, metavar="IDS",
+                       help="the seeds themselves, e.g. 0,3,5-7")
+    p.add_argument("--num-samples", type=_positive_int, default=None, metavar="N",
+                   help="repeats of the grid (each draws sampled settings anew; default 1)")
+    p.add_argument("--scheduler", choices=["fifo", "asha"], default=None,
+                   help="asha stops poor trials early on the validation score (default fifo)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default ./nwb_dsr_sweep)")
+    p.add_argument("--nwb-out", default=None, metavar="DIR",
+                   help="folder for the written-back best fits (default: OUT)")
+    p.add_argument("--no-write", action="store_true", help="do not write best fits back")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the sweep stored in OUT (finished trials are kept)")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="join a running Ray cluster (e.g. auto or ray://host:10001)")
+    p.add_argument("--num-cpus", type=_positive_int, default=None, metavar="N",
+                   help="CPUs of the local Ray (default: all cores)")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="most trials at once (default: one per CPU)")
+    p.add_argument("--progress", choices=["lines", "tune", "none"], default=None,
+                   help="one line per finished trial (default), Tune's table, or nothing")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="cache the byte ranges of streamed (URL) files in DIR")
+    p.add_argument("--lyapunov-steps", type=_positive_int, default=None, metavar="N",
+                   help="steps of each trial's Lyapunov-spectrum estimate (default 5000)")
+    _add_common(p)
+    p.set_defaults(func=_cmd_sweep)
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,7 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("fit", help="fit a model to a recording and write it into NWB",
                        description="Read spikes (Units) or LFP from FILE, fit a model, evaluate "
                        "it and write model, trajectories and metrics into an NWB file.")
-    p.add_argument("file", metavar="FILE", help="NWB file with the recording")
+    p.add_argument("file", metavar="FILE",
+                   help="NWB file with the recording, or its http(s) URL")
     p.add_argument("--source", required=True, choices=["units", "lfp"],
                    help="data to fit: spike counts of the Units table, or an LFP series")
     sel = p.add_argument_group("data selection")
@@ -512,7 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("info", help="describe an NWB file and the fits it holds")
-    p.add_argument("file", metavar="FILE", help="NWB file")
+    p.add_argument("file", metavar="FILE", help="NWB file, or its http(s) URL")
     _add_common(p)
     p.set_defaults(func=_cmd_info)
 
@@ -532,6 +678,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     _add_common(p)
     p.set_defaults(func=_cmd_demo)
+
+    _add_sweep_parser(sub)
     return parser
 
 

@@ -90,6 +90,10 @@ def short_error(err: BaseException, limit: int = 300) -> str:
 
 def check_path(source) -> Path:
     """The path of an existing HDF5 NWB 2 file, or one clear :class:`NWBReadError`."""
+    from .remote import is_url
+    if is_url(source):
+        raise NWBReadError(f"{source} is a URL; this operation needs a local NWB file. Download "
+                           "it first (nwb_dsr.io.remote.download) and give its path.")
     if not isinstance(source, (str, os.PathLike)):
         raise NWBReadError(f"source must be the path of an NWB file or an open pynwb.NWBFile; "
                            f"got {type(source).__name__}.")
@@ -173,6 +177,11 @@ def open_nwb(source) -> Iterator[tuple]:
     if isinstance(source, NWBFile):
         yield source, source_label(source)
         return
+    from .remote import is_url
+    if is_url(source):  # streamed with range requests
+        with _open_remote_nwb(source) as opened:
+            yield opened
+        return
     path = check_path(source)
     try:
         io = NWBHDF5IO(str(path), "r", load_namespaces=True)
@@ -186,6 +195,43 @@ def open_nwb(source) -> Iterator[tuple]:
         yield nwbfile, str(path.resolve())
     finally:
         io.close()
+
+
+@contextmanager
+def _open_remote_nwb(url: str) -> Iterator[tuple]:
+    """:func:`open_nwb` for an http(s) URL: pynwb on an h5py file streamed by remfile."""
+    from pynwb import NWBHDF5IO
+
+    from .remote import open_url
+    with open_url(url) as f:
+        try:
+            io = NWBHDF5IO(file=f, mode="r", load_namespaces=True)
+            nwbfile = io.read()
+        except Exception as err:
+            raise NWBReadError(f"pynwb could not read the streamed file {url} "
+                               f"({short_error(err)}); if it uses NWB extensions, install and "
+                               "import their Python classes first.") from err
+        try:
+            yield nwbfile, url
+        finally:
+            io.close()
+
+
+@contextmanager
+def open_h5(source) -> Iterator[tuple]:
+    """Yield ``(h5py.File, label, size_bytes)`` for a path or an http(s) URL, read-only.
+
+    A path is checked first (:func:`check_path`); a URL is streamed with range requests.
+    """
+    from .remote import is_url, open_url, remote_size
+    if is_url(source):
+        size = remote_size(source)
+        with open_url(source) as f:
+            yield f, source, size
+        return
+    path = check_path(source)
+    with h5py.File(path, "r") as f:
+        yield f, str(path.resolve()), path.stat().st_size
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from .._json import jsonable
-from ._nwbfile import CORE_NAMESPACES, check_path
+from ._nwbfile import CORE_NAMESPACES, open_h5
 from .errors import NWBReadError
 
 __all__ = ["file_info", "format_info"]
@@ -140,7 +140,8 @@ def file_info(path) -> dict:
     Parameters
     ----------
     path : str or path-like
-        An NWB (HDF5) file.
+        An NWB (HDF5) file, or the http(s) URL of one (streamed with range requests, see
+        :mod:`nwb_dsr.io.remote`).
 
     Returns
     -------
@@ -179,12 +180,11 @@ def file_info(path) -> dict:
     units: 1 units, 3 spikes, 0.1-3 s, obs_intervals: no
     >>> tmp.cleanup()
     """
-    p = check_path(path)
     try:
-        with h5py.File(p, "r") as f:
+        with open_h5(path) as (f, label, size):
             info = {
-                "path": str(p.resolve()),
-                "size_bytes": p.stat().st_size,
+                "path": label,
+                "size_bytes": size,
                 "nwb_version": _text(_attr(f, "nwb_version", "")),
                 "identifier": _text(f["identifier"][()]) if "identifier" in f else None,
                 "session_description": (_text(f["session_description"][()])
@@ -200,8 +200,10 @@ def file_info(path) -> dict:
             info["units"] = _units(f)
             info["trials"] = _trials(f)
             info["electrical_series"], info["dynamics"] = _walk(f)
+    except NWBReadError:
+        raise
     except (OSError, KeyError, ValueError, TypeError) as err:
-        raise NWBReadError(f"{p} could not be summarised ({type(err).__name__}: {err}); the "
+        raise NWBReadError(f"{path} could not be summarised ({type(err).__name__}: {err}); the "
                            "file may be damaged: check it with nwbinspector.") from err
     return jsonable(info)
 

@@ -468,7 +468,8 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
     Parameters
     ----------
     source : str, path-like or pynwb.NWBFile
-        An NWB file (opened read-only and closed again) or an NWBFile already in memory.
+        An NWB file (opened read-only and closed again), the http(s) URL of one (streamed with
+        range requests, see :mod:`nwb_dsr.io.remote`) or an NWBFile already in memory.
     series : str, optional
         Name or path of the ElectricalSeries. Default: found by type: the series in the LFP
         container of /processing (e.g. processing/ecephys/LFP), else the only ElectricalSeries

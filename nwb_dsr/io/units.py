@@ -226,7 +226,8 @@ def read_units(source, bin_size, *, units=None, interval=None, trials=None, tria
     Parameters
     ----------
     source : str, path-like or pynwb.NWBFile
-        An NWB file (opened read-only and closed again) or an NWBFile already in memory.
+        An NWB file (opened read-only and closed again), the http(s) URL of one (streamed with
+        range requests, see :mod:`nwb_dsr.io.remote`) or an NWBFile already in memory.
     bin_size : float or quantities.Quantity
         Bin width in seconds (or a Quantity in time units). Must be positive and not longer
         than the recording span read.
