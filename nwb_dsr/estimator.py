@@ -326,7 +326,8 @@ class DSR(BaseEstimator):
         """Negative model-selection score of a free run against X (higher is better).
 
         The number that validation minimises during training, D_stsp + dh_weight·D_H, computed
-        by the evaluation protocol (:mod:`nwb_dsr.protocol`) on X; a collapsed run scores −inf.
+        by the evaluation protocol (:mod:`nwb_dsr.protocol`) on X; a collapsed run carries the
+        protocol's penalty (−inf when it explodes).
         """
         data = self._data(X)
         res = self.evaluation_protocol().evaluate(self.latent_model_, self.observation_model_,

@@ -22,7 +22,9 @@ The protocol (../METRICS.md):
    D_H over the first min(n_ref, n) steps (not computed below 64 steps); the selection score is
    D_stsp + ``dh_weight``·D_H (lower is better).
 5. **Collapse.** A free run that is not finite, or whose noise-free read-out has come to rest
-   (a fixed point, flat) while the reference moves, is flagged (``collapse``) and scores +inf;
+   (a fixed point, flat) while the reference moves, is flagged (``collapse``); a non-finite
+   run scores +inf, a flat one gets ``COLLAPSE_PENALTY`` added, so it is selected only when
+   every checkpoint collapsed;
    spike counts move when their rates fluctuate beyond Poisson noise
    (:func:`counts_at_rest`).
 """
@@ -39,11 +41,15 @@ from .models.latent import LatentModel
 from .models.observation import ObservationModel
 from .models.rollout import free_run, infer_states
 
-__all__ = ["EvaluationProtocol", "ProtocolResult", "COUNTS_COMPONENTS", "detect_collapse",
-           "counts_at_rest"]
+__all__ = ["EvaluationProtocol", "ProtocolResult", "COUNTS_COMPONENTS", "COLLAPSE_PENALTY",
+           "detect_collapse", "counts_at_rest"]
 
 #: Principal components of the reference in which spike-count runs are compared.
 COUNTS_COMPONENTS = 3
+
+#: Added to the selection score of a collapsed free run (fixed point or flat), so that any
+#: non-collapsed checkpoint ranks before it while collapsed ones keep their order.
+COLLAPSE_PENALTY = 1000.0
 
 
 def detect_collapse(generated: np.ndarray, reference: np.ndarray, *,
@@ -126,7 +132,8 @@ class ProtocolResult:
     dstsp, dh : float
         D_stsp and D_H (NaN when not computed).
     score : float
-        D_stsp + dh_weight·D_H; +inf for a collapsed run.
+        D_stsp + dh_weight·D_H, plus ``COLLAPSE_PENALTY`` for a flat run; +inf for a
+        non-finite one.
     collapse : str or None
         Why the run collapsed (``"non-finite"``, ``"fixed point"``) or None.
     reference, generated : ndarray
@@ -233,7 +240,7 @@ class EvaluationProtocol:
         ds = state_space_divergence(ref_c, gen_c, seed=self.seed)
         m = min(len(ref_c), len(gen_c))
         dh = power_spectrum_distance(ref_c[:m], gen_c[:m]) if m > 64 else math.nan
-        score = math.inf if collapse is not None else self.selection_score(ds, dh)
+        score = self.selection_score(ds, dh) + (COLLAPSE_PENALTY if collapse else 0.0)
         return ProtocolResult(float(ds), float(dh), score, collapse, ref_c, gen_c, Z)
 
     def selection_score(self, dstsp: float, dh: float) -> float:

@@ -14,7 +14,8 @@ from nwb_dsr import DSR, Observations
 from nwb_dsr.cli import build_parser
 from nwb_dsr.config import DSRConfig, ResolvedConfig
 from nwb_dsr.policies import FALLBACK_TAU, resolve
-from nwb_dsr.protocol import EvaluationProtocol, counts_at_rest, detect_collapse
+from nwb_dsr.protocol import (COLLAPSE_PENALTY, EvaluationProtocol, counts_at_rest,
+                              detect_collapse)
 
 TINY = dict(hidden_dim=8, tau=5, epochs=1, batches_per_epoch=2, batch_size=16, progress=False)
 
@@ -73,6 +74,20 @@ def test_score_is_the_negative_validation_score(lorenz_series):
     assert est.score(val) == pytest.approx(-est.history_.val_score[-1], rel=1e-9)
 
 
+def test_collapsed_checkpoints_rank_after_the_others():
+    t = np.linspace(0, 80, 4000)
+    x = np.stack([np.sin(t), np.cos(t)], 1)
+    from nwb_dsr.models import GaussianObservation, PLRNN
+    readout = GaussianObservation(2, 2); readout.fit_init(x)
+    lat = PLRNN(2)
+    import torch
+    with torch.no_grad():  # a contraction onto 0: the free run comes to rest
+        lat.A.fill_(0.5); lat.W.zero_(); lat.h.zero_()
+    res = EvaluationProtocol(max_steps=1000).evaluate(lat, readout, [x])
+    assert res.collapse == "fixed point" and res.score >= COLLAPSE_PENALTY
+    assert np.isfinite(res.score)
+
+
 def test_protocol_flags_collapse_and_counts_at_rest():
     t = np.linspace(0, 50, 5000)
     ref = np.stack([np.sin(t), np.cos(t)], 1)
@@ -95,9 +110,10 @@ def test_sklearn_clone_and_grid_search(lorenz_series):
     assert repr(est).startswith("DSR(") and "tau=5" in repr(est)
     X = lorenz_series[:1200]
     # time-ordered folds; score = -(D_stsp + 4 D_H) of a free run against the held-out fold
-    gs = GridSearchCV(DSR(**TINY), {"tau": [3, 6]}, cv=[(np.arange(800), np.arange(800, 1200))],
+    gs = GridSearchCV(DSR(**{**TINY, "epochs": 6, "batches_per_epoch": 10}), {"tau": [3, 6]}, cv=[(np.arange(800), np.arange(800, 1200))],
                       error_score="raise").fit(X)
     assert gs.best_params_["tau"] in (3, 6) and hasattr(gs.best_estimator_, "latent_model_")
+    assert np.all(np.isfinite(gs.cv_results_["mean_test_score"]))
 
 
 # scikit-learn's estimator checks that apply to a time-series estimator (the others feed

@@ -334,8 +334,11 @@ class Trainer:
             validate_now()
         if best is not None:
             self._restore(best)
+        if hist.best_epoch is not None and hist.val_epochs:
+            hist.collapse = hist.val_collapse[hist.val_epochs.index(hist.best_epoch)]
         elif hist.val_collapse and all(c is not None for c in hist.val_collapse):
             hist.collapse = hist.val_collapse[-1]
+        if hist.collapse is not None:
             warnings.warn(f"the free run of every validated checkpoint collapsed "
                           f"({hist.collapse}) while the held-back data move: the fitted "
                           "dynamics do not reproduce the data. Try another seed, a smaller tau, "
