@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._json import jsonable
 from .io.remote import is_url, local_copy, url_name
 
 __all__ = ["sweep", "load_config", "SweepResult", "SweepError", "DISTRIBUTIONS"]
@@ -477,7 +478,7 @@ def _line_printer(folder: Path, n_total: int, swept: list):
                    "finished_at": time.time(), **{k: v for k, v in r.items()
                                                    if k in _ROW_METRICS}}
             with open(folder / "trials.jsonl", "a") as fh:
-                fh.write(json.dumps(_json_safe(row)) + "\n")
+                fh.write(json.dumps(jsonable(row)) + "\n")
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             r = trial.last_result or {}
@@ -492,20 +493,6 @@ def _line_printer(folder: Path, n_total: int, swept: list):
 
 _ROW_METRICS = ("val_score", "val_score_last", "epoch", "loss", "best_epoch", "stopped",
                 "fitted_tau", *_EVAL_KEYS, "train_seconds", "time_total_s", "started_at", "pid")
-
-
-def _json_safe(obj):
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return _json_safe(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    return str(obj)
 
 
 def _error_line(err) -> str:
