@@ -205,3 +205,24 @@ def test_console_entry_point_python_m(fitted_file, tmp_path):
                           capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert [f["name"] for f in _last_json(proc.stdout)["fits"]] == ["u"]
+
+
+def test_cli_and_python_defaults_give_the_same_fit(fit_run):
+    """`nwb-dsr fit FILE --source units` and DSR() on read_units(FILE) fit the same model: both
+    take their defaults from DSRConfig (the CLI passes only what it is given)."""
+    from nwb_dsr import DSR, read_units
+    from nwb_dsr.config import DSRConfig
+    fitted = read_dynamics(fit_run["out"], name="u")
+    obs = read_units(fit_run["source"], 0.02)
+    est = DSR(epochs=1, batches_per_epoch=2, latent_dim=2, hidden_dim=4, tau=5,
+              progress=False).fit(obs)
+    assert fitted.get_params() == est.get_params()
+    assert fitted.resolved_config_ == est.resolved_config_
+    p_cli, p_py = fitted.to_state()[1], est.to_state()[1]
+    for key in p_py:
+        np.testing.assert_array_equal(p_cli[key], p_py[key])
+    # every default the CLI does not set is the configuration's
+    defaults = DSRConfig.defaults()
+    given = {"epochs", "batches_per_epoch", "latent_dim", "hidden_dim", "tau", "progress"}
+    assert {k: v for k, v in fitted.get_params().items() if k not in given} == \
+        {k: v for k, v in defaults.items() if k not in given}
