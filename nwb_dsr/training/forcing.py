@@ -276,20 +276,22 @@ class MultipleShooting(SparseForcing):
         The forcing sets the read-out's M latent units to the state; any state beyond them
         carries on.
         """
+        return self._rollout(latent, readout, self.states[index])
+
+    def _rollout(self, latent, readout, states):
         S, M = latent.state_dim, readout.latent_dim
-        zhat = pad_state(self.states[index], S)
-        project = (lambda z: pad_state(z[..., :M], S)) if S > M else None  # noqa: E731
-        return rollout(latent, readout, zhat, self.forcing_steps(F.shape[1] - 1), self.alpha,
-                       project)
+        project = lambda z: pad_state(z[..., :M], S)  # noqa: E731
+        return rollout(latent, readout, pad_state(states, S),
+                       self.forcing_steps(states.shape[1] - 1), self.alpha, project)
 
     def loss(self, latent, readout, X, F, index):
         """The likelihood of every bin of the window, the first read out from its own state,
         plus ``continuity`` × the mean squared gap at the grid points the window reaches."""
-        states = self.states[index]  # (batch, L+1, M)
-        pred = self.rollout(latent, readout, F, index)
-        z0 = pad_state(states[:, :1], latent.state_dim)
-        fit = readout.loss(torch.cat([z0, pred], dim=1), X)
         reg = latent.regularization()
+        states = self.states[index]  # (batch, L+1, M)
+        pred = self._rollout(latent, readout, states)
+        z0 = pad_state(states[:, :1], pred.shape[-1])
+        fit = readout.loss(torch.cat([z0, pred], dim=1), X)
         arrive = list(range(self.tau, X.shape[1], self.tau))  # steps that are grid points
         if not arrive or self.continuity == 0:
             return fit + reg
