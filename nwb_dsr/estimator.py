@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .analysis.collapse import CollapseWarning, describe_collapse
 from .models.latent import LATENT_MODELS, make_latent_model
 from .models.observation import make_observation_model
 from .observations import Observations
 from .training.trainer import Trainer, TrainerConfig, TrainingHistory, _pad_state, free_run
 from ._json import jsonable as _jsonable
 
-__all__ = ["DSR", "NotFittedError", "as_observations", "COUNTS_TAU_FRACTION"]
+__all__ = ["DSR", "NotFittedError", "as_observations", "COUNTS_TAU_FRACTION", "CollapseWarning"]
 
 #: ``tau="auto"`` on spike counts: this fraction of the predictability time ln 2 / λ_max.
 COUNTS_TAU_FRACTION = 0.25
@@ -67,10 +68,13 @@ class DSR:
         layer is inverted to get the forcing signal (default 0.05 s). In bins it is
         ``smoothing / bin_size``, at least one bin; 0 turns smoothing off.
     tau : int or "auto"
-        Forcing interval in bins; ``"auto"`` uses τ_pred = ln 2 / λ_max of the data, and for
-        spike counts a quarter of it (``COUNTS_TAU_FRACTION``): with the noisy forcing signal
-        of counts, longer free-running stretches let the fitted map collapse onto a fixed
-        point (``benchmarks/spikes_vs_gpfa.py``).
+        Forcing interval in bins; ``"auto"`` (default, as in the CLI) uses τ_pred = ln 2 /
+        λ_max of the data, and for spike counts a quarter of it (``COUNTS_TAU_FRACTION``): with
+        the noisy forcing signal of counts, longer free-running stretches let the fitted map
+        collapse onto a fixed point (``benchmarks/spikes_vs_gpfa.py``). For continuous data τ
+        is at least half the signal's own time scale (its dominant period, else its
+        autocorrelation time), since measurement noise inflates λ_max; ``tau_info_`` records
+        how τ was obtained (:func:`nwb_dsr.analysis.lyapunov.choose_tau`).
     mode : {"sparse", "gtf", "bptt"}
         Sparse forcing, generalized teacher forcing (``alpha``), or the clipped-BPTT baseline.
     shooting : bool or "auto"
@@ -104,6 +108,12 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
     channel_ids_ : ndarray
     noise_std_ : ndarray
         Residual standard deviation per channel (Gaussian layer), used when sampling.
+    collapse_ : str or None
+        Why the selected model's free run collapsed on the validation data
+        (``"fixed_point"``, ``"exploding"`` or ``"non_finite"``, see
+        :func:`nwb_dsr.analysis.collapse.detect_collapse`), or None. Model selection prefers
+        any checkpoint that did not collapse; when every one did, :meth:`fit` warns with a
+        :class:`CollapseWarning`.
 
     Examples
     --------
@@ -117,7 +127,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
     """
 
     def __init__(self, model="shallow_plrnn", latent_dim=None, hidden_dim=64, n_bases=8,
-                 observation="auto", link="exp", smoothing=0.05, tau=20, mode="sparse", alpha=None,
+                 observation="auto", link="exp", smoothing=0.05, tau="auto", mode="sparse", alpha=None,
                  seq_len=None, batch_size=256, batches_per_epoch=50, lr=3e-3, lr_final=1e-4,
                  optimizer="adam", schedule="exponential", epochs=200, max_time=None,
                  grad_clip=None, validation_fraction=0.1, eval_every=5, patience=None,
@@ -294,6 +304,13 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
         self.channel_ids_ = np.asarray(obs.ids)
         self.provenance_ = dict(obs.provenance)
         self.noise_std_ = self._residual_std(obs)
+        self.collapse_ = history.collapse or None
+        if self.collapse_:
+            warnings.warn(f"{describe_collapse(self.collapse_)} at every validation of this fit, "
+                          "so the model does not reproduce the data's dynamics although its "
+                          "one-step predictions may look good. Try tau='auto', a longer "
+                          "max_time, another seed, or shooting=True.", CollapseWarning,
+                          stacklevel=2)
         return self
 
     # ------------------------------------------------------------------ inference
@@ -496,6 +513,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
         h = TrainingHistory(**{k: v for k, v in config.get("history", {}).items()
                                if k in TrainingHistory.__dataclass_fields__})
         est.history_ = h
+        est.collapse_ = h.collapse or None
         est.trainer_config_ = dict(config.get("trainer", {}))
         est.tau_, est.tau_info_ = int(config["tau"]), dict(config.get("tau_info", {}))
         est.bin_size_ = float(config["bin_size"])

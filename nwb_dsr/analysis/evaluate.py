@@ -16,6 +16,7 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import gammaln
 
+from .collapse import detect_collapse
 from .lyapunov import lyapunov_spectrum, predictability_time
 from .metrics import power_spectrum_distance, state_space_divergence
 from .._json import jsonable as _jsonable
@@ -246,7 +247,10 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
     -------
     dict
         JSON-serialisable (non-finite numbers become None): ``kind``, ``bin_size``, ``n_bins``,
-        ``n_generate``, ``dstsp``, ``dh``, ``prediction_error`` ({str(n): PE(n)}),
+        ``n_generate``, ``dstsp``, ``dh``, ``collapse`` (why the free run collapsed:
+        ``"fixed_point"``, ``"exploding"`` or ``"non_finite"``, see
+        :func:`~nwb_dsr.analysis.collapse.detect_collapse`; None if it did not),
+        ``prediction_error`` ({str(n): PE(n)}),
         ``lyapunov_spectrum`` (1/s), ``lambda_max_per_s``, ``lambda_max_per_bin``,
         ``lyapunov_sum_per_s``, ``tau_pred_bins``, ``tau_pred_s``, ``tau``, ``tau_info``; for
         counts also ``poisson_loglik_per_bin`` and ``bits_per_spike_1step`` of the 1-step
@@ -302,7 +306,8 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
     else:
         ds = dh = float("nan")
     out = {"kind": obs.kind, "bin_size": float(obs.bin_size), "n_bins": int(obs.n_bins),
-           "n_generate": int(T), "dstsp": ds, "dh": dh}
+           "n_generate": int(T), "dstsp": ds, "dh": dh,
+           "collapse": detect_collapse(gen, ref)}
     if len(pe_ns):
         pe = prediction_error(estimator, obs, pe_ns)
         out["prediction_error"] = {str(int(k)): float(v) for k, v in zip(pe_ns, pe)}

@@ -21,7 +21,7 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial import cKDTree
 
 __all__ = ["lyapunov_spectrum", "lyapunov_max_data", "choose_tau", "predictability_time",
-           "embedding_delay", "embedding_dimension"]
+           "embedding_delay", "embedding_dimension", "spectral_peak", "signal_timescale"]
 
 
 # ============================================================================ model: QR method
@@ -629,6 +629,144 @@ def lyapunov_max_data(x, dt: float = 1.0, *, delay: int | None = None, dim: int 
     }
 
 
+# ============================================================================ data: time scales
+#: ``choose_tau`` bounds τ for continuous data from below by this fraction of the signal's
+#: time scale (its dominant period, else its autocorrelation time).
+TIMESCALE_FRACTION = 0.5
+
+
+def spectral_peak(x, dt: float = 1.0, *, fmin: float | None = None, fmax: float | None = None,
+                  min_prominence: float = 2.0) -> dict:
+    """Dominant rhythm of a series: the largest peak of its spectrum above the 1/f background.
+
+    The Welch power spectra of the z-scored channels (segments of about 4 s or 256 bins) are
+    normalised and averaged; the aperiodic background is a straight line fitted to log power
+    against log frequency over [``fmin``, ``fmax``] (as in the specparam / FOOOF convention),
+    and the peak is the frequency where the spectrum rises furthest above it.
+
+    Parameters
+    ----------
+    x : array of shape (n_bins,) or (n_bins, n_channels), or list of such arrays
+    dt : float
+        Bin width in seconds (frequencies are in Hz when it is in seconds).
+    fmin, fmax : float, optional
+        Frequency range searched (default: from the second frequency of the spectrum to 0.9 ×
+        the Nyquist frequency).
+    min_prominence : float
+        The peak counts only if its power is at least this multiple of the background.
+
+    Returns
+    -------
+    dict
+        ``frequency`` (None when no peak is prominent enough), ``prominence`` (power over
+        background at the peak), ``period_bins``, ``max_power_frequency`` (the plain maximum of
+        the spectrum in the range), ``fmin``, ``fmax``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> t = np.arange(20000) * 0.01
+    >>> x = np.sin(2 * np.pi * 10 * t) + rng.normal(size=t.size).cumsum() * 0.05
+    >>> round(spectral_peak(x, dt=0.01)["frequency"])
+    10
+    """
+    segs = _as_segments(x)
+    fs = 1.0 / float(dt)
+    longest = max(len(s) for s in segs)
+    nper = int(min(longest, max(64, min(256, longest), round(4 * fs))))
+    acc, n = None, 0
+    for s in segs:
+        if len(s) < nper:
+            continue
+        sd = s.std(0)
+        if not np.any(sd > 0):
+            continue
+        z = (s[:, sd > 0] - s[:, sd > 0].mean(0)) / sd[sd > 0]
+        f, P = _welch(z, fs, nper)
+        P = P / np.maximum(P.sum(0), 1e-300)
+        acc = P.mean(1) * len(s) if acc is None else acc + P.mean(1) * len(s)
+        n += len(s)
+    out = {"frequency": None, "prominence": None, "period_bins": None,
+           "max_power_frequency": None, "fmin": fmin, "fmax": fmax}
+    if acc is None:
+        return out
+    P = acc / n
+    lo = f[1] if fmin is None else max(float(fmin), f[1])
+    hi = 0.9 * fs / 2 if fmax is None else min(float(fmax), fs / 2)
+    sel = (f >= lo) & (f <= hi) & (P > 0)
+    if sel.sum() < 4:
+        return out
+    lf, lp = np.log(f[sel]), np.log(P[sel])
+    slope, icpt = np.polyfit(lf, lp, 1)
+    resid = lp - (slope * lf + icpt)
+    i = int(np.argmax(resid))
+    out.update(fmin=float(lo), fmax=float(hi), prominence=float(np.exp(resid[i])),
+               max_power_frequency=float(f[sel][int(np.argmax(P[sel]))]))
+    if np.exp(resid[i]) >= min_prominence:
+        out["frequency"] = float(f[sel][i])
+        out["period_bins"] = float(fs / f[sel][i])
+    return out
+
+
+def _welch(z, fs, nper):
+    from scipy.signal import welch
+    return welch(z, fs=fs, nperseg=nper, axis=0)
+
+
+def signal_timescale(x, dt: float = 1.0, *, fmin: float | None = None,
+                     fmax: float | None = None) -> dict:
+    """The signal's own time scale: its dominant period, else its autocorrelation time.
+
+    Parameters
+    ----------
+    x : array of shape (n_bins,) or (n_bins, n_channels), or list of such arrays
+    dt : float
+        Bin width in seconds.
+    fmin, fmax : float, optional
+        Frequency range of the peak search (:func:`spectral_peak`).
+
+    Returns
+    -------
+    dict
+        ``timescale_bins`` (the dominant period when the spectrum has a prominent peak, else the
+        autocorrelation time), ``method`` (``"dominant_period"`` or
+        ``"autocorrelation_time"``), ``dominant_frequency`` (Hz for ``dt`` in s, or None),
+        ``autocorrelation_bins`` (first lag at which the mean autocorrelation of the z-scored
+        channels falls below 1/e) and the ``peak`` record of :func:`spectral_peak`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(5000) * 0.01
+    >>> x = np.sin(2 * np.pi * 5 * t) + 0.1 * np.random.default_rng(0).normal(size=5000)
+    >>> res = signal_timescale(x, dt=0.01)
+    >>> res["method"], round(res["timescale_bins"])
+    ('dominant_period', 20)
+    """
+    segs = _as_segments(x)
+    peak = spectral_peak(segs, dt, fmin=fmin, fmax=fmax)
+    zs = []
+    allx = np.concatenate(segs)
+    mu, sd = allx.mean(0), allx.std(0)
+    keep = sd > 0
+    for s in segs:
+        zs.append((s[:, keep] - mu[keep]) / sd[keep])
+    longest = max(len(s) for s in segs)
+    max_lag = int(min(longest - 2, max(10, longest // 4)))
+    acs = [_autocorrelation([z[:, j] for z in zs], max_lag) for j in range(int(keep.sum()))]
+    ac = np.nanmean(np.stack(acs), axis=0) if acs else np.full(max_lag + 1, np.nan)
+    below = np.flatnonzero(ac < 1.0 / np.e)
+    ac_bins = float(below[0]) if below.size else float(max_lag)
+    if peak["frequency"] is not None:
+        ts, method = peak["period_bins"], "dominant_period"
+    else:
+        ts, method = ac_bins, "autocorrelation_time"
+    return {"timescale_bins": float(ts), "method": method,
+            "dominant_frequency": peak["frequency"], "autocorrelation_bins": ac_bins,
+            "peak": peak}
+
+
 def predictability_time(lambda_max: float) -> float:
     """Predictability time τ_pred = ln 2 / λ_max (the time in which errors double).
 
@@ -649,12 +787,21 @@ def predictability_time(lambda_max: float) -> float:
 
 
 def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | None = None,
-               fallback: int = 20, fraction: float = 1.0, **kwargs) -> tuple[int, dict]:
+               fallback: int = 20, fraction: float = 1.0, lower_bound="auto",
+               **kwargs) -> tuple[int, dict]:
     """Forcing interval τ = ln 2 / λ_max of the data, in bins (for ``DSR(tau="auto")``).
 
     λ_max comes from :func:`lyapunov_max_data` (Rosenstein) on the observations; spike counts
     are smoothed first with a Gaussian kernel of ``smooth`` bins (default 2). ``fraction`` ·
     τ_pred in bins is rounded and clipped to [``min_tau``, ``max_tau``].
+
+    Measurement noise makes nearby trajectories of a recording separate at once, so
+    Rosenstein's λ_max of noisy continuous data can be far too large and τ_pred far too short
+    (a fraction of one cycle of the signal's own rhythm). For continuous data τ is therefore
+    bounded from below by ``TIMESCALE_FRACTION`` of the signal's own time scale
+    (:func:`signal_timescale`: its dominant period, else its autocorrelation time; the peak is
+    searched between twice the low and 0.8 × the high edge of the band that
+    :func:`nwb_dsr.read_lfp` recorded in the provenance, if any).
 
     Parameters
     ----------
@@ -669,6 +816,10 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
         e.g. counts dominated by Poisson noise); clipped like τ_pred.
     fraction : float
         τ as a fraction of τ_pred, in (0, 1] (default 1; ``DSR`` uses 1/4 for spike counts).
+    lower_bound : "auto", int or None
+        Smallest τ in bins before clipping to [``min_tau``, ``max_tau``]: ``"auto"`` is
+        ``TIMESCALE_FRACTION`` × the signal's time scale for continuous data and none for
+        counts; None: no bound.
     **kwargs
         Passed to :func:`lyapunov_max_data` (``delay``, ``dim``, ``max_points``, ...).
 
@@ -676,10 +827,14 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
     -------
     tau : int
     info : dict
-        ``{"method": "rosenstein", "lambda_max_per_s", "lambda_max_per_bin", "tau_pred_bins",
+        ``{"method", "lambda_max_per_s", "lambda_max_per_bin", "tau_pred_bins",
         "delay", "dim", "clipped", "fallback", "fit_range", "fit_r2", "bin_size", "smooth",
-        "fraction"}``, JSON-serialisable
-        (non-finite numbers become None).
+        "fraction", "lower_bound", "bounded", "timescale"}``, JSON-serialisable
+        (non-finite numbers become None). ``method`` says how τ was obtained:
+        ``"rosenstein"`` (fraction · ln 2 / λ_max), ``"timescale_bound"`` (raised to the lower
+        bound from the signal's time scale) or ``"fallback"``; ``lower_bound`` is the bound in
+        bins (None without one), ``bounded`` whether it was applied, ``timescale`` the record of
+        :func:`signal_timescale` (None for counts).
 
     Examples
     --------
@@ -703,6 +858,13 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
         obs = Observations.from_array(obs, bin_size=1.0, kind="continuous")
     if smooth is None and obs.kind == "counts":
         smooth = 2.0
+    timescale, bound = None, None
+    if isinstance(lower_bound, str) and lower_bound == "auto":
+        if obs.kind != "counts":
+            timescale = signal_timescale(obs.data, obs.bin_size, **_band_range(obs))
+            bound = TIMESCALE_FRACTION * timescale["timescale_bins"]
+    elif lower_bound is not None:
+        bound = float(_positive_int(lower_bound, "lower_bound"))
     res = lyapunov_max_data(obs.data, dt=obs.bin_size, smooth=smooth, **kwargs)
     lam = res["lambda_max_per_bin"]
     tau_pred = predictability_time(lam)
@@ -715,9 +877,13 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
         raw = float(fallback)
     else:
         raw = fraction * tau_pred if math.isfinite(tau_pred) else float(max_tau)
+    bounded = bound is not None and raw < bound
+    if bounded:
+        raw = bound
     tau = int(min(max(int(round(raw)), min_tau), max_tau))
     info = {
-        "method": "rosenstein",
+        "method": "fallback" if used_fallback and not bounded else
+                  "timescale_bound" if bounded else "rosenstein",
         "lambda_max_per_s": _finite(res["lambda_max_per_s"]),
         "lambda_max_per_bin": _finite(lam),
         "tau_pred_bins": _finite(tau_pred),
@@ -730,8 +896,27 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
         "bin_size": float(obs.bin_size),
         "smooth": None if smooth is None else float(smooth),
         "fraction": float(fraction),
+        "lower_bound": None if bound is None else float(bound),
+        "bounded": bool(bounded),
+        "timescale": None if timescale is None else _jsonable_timescale(timescale),
     }
     return tau, info
+
+
+def _band_range(obs) -> dict:
+    """Peak-search range inside the band the reader kept (away from the filter's roll-off)."""
+    band = ((getattr(obs, "provenance", None) or {}).get("preprocess") or {}).get("band")
+    if not band:
+        return {}
+    lo, hi = band
+    return {"fmin": None if lo is None else 2.0 * float(lo),
+            "fmax": None if hi is None else 0.8 * float(hi)}
+
+
+def _jsonable_timescale(ts: dict) -> dict:
+    out = {k: v for k, v in ts.items() if k != "peak"}
+    out["peak"] = {k: (None if v is None else _finite(v)) for k, v in ts["peak"].items()}
+    return out
 
 
 def _finite(v):

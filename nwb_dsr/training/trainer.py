@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from ..analysis.collapse import detect_collapse
 from ..analysis.metrics import power_spectrum_distance, state_space_divergence
 from ..models.latent import LatentModel
 from ..models.observation import ObservationModel
@@ -26,6 +27,9 @@ from ..observations import Observations
 __all__ = ["TrainerConfig", "Trainer", "TrainingDivergedWarning", "free_run", "resolve_device"]
 
 MODES = ("sparse", "gtf", "bptt")
+#: Added to the validation score of a checkpoint whose free run collapsed, so that any
+#: checkpoint that did not collapse is selected before it.
+COLLAPSE_PENALTY = 1e6
 
 
 class TrainingDivergedWarning(RuntimeWarning):
@@ -232,17 +236,24 @@ class _Data:
 
 @dataclass
 class TrainingHistory:
-    """Record of a training run."""
+    """Record of a training run.
+
+    ``val_collapse`` holds, per validation, the reason the free run collapsed
+    (:func:`~nwb_dsr.analysis.collapse.detect_collapse`) or None; ``collapse`` is that reason
+    for the selected checkpoint ("" when it did not collapse or nothing was validated).
+    """
 
     loss: list = field(default_factory=list)
     val_epochs: list = field(default_factory=list)
     val_score: list = field(default_factory=list)
     val_dstsp: list = field(default_factory=list)
     val_dh: list = field(default_factory=list)
+    val_collapse: list = field(default_factory=list)
     epochs: int = 0
     seconds: float = 0.0
     best_epoch: int | None = None
     stopped: str = ""
+    collapse: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -279,6 +290,8 @@ class Trainer:
         self.config = config.validate()
         self.device = resolve_device(config.device)
         self.history = TrainingHistory()
+        #: Collapse reason of the last :meth:`validation_score` call (None: no collapse).
+        self.last_collapse: str | None = None
         #: With ``shooting``: the learned forcing states (n_bins, M) over the concatenated
         #: training segments at the end of training (rows off the grid keep their initial ẑ).
         self.forcing_states: torch.Tensor | None = None
@@ -424,8 +437,11 @@ class Trainer:
         counts, Poisson draws smoothed and link-inverted), with the same seed at every
         validation so that scores of successive epochs differ by the model only. Both series
         are compared in the leading principal components ``pca`` of the held-back data.
+        Whether the free run collapsed (:func:`~nwb_dsr.analysis.collapse.detect_collapse`,
+        in the forcing space against the held-back data) is left in :attr:`last_collapse`.
         """
         obs, lat = self.observation, self.latent
+        self.last_collapse = "non_finite"
         z0 = _pad_state(obs.invert(val.F[:1]), lat.state_dim)
         burn = n_steps // 4
         Z = free_run(lat, z0, n_steps + burn)[0, burn:]
@@ -435,6 +451,7 @@ class Trainer:
         if not np.all(np.isfinite(y)):
             return float("inf"), float("inf"), 1.0
         ref = val.F.cpu().numpy().astype(np.float64)
+        self.last_collapse = detect_collapse(y, ref)
         mu = ref.mean(0)
         yr, yg = (ref - mu) @ pca, (y - mu) @ pca
         ds = state_space_divergence(yr, yg)
@@ -559,9 +576,11 @@ class Trainer:
                 score, ds, dh = self.validation_score(val, pca, n_val_steps)
                 hist.val_epochs.append(epoch); hist.val_score.append(score)
                 hist.val_dstsp.append(ds); hist.val_dh.append(dh)
+                hist.val_collapse.append(self.last_collapse)
+                score += COLLAPSE_PENALTY if self.last_collapse else 0.0
                 if score < best_score:
                     best_score, best, stale = score, last_good, 0
-                    hist.best_epoch = epoch
+                    hist.best_epoch, hist.collapse = epoch, self.last_collapse or ""
                 else:
                     stale += 1
                 if cfg.patience is not None and stale >= cfg.patience:
@@ -582,8 +601,11 @@ class Trainer:
             score, ds, dh = self.validation_score(val, pca, n_val_steps)
             hist.val_epochs.append(epoch); hist.val_score.append(score)
             hist.val_dstsp.append(ds); hist.val_dh.append(dh)
+            hist.val_collapse.append(self.last_collapse)
+            score += COLLAPSE_PENALTY if self.last_collapse else 0.0
             if score < best_score:
                 best_score, best, hist.best_epoch = score, self._snapshot(), epoch
+                hist.collapse = self.last_collapse or ""
         if states is not None:
             self.forcing_states = states.detach()
         if best is not None:
