@@ -3,7 +3,7 @@
 For each seed, exactly what ``nwb-dsr fit FILE --source lfp --max-time S`` does with nothing
 else given, except that the fit sees only the first 80 % of the recording:
 
-1. ``read_lfp(FILE)`` with its defaults (band 0.5–30 Hz, 75 Hz, detected mains removed,
+1. ``read_lfp(FILE)`` with its defaults (band 0.1–30 Hz, 75 Hz, detected mains removed,
    principal components beyond 16 channels, z-scored);
 2. ``DSR(max_time=S, seed=seed).fit(train)`` with every other setting at its default
    (``tau="auto"``);
@@ -15,7 +15,9 @@ The dominant spectral peak (:func:`nwb_dsr.analysis.lyapunov.spectral_peak`: the
 of the mean Welch spectrum of the z-scored channels above a 1/f background, searched between
 twice the band's low and 0.8 × its high edge) is given for the held-out data and for a free run
 of the same length (from the forced state at the first held-out bin, the first quarter dropped).
-``max_power`` is the plain maximum of each spectrum in that range.
+``max_power`` is the plain maximum of each spectrum in that range. For scale, the D_H of the
+held-out data against each training window of the same length (the data against themselves)
+is listed too (``dh_data_vs_train_windows``; its mean is printed as "data floor").
 
 ``--lorenz`` runs the same on a synthetic recording with known truth instead of FILE: 16 LFP
 channels, each a noisy linear mixture of a Lorenz-63 latent at one Lorenz time unit per second
@@ -43,6 +45,7 @@ import torch
 
 import nwb_dsr as dsr
 from nwb_dsr.analysis.lyapunov import spectral_peak
+from nwb_dsr.analysis.metrics import power_spectrum_distance
 
 
 def run(path, seed: int, max_time: float, n_lyapunov: int) -> dict:
@@ -63,10 +66,15 @@ def run(path, seed: int, max_time: float, n_lyapunov: int) -> dict:
            "fmax": None if band[1] is None else 0.8 * band[1]}
     pd, pg = spectral_peak(x, obs.bin_size, **rng), spectral_peak(gen, obs.bin_size, **rng)
     info = est.tau_info_
+    # the data against themselves: D_H between the held-out part and every training window of
+    # the same length (how far the recording's own spectrum drifts over time)
+    xt = np.concatenate(train.data)
+    floor = [power_spectrum_distance(x, xt[a:a + T]) for a in range(0, len(xt) - T + 1, T)]
     rel = (None if pd["frequency"] is None or pg["frequency"] is None
            else abs(pg["frequency"] - pd["frequency"]) / pd["frequency"])
     return {
         "seed": seed, "dh": m["dh"], "dstsp": m["dstsp"],
+        "dh_data_vs_train_windows": [float(v) for v in floor],
         "peak_data_hz": pd["frequency"], "peak_gen_hz": pg["frequency"],
         "peak_rel_error": rel,
         "max_power_data_hz": pd["max_power_frequency"],
@@ -119,7 +127,8 @@ def main(argv=None) -> int:
         line = (f"seed {seed}: D_H {f(r['dh'])}  D_stsp {f(r['dstsp'])}  peak data "
                 f"{f(r['peak_data_hz'], 2)} Hz / free run {f(r['peak_gen_hz'], 2)} Hz  "
                 f"lambda_max model {f(r['lambda_max_model_per_s'], 2)} /s (data "
-                f"{f(r['lambda_max_data_per_s'], 2)})  tau {r['tau']} ({r['tau_method']})  "
+                f"{f(r['lambda_max_data_per_s'], 2)})  D_H data floor "
+                f"{f(float(np.mean(r['dh_data_vs_train_windows'])))}  tau {r['tau']} ({r['tau_method']})  "
                 f"fit {r['fit_seconds']:.0f} s, {r['epochs']} epochs  collapse "
                 f"{r['collapse'] or 'none'}")
         if truth is not None:

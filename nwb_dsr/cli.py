@@ -167,7 +167,7 @@ def _add_lfp_options(p):
                    help="output sampling rate (default auto: 2.5 x the band's high edge, 75 Hz; "
                    "none: the series' rate)")
     g.add_argument("--band", type=_band, default="auto", metavar="LOW,HIGH|auto|none",
-                   help="zero-phase band-pass in Hz (default auto: 0.5,30)")
+                   help="zero-phase band-pass in Hz (default auto: 0.1,30)")
     g.add_argument("--notch", type=_auto_or(float), default="auto", metavar="HZ|auto|none",
                    help="mains frequency to notch (default auto: 50 or 60 Hz detected from the "
                    "spectrum, or none)")

@@ -21,6 +21,12 @@ __all__ = ["DSR", "NotFittedError", "as_observations", "COUNTS_TAU_FRACTION", "C
 COUNTS_TAU_FRACTION = 0.25
 
 
+def _field_potential(obs) -> bool:
+    """Whether ``obs`` is a recorded field potential prepared by read_lfp's preprocessing."""
+    pre = (getattr(obs, "provenance", None) or {}).get("preprocess") or {}
+    return bool(getattr(obs, "kind", None) == "continuous" and pre.get("enabled"))
+
+
 class NotFittedError(ValueError, AttributeError):
     """Raised when a method that needs a fitted model is called before :meth:`DSR.fit`."""
 
@@ -79,8 +85,12 @@ class DSR:
         Sparse forcing, generalized teacher forcing (``alpha``), or the clipped-BPTT baseline.
     shooting : bool or "auto"
         Learn the forcing states jointly with the model (multiple shooting, see
-        :class:`nwb_dsr.training.TrainerConfig`); ``"auto"`` turns it on for the Poisson layer
-        with sparse forcing, where the states inferred from smoothed counts are noisy.
+        :class:`nwb_dsr.training.TrainerConfig`); ``"auto"`` turns it on with sparse forcing
+        for the Poisson layer, where the states inferred from smoothed counts are noisy, and
+        for recorded field potentials prepared by :func:`nwb_dsr.read_lfp` (its
+        ``provenance["preprocess"]``), whose measurement noise likewise biases a map fitted to
+        data-inferred states towards contraction, so that its free run collapses onto a fixed
+        point.
     alpha, seq_len, batch_size, batches_per_epoch, lr, lr_final, optimizer, schedule, epochs, \
 max_time, grad_clip, validation_fraction, eval_every, patience, continuity
         Training settings, see :class:`nwb_dsr.training.TrainerConfig`.
@@ -205,9 +215,9 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
             raise ValueError(f"smoothing must be a width in seconds >= 0; got {s!r}.")
         return 0.0 if s == 0 else max(float(s) / float(bin_size), 1.0)
 
-    def _resolve_shooting(self, obs_name: str) -> bool:
+    def _resolve_shooting(self, obs_name: str, obs=None) -> bool:
         if self.shooting == "auto":
-            return obs_name == "poisson" and self.mode == "sparse"
+            return self.mode == "sparse" and (obs_name == "poisson" or _field_potential(obs))
         if not isinstance(self.shooting, (bool, np.bool_)):
             raise ValueError(f"shooting must be True, False or 'auto'; got {self.shooting!r}.")
         return bool(self.shooting)
@@ -287,7 +297,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
                             schedule=self.schedule, epochs=self.epochs, max_time=self.max_time,
                             grad_clip=self.grad_clip, validation_fraction=self.validation_fraction,
                             eval_every=self.eval_every, patience=self.patience,
-                            shooting=self._resolve_shooting(obs_name),
+                            shooting=self._resolve_shooting(obs_name, obs),
                             continuity=self.continuity, seed=self.seed,
                             device=self.device, progress=self.progress)
         trainer = Trainer(latent, observation, cfg)

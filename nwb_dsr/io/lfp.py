@@ -468,7 +468,7 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
     """Read an ElectricalSeries (LFP, ECoG, EEG) as continuous observations.
 
     By default (``preprocess=True``) the signal is prepared for dynamical-systems
-    reconstruction (:mod:`nwb_dsr.io.preprocess`): band-limited to 0.5–30 Hz, resampled to
+    reconstruction (:mod:`nwb_dsr.io.preprocess`): band-limited to 0.1–30 Hz, resampled to
     75 Hz, mains (50 or 60 Hz, detected from the spectrum) removed, reduced to principal
     components when there are more than 16 channels, and z-scored. Every step can be changed by
     its keyword; ``preprocess=False`` reads the samples in volts as stored (each keyword left at
@@ -495,7 +495,7 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
     band : (float or None, float or None), "auto" or None
         Band-pass edges in Hz at the output rate (None for a low- or high-pass), applied
         zero-phase (Butterworth of ``filter_order``, forward and backward); None: no band.
-        ``"auto"``: (0.5, 30) Hz with ``preprocess`` (the high edge lowered to 0.4 × ``rate``
+        ``"auto"``: (0.1, 30) Hz with ``preprocess`` (the high edge lowered to 0.4 × ``rate``
         for slowly sampled series), else none.
     notch : float, "auto" or None
         Mains frequency in Hz whose harmonics are notched (those the resampling does not

@@ -3,11 +3,13 @@
 :func:`nwb_dsr.read_lfp` applies these steps unless ``preprocess=False``; each one can be
 overridden by its own keyword, and every choice is recorded in ``obs.provenance["preprocess"]``.
 
-1. **Band limit** ``DEFAULT_BAND`` = (0.5, 30) Hz: a zero-phase Butterworth band-pass that removes
-   drifts and DC offsets below and muscle activity, spikes and line noise above. It keeps delta
-   to beta (the band of clinical EEG and of most LFP analyses, e.g. MNE's 0.1–40 Hz ERP and
-   1–30 Hz resting-state pipelines) and the slow rhythms that dynamical-systems reconstructions
-   of EEG model (the DSR papers smooth EEG to well below 30 Hz before embedding it).
+1. **Band limit** ``DEFAULT_BAND`` = (0.1, 30) Hz: a zero-phase Butterworth band-pass that removes
+   DC offsets and drifts below and muscle activity, spikes and line noise above. It keeps delta
+   to beta (the band of clinical EEG and of most LFP analyses; the low edge is MNE's usual ERP
+   high-pass, and the high edge that of resting-state pipelines) and the slow rhythms that
+   dynamical-systems reconstructions of EEG model (the DSR papers smooth EEG to well below
+   30 Hz before embedding it). A higher low edge (e.g. 0.5 or 1 Hz) would cut into slow
+   dynamics such as those of a Lorenz-like system at one time unit per second.
 2. **Output rate** ``RATE_FACTOR`` × the band's high edge (75 Hz for the default band), at most
    the series' rate: the band is resolved with at least 2.5 samples per period of its highest
    frequency, so the anti-aliasing filter's transition lies above the band, while 50- and 60-Hz
@@ -35,7 +37,7 @@ __all__ = ["DEFAULT_BAND", "RATE_FACTOR", "MAX_CHANNELS", "PCA_VARIANCE", "LINE_
            "principal_components"]
 
 #: Default band limit in Hz (low, high).
-DEFAULT_BAND = (0.5, 30.0)
+DEFAULT_BAND = (0.1, 30.0)
 #: Default output rate as a multiple of the band's high edge.
 RATE_FACTOR = 2.5
 #: Recordings with more channels are reduced to principal components by default.
@@ -69,9 +71,9 @@ def default_band_and_rate(fs_in: float, band=DEFAULT_BAND, rate=None):
     Examples
     --------
     >>> default_band_and_rate(500.0)
-    ((0.5, 30.0), 75.0)
+    ((0.1, 30.0), 75.0)
     >>> default_band_and_rate(40.0)       # a slow series keeps its rate; the band fits under it
-    ((0.5, 16.0), 40.0)
+    ((0.1, 16.0), 40.0)
     """
     lo, hi = band
     if rate is None:
