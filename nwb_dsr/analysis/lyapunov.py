@@ -651,7 +651,9 @@ def spectral_peak(x, dt: float = 1.0, *, fmin: float | None = None, fmax: float 
         Bin width in seconds (frequencies are in Hz when it is in seconds).
     fmin, fmax : float, optional
         Frequency range searched (default: from the second frequency of the spectrum to 0.9 ×
-        the Nyquist frequency).
+        the Nyquist frequency). Frequencies with fewer than 4 cycles per Welch segment are
+        never searched: the background fit is unreliable there, and a rhythm needs several
+        cycles to count as one.
     min_prominence : float
         The peak counts only if its power is at least this multiple of the background.
 
@@ -692,7 +694,7 @@ def spectral_peak(x, dt: float = 1.0, *, fmin: float | None = None, fmax: float 
     if acc is None:
         return out
     P = acc / n
-    lo = f[1] if fmin is None else max(float(fmin), f[1])
+    lo = max(f[1] if fmin is None else float(fmin), 4 * f[1])
     hi = 0.9 * fs / 2 if fmax is None else min(float(fmax), fs / 2)
     sel = (f >= lo) & (f <= hi) & (P > 0)
     if sel.sum() < 4:
