@@ -541,7 +541,8 @@ def _add_fit_options(p):
     g.add_argument("--model", default="shallow_plrnn", choices=sorted(LATENT_MODELS),
                    help="latent model (default: shallow_plrnn)")
     g.add_argument("--latent-dim", type=_positive_int, default=None, metavar="M",
-                   help="latent dimension (default: 3 for spikes, channels for LFP, at most 16)")
+                   help="latent dimension (default: 3 for spikes; for LFP the data's dimension, the "
+                   "principal components explaining 95%% of the variance, at most 16)")
     g.add_argument("--hidden-dim", type=_positive_int, default=None, metavar="H",
                    help="hidden width of the shallow PLRNNs (default 64)")
     g.add_argument("--observation", default="auto", choices=["auto", "poisson", "gaussian"],

@@ -27,6 +27,17 @@ def _field_potential(obs) -> bool:
     return bool(getattr(obs, "kind", None) == "continuous" and pre.get("enabled"))
 
 
+def _data_dimension(obs, variance=None, cap: int = 16) -> int:
+    """Principal components needed to explain ``variance`` (default
+    :data:`nwb_dsr.io.preprocess.PCA_VARIANCE`) of the channels' variance, at most ``cap``."""
+    from .io.preprocess import PCA_VARIANCE
+    x = obs.concatenated()
+    sv = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    ev = np.cumsum(sv ** 2) / max(float(np.sum(sv ** 2)), 1e-300)
+    k = int(np.searchsorted(ev, PCA_VARIANCE if variance is None else variance) + 1)
+    return int(min(max(k, 1), cap, obs.n_channels))
+
+
 class NotFittedError(ValueError, AttributeError):
     """Raised when a method that needs a fitted model is called before :meth:`DSR.fit`."""
 
@@ -60,7 +71,9 @@ class DSR:
         ``"dendritic_plrnn"``, ``"lstm"`` or ``"rnn"``.
     latent_dim : int or None
         Latent size M; default: the number of channels for continuous data (at most 16), and 3 for
-        counts (at most the number of units).
+        counts (at most the number of units). For field potentials prepared by
+        :func:`nwb_dsr.read_lfp`: the data's dimension, the number of principal components that
+        explain 95 % of the channels' variance (at most 16).
     hidden_dim : int
         Hidden width of the shallow PLRNNs.
     n_bases : int
@@ -205,6 +218,8 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
             # population activity: a few latent dimensions; directions the counts do not pin
             # down let the free run drift or diverge
             return int(min(3, obs.n_channels))
+        if _field_potential(obs):
+            return _data_dimension(obs)
         return int(min(obs.n_channels, 16))
 
     def _smoothing_bins(self, bin_size: float) -> float:

@@ -190,3 +190,25 @@ def test_ground_truth_lfp_mixture_defaults(tmp_path):
     # the slow Lorenz signal passes the band: the preprocessed channels follow the raw ones
     r = np.corrcoef(obs.data[0][100:-100, 0], raw.data[0][100:-100, 0])[0, 1]
     assert r > 0.9
+
+
+def test_dsr_defaults_for_field_potentials():
+    """DSR() on read_lfp's output: learned forcing states, the data's dimension as latent size,
+    τ with its record; on raw volts the generic continuous defaults."""
+    import warnings
+
+    from nwb_dsr import DSR
+    from nwb_dsr.estimator import _data_dimension
+    kw = dict(epochs=1, batches_per_epoch=1, batch_size=4, hidden_dim=4, progress=False)
+    obs = read_lfp(_file(_recording(n_ch=6, seconds=20.0), 500.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # Rosenstein on a short noisy series
+        est = DSR(**kw).fit(obs)
+    assert est.trainer_config_["shooting"] is True
+    assert est.latent_model_.latent_dim == _data_dimension(obs) < 6
+    assert est.tau_info_["method"] in ("rosenstein", "timescale_bound", "fallback")
+    assert est.tau_info_["lower_bound"] is not None and est.tau_info_["timescale"] is not None
+    assert est.provenance_["preprocess"]["enabled"] is True
+    raw = read_lfp(_file(_recording(n_ch=6, seconds=4.0), 500.0), preprocess=False)
+    est = DSR(tau=10, **kw).fit(raw)
+    assert est.trainer_config_["shooting"] is False and est.latent_model_.latent_dim == 6
