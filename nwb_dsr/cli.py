@@ -538,8 +538,9 @@ def _add_common(p, json_help="print a JSON object as the last line"):
 def _add_fit_options(p):
     from .models.latent import LATENT_MODELS
     g = p.add_argument_group("model and training")
-    g.add_argument("--model", default="shallow_plrnn", choices=sorted(LATENT_MODELS),
-                   help="latent model (default: shallow_plrnn)")
+    g.add_argument("--model", default="auto", choices=["auto", *sorted(LATENT_MODELS)],
+                   help="latent model (default auto: clipped_shallow_plrnn for LFP read with "
+                   "the default preprocessing, shallow_plrnn otherwise)")
     g.add_argument("--latent-dim", type=_positive_int, default=None, metavar="M",
                    help="latent dimension (default: 3 for spikes; for LFP the data's dimension, the "
                    "principal components explaining 95%% of the variance, at most 16)")

@@ -67,8 +67,11 @@ class DSR:
     Parameters
     ----------
     model : str
-        Latent map: ``"shallow_plrnn"`` (default), ``"clipped_shallow_plrnn"``, ``"plrnn"``,
-        ``"dendritic_plrnn"``, ``"lstm"`` or ``"rnn"``.
+        Latent map: ``"shallow_plrnn"``, ``"clipped_shallow_plrnn"``, ``"plrnn"``,
+        ``"dendritic_plrnn"``, ``"lstm"`` or ``"rnn"``; ``"auto"`` (default) is the clipped
+        shallow PLRNN for field potentials prepared by :func:`nwb_dsr.read_lfp` (its bounded
+        non-linearity keeps the free run of a model fitted to noisy recordings from exploding)
+        and the shallow PLRNN otherwise.
     latent_dim : int or None
         Latent size M; default: the number of channels for continuous data (at most 16), and 3 for
         counts (at most the number of units). For field potentials prepared by
@@ -149,7 +152,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
     (100, 2)
     """
 
-    def __init__(self, model="shallow_plrnn", latent_dim=None, hidden_dim=64, n_bases=8,
+    def __init__(self, model="auto", latent_dim=None, hidden_dim=64, n_bases=8,
                  observation="auto", link="exp", smoothing=0.05, tau="auto", mode="sparse", alpha=None,
                  seq_len=None, batch_size=256, batches_per_epoch=50, lr=3e-3, lr_final=1e-4,
                  optimizer="adam", schedule="exponential", epochs=200, max_time=None,
@@ -281,8 +284,12 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
                                                               kind=obs.kind)
         if val is not None and val.n_channels != obs.n_channels:
             raise ValueError(f"validation has {val.n_channels} channels but X has {obs.n_channels}.")
-        if self.model not in LATENT_MODELS:
-            raise ValueError(f"model must be one of {sorted(LATENT_MODELS)}; got {self.model!r}.")
+        model = self.model
+        if model == "auto":
+            model = "clipped_shallow_plrnn" if _field_potential(obs) else "shallow_plrnn"
+        if model not in LATENT_MODELS:
+            raise ValueError(f"model must be one of {sorted(LATENT_MODELS)} or 'auto'; got "
+                             f"{self.model!r}.")
         obs_name = self.observation
         if obs_name == "auto":
             obs_name = "poisson" if obs.kind == "counts" else "gaussian"
@@ -300,7 +307,7 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
             latent, observation = self.latent_model_.train(), self.observation_model_.train()
         else:
             M = self._default_latent_dim(obs)
-            latent = make_latent_model(self.model, M, hidden_dim=self.hidden_dim,
+            latent = make_latent_model(model, M, hidden_dim=self.hidden_dim,
                                        n_bases=self.n_bases, seed=self.seed)
             okw = {"link": self.link, "smoothing": self._smoothing_bins(obs.bin_size)} \
                 if obs_name == "poisson" else {}

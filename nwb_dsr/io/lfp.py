@@ -671,7 +671,8 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
                pca=None if pca is None else {k: pca[k] for k in ("n_components",
                                                                  "explained_variance")})
     prov = {"source": label, "object": path, "selection": jsonable(selection),
-            "input_rate": fs, "unit": "z-score" if zscore else "volts",
+            "input_rate": fs, "unit": "z-score" if zscore else (
+                "principal components of z-scored channels" if pca is not None else "volts"),
             "filter": _filter_text(res, sos, band, filter_order, notches),
             "preprocess": jsonable(pre)}
     if pca is not None:

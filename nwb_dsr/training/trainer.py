@@ -27,6 +27,9 @@ from ..observations import Observations
 __all__ = ["TrainerConfig", "Trainer", "TrainingDivergedWarning", "free_run", "resolve_device"]
 
 MODES = ("sparse", "gtf", "bptt")
+#: Collapse is checked on a free run of at least this many steps (after the transient), so that
+#: a slow divergence shows even when the scored run is short.
+COLLAPSE_STEPS = 5000
 #: Added to the validation score of a checkpoint whose free run collapsed, so that any
 #: checkpoint that did not collapse is selected before it.
 COLLAPSE_PENALTY = 1e6
@@ -438,7 +441,8 @@ class Trainer:
         validation so that scores of successive epochs differ by the model only. Both series
         are compared in the leading principal components ``pca`` of the held-back data.
         Whether the free run collapsed (:func:`~nwb_dsr.analysis.collapse.detect_collapse`,
-        in the forcing space against the held-back data) is left in :attr:`last_collapse`.
+        in the forcing space against the held-back data, on free runs of at least
+        ``COLLAPSE_STEPS`` steps from three points of it) is left in :attr:`last_collapse`.
         """
         obs, lat = self.observation, self.latent
         self.last_collapse = "non_finite"
@@ -451,7 +455,7 @@ class Trainer:
         if not np.all(np.isfinite(y)):
             return float("inf"), float("inf"), 1.0
         ref = val.F.cpu().numpy().astype(np.float64)
-        self.last_collapse = detect_collapse(y, ref)
+        self.last_collapse = self._collapse(val, ref, burn, max(n_steps, COLLAPSE_STEPS))
         mu = ref.mean(0)
         yr, yg = (ref - mu) @ pca, (y - mu) @ pca
         ds = state_space_divergence(yr, yg)
@@ -459,6 +463,24 @@ class Trainer:
         dh = power_spectrum_distance(yr[:n], yg[:n]) if n > 64 else 0.0
         ds = float("inf") if not np.isfinite(ds) else ds
         return ds + 4.0 * dh, ds, dh
+
+    @torch.no_grad()
+    def _collapse(self, val: _Data, ref: np.ndarray, burn: int, n_steps: int):
+        """Collapse reason (or None) of free runs of ``n_steps`` (after ``burn``) from the
+        forced states at three points of the held-back data (its start, a third and two thirds
+        in): the first reason found."""
+        obs, lat = self.observation, self.latent
+        starts = sorted({0, len(val.F) // 3, 2 * len(val.F) // 3})
+        z0 = _pad_state(obs.invert(val.F[starts]), lat.state_dim)
+        Z = free_run(lat, z0, n_steps + burn)[:, burn:]
+        for b in range(Z.shape[0]):
+            if not torch.isfinite(Z[b]).all():
+                return "non_finite"
+            y = obs.simulated_forcing_target(Z[b], np.random.default_rng(self.config.seed))
+            reason = detect_collapse(y, ref)
+            if reason:
+                return reason
+        return None
 
     def fit(self, obs: Observations, val_obs: Observations | None = None,
             callback=None) -> TrainingHistory:
