@@ -298,7 +298,18 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
         if obs_name == "poisson" and obs.kind != "counts":
             raise ValueError("observation='poisson' needs spike counts (kind='counts'); these data "
                              "are continuous. Use observation='gaussian'.")
+        cfg = TrainerConfig(mode=self.mode, tau=1, alpha=self.alpha, seq_len=self.seq_len,
+                            batch_size=self.batch_size, batches_per_epoch=self.batches_per_epoch,
+                            lr=self.lr, lr_final=self.lr_final, optimizer=self.optimizer,
+                            schedule=self.schedule, epochs=self.epochs, max_time=self.max_time,
+                            grad_clip=self.grad_clip, validation_fraction=self.validation_fraction,
+                            eval_every=self.eval_every, patience=self.patience,
+                            shooting=self._resolve_shooting(obs_name, obs),
+                            continuity=self.continuity, seed=self.seed,
+                            device=self.device, progress=self.progress).validate()
+        self._default_latent_dim(obs)  # settings fail before tau="auto" estimates λ_max
         tau, tau_info = self._resolve_tau(obs)
+        cfg.tau = tau
         torch.manual_seed(self.seed)
         if self.warm_start and hasattr(self, "latent_model_"):
             if obs.n_channels != self.n_features_in_:
@@ -313,15 +324,6 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
                 if obs_name == "poisson" else {}
             observation = make_observation_model(obs_name, obs.n_channels, latent.state_dim, **okw)
             observation.fit_init(obs.concatenated())
-        cfg = TrainerConfig(mode=self.mode, tau=tau, alpha=self.alpha, seq_len=self.seq_len,
-                            batch_size=self.batch_size, batches_per_epoch=self.batches_per_epoch,
-                            lr=self.lr, lr_final=self.lr_final, optimizer=self.optimizer,
-                            schedule=self.schedule, epochs=self.epochs, max_time=self.max_time,
-                            grad_clip=self.grad_clip, validation_fraction=self.validation_fraction,
-                            eval_every=self.eval_every, patience=self.patience,
-                            shooting=self._resolve_shooting(obs_name, obs),
-                            continuity=self.continuity, seed=self.seed,
-                            device=self.device, progress=self.progress)
         trainer = Trainer(latent, observation, cfg)
         history = trainer.fit(obs, val, callback=callback)
         latent.cpu(); observation.cpu()

@@ -30,6 +30,8 @@ MODES = ("sparse", "gtf", "bptt")
 #: Collapse is checked on a free run of at least this many steps (after the transient), so that
 #: a slow divergence shows even when the scored run is short.
 COLLAPSE_STEPS = 5000
+#: ... from this many evenly spaced points of the held-back data.
+COLLAPSE_STARTS = 6
 #: Added to the validation score of a checkpoint whose free run collapsed, so that any
 #: checkpoint that did not collapse is selected before it.
 COLLAPSE_PENALTY = 1e6
@@ -442,7 +444,8 @@ class Trainer:
         are compared in the leading principal components ``pca`` of the held-back data.
         Whether the free run collapsed (:func:`~nwb_dsr.analysis.collapse.detect_collapse`,
         in the forcing space against the held-back data, on free runs of at least
-        ``COLLAPSE_STEPS`` steps from three points of it) is left in :attr:`last_collapse`.
+        ``COLLAPSE_STEPS`` steps from ``COLLAPSE_STARTS`` points of it) is left in
+        :attr:`last_collapse`.
         """
         obs, lat = self.observation, self.latent
         self.last_collapse = "non_finite"
@@ -467,10 +470,10 @@ class Trainer:
     @torch.no_grad()
     def _collapse(self, val: _Data, ref: np.ndarray, burn: int, n_steps: int):
         """Collapse reason (or None) of free runs of ``n_steps`` (after ``burn``) from the
-        forced states at three points of the held-back data (its start, a third and two thirds
-        in): the first reason found."""
+        forced states at ``COLLAPSE_STARTS`` evenly spaced points of the held-back data: the
+        first reason found (a model can keep moving from one state and settle from another)."""
         obs, lat = self.observation, self.latent
-        starts = sorted({0, len(val.F) // 3, 2 * len(val.F) // 3})
+        starts = sorted({int(v) for v in np.linspace(0, len(val.F) - 1, COLLAPSE_STARTS)})
         z0 = _pad_state(obs.invert(val.F[starts]), lat.state_dim)
         Z = free_run(lat, z0, n_steps + burn)[:, burn:]
         for b in range(Z.shape[0]):
