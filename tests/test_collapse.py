@@ -123,7 +123,8 @@ def test_validation_score_detects_a_collapsed_model():
     val = trainer_module._Data(None, F, None)
     score, _, _ = tr.validation_score(val, np.eye(2), 500)
     assert tr.last_collapse == "fixed_point"
-    res = evaluate(est, DATA[800:1600], pe_steps=(1,), n_lyapunov=200)
+    with pytest.warns(CollapseWarning, match="fixed point .* on these data"):
+        res = evaluate(est, DATA[800:1600], pe_steps=(1,), n_lyapunov=200)
     assert res["collapse"] == "fixed_point"
 
 

@@ -67,7 +67,7 @@ def detect_collapse(generated, reference, *, flat: float = 0.05, explode: float 
     True
     >>> detect_collapse(np.exp(-t)[:, None] * data, data)   # decays onto the origin
     'fixed_point'
-    >>> detect_collapse(np.exp(0.01 * t)[:, None] * data, data)
+    >>> detect_collapse(np.exp(0.05 * t)[:, None] * data, data)   # grows without bound
     'exploding'
     """
     g = np.asarray(generated, dtype=np.float64)

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 from scipy.special import gammaln
 
-from .collapse import detect_collapse
+from .collapse import CollapseWarning, describe_collapse, detect_collapse
 from .lyapunov import lyapunov_spectrum, predictability_time
 from .metrics import power_spectrum_distance, state_space_divergence
 from .._json import jsonable as _jsonable
@@ -258,6 +259,11 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
         forcing target sees a few bins ahead, see :func:`prediction_error`); with ``figures``
         also ``figures`` ({name: path}).
 
+    Warns
+    -----
+    CollapseWarning
+        When the free run collapsed (``collapse`` is not None).
+
     Examples
     --------
     >>> import json, numpy as np
@@ -308,6 +314,11 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
     out = {"kind": obs.kind, "bin_size": float(obs.bin_size), "n_bins": int(obs.n_bins),
            "n_generate": int(T), "dstsp": ds, "dh": dh,
            "collapse": detect_collapse(gen, ref)}
+    if out["collapse"]:
+        warnings.warn(f"{describe_collapse(out['collapse'])} on these data, so D_stsp, D_H and "
+                      "the Lyapunov spectrum describe a collapsed model, not the data's "
+                      "dynamics; fit again (another seed, a longer max_time) and compare.",
+                      CollapseWarning, stacklevel=2)
     if len(pe_ns):
         pe = prediction_error(estimator, obs, pe_ns)
         out["prediction_error"] = {str(int(k)): float(v) for k, v in zip(pe_ns, pe)}

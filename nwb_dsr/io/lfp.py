@@ -576,7 +576,7 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
     0.001
     >>> obs = read_lfp(nwbfile)                                   # the defaults
     >>> obs.bin_size, obs.provenance["preprocess"]["band"]
-    (0.013333333333333334, [0.5, 30.0])
+    (0.013333333333333334, [0.1, 30.0])
     """
     chunk = seconds(chunk_seconds, "chunk_seconds")
     interval = check_interval(interval)
