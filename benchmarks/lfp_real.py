@@ -128,7 +128,8 @@ def main(argv=None) -> int:
                 f"{f(r['peak_data_hz'], 2)} Hz / free run {f(r['peak_gen_hz'], 2)} Hz  "
                 f"lambda_max model {f(r['lambda_max_model_per_s'], 2)} /s (data "
                 f"{f(r['lambda_max_data_per_s'], 2)})  D_H data floor "
-                f"{f(float(np.mean(r['dh_data_vs_train_windows'])))}  tau {r['tau']} ({r['tau_method']})  "
+                f"{f(float(np.mean(r['dh_data_vs_train_windows'])))}  "
+                f"tau {r['tau']} ({r['tau_method']})  "
                 f"fit {r['fit_seconds']:.0f} s, {r['epochs']} epochs  collapse "
                 f"{r['collapse'] or 'none'}")
         if truth is not None:

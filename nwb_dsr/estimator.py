@@ -153,7 +153,8 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
     """
 
     def __init__(self, model="auto", latent_dim=None, hidden_dim=64, n_bases=8,
-                 observation="auto", link="exp", smoothing=0.05, tau="auto", mode="sparse", alpha=None,
+                 observation="auto", link="exp", smoothing=0.05, tau="auto", mode="sparse",
+                 alpha=None,
                  seq_len=None, batch_size=256, batches_per_epoch=50, lr=3e-3, lr_final=1e-4,
                  optimizer="adam", schedule="exponential", epochs=200, max_time=None,
                  grad_clip=None, validation_fraction=0.1, eval_every=5, patience=None,
