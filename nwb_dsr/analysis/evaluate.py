@@ -318,7 +318,7 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
         warnings.warn(f"{describe_collapse(out['collapse'])} on these data, so D_stsp, D_H and "
                       "the Lyapunov spectrum describe a collapsed model, not the data's "
                       "dynamics; fit again (another seed, a longer max_time) and compare.",
-                      CollapseWarning, stacklevel=2)
+                      CollapseWarning, stacklevel=3)  # the caller of the no_grad wrapper
     if len(pe_ns):
         pe = prediction_error(estimator, obs, pe_ns)
         out["prediction_error"] = {str(int(k)): float(v) for k, v in zip(pe_ns, pe)}
