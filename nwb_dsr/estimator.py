@@ -17,7 +17,8 @@ from ._json import jsonable as _jsonable
 
 __all__ = ["DSR", "NotFittedError", "as_observations", "COUNTS_TAU_FRACTION", "CollapseWarning"]
 
-#: ``tau="auto"`` on spike counts: this fraction of the predictability time ln 2 / λ_max.
+#: ``tau="auto"`` on spike counts and on field potentials prepared by ``read_lfp``: this
+#: fraction of the predictability time ln 2 / λ_max.
 COUNTS_TAU_FRACTION = 0.25
 
 
@@ -93,7 +94,10 @@ class DSR:
         Forcing interval in bins; ``"auto"`` (default, as in the CLI) uses τ_pred = ln 2 /
         λ_max of the data, and for spike counts a quarter of it (``COUNTS_TAU_FRACTION``): with
         the noisy forcing signal of counts, longer free-running stretches let the fitted map
-        collapse onto a fixed point (``benchmarks/spikes_vs_gpfa.py``). For continuous data τ
+        collapse onto a fixed point (``benchmarks/spikes_vs_gpfa.py``); the same holds for
+        field potentials prepared by :func:`nwb_dsr.read_lfp`, fitted with learned forcing
+        states as counts are (``benchmarks/lfp_real.py --lorenz``: with τ = τ_pred the fit of
+        a Lorenz-driven LFP settles on a fixed point). For continuous data τ
         is at least half the signal's own time scale (its dominant period, else its
         autocorrelation time), since measurement noise inflates λ_max; ``tau_info_`` records
         how τ was obtained (:func:`nwb_dsr.analysis.lyapunov.choose_tau`).
@@ -249,6 +253,8 @@ max_time, grad_clip, validation_fraction, eval_every, patience, continuity
             if obs.kind == "counts":
                 return choose_tau(obs, smooth=self._smoothing_bins(obs.bin_size),
                                   fraction=COUNTS_TAU_FRACTION)
+            if _field_potential(obs):  # noisy as counts are, and fitted with learned states
+                return choose_tau(obs, fraction=COUNTS_TAU_FRACTION)
             return choose_tau(obs)
         if isinstance(self.tau, bool) or not isinstance(self.tau, (int, np.integer)) or self.tau < 1:
             raise ValueError(f"tau must be an integer number of bins >= 1 or 'auto'; got {self.tau!r}.")
