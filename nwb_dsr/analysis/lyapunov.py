@@ -799,8 +799,9 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
 
     Measurement noise makes nearby trajectories of a recording separate at once, so
     Rosenstein's λ_max of noisy continuous data can be far too large and τ_pred far too short
-    (a fraction of one cycle of the signal's own rhythm). For continuous data τ is therefore
-    bounded from below by ``TIMESCALE_FRACTION`` of the signal's own time scale
+    (a fraction of one cycle of the signal's own rhythm). For continuous data τ_pred is
+    therefore bounded from below by ``TIMESCALE_FRACTION`` of the signal's own time scale
+    (and τ by ``fraction`` of that)
     (:func:`signal_timescale`: its dominant period, else its autocorrelation time; the peak is
     searched between twice the low and 0.8 × the high edge of the band that
     :func:`nwb_dsr.read_lfp` recorded in the provenance, if any).
@@ -819,9 +820,9 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
     fraction : float
         τ as a fraction of τ_pred, in (0, 1] (default 1; ``DSR`` uses 1/4 for spike counts).
     lower_bound : "auto", int or None
-        Smallest τ in bins before clipping to [``min_tau``, ``max_tau``]: ``"auto"`` is
-        ``TIMESCALE_FRACTION`` × the signal's time scale for continuous data and none for
-        counts; None: no bound.
+        Smallest τ_pred in bins (τ is at least ``fraction`` of it, before clipping to
+        [``min_tau``, ``max_tau``]): ``"auto"`` is ``TIMESCALE_FRACTION`` × the signal's time
+        scale for continuous data and none for counts; None: no bound.
     **kwargs
         Passed to :func:`lyapunov_max_data` (``delay``, ``dim``, ``max_points``, ...).
 
@@ -834,9 +835,9 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
         "fraction", "lower_bound", "bounded", "timescale"}``, JSON-serialisable
         (non-finite numbers become None). ``method`` says how τ was obtained:
         ``"rosenstein"`` (fraction · ln 2 / λ_max), ``"timescale_bound"`` (raised to the lower
-        bound from the signal's time scale) or ``"fallback"``; ``lower_bound`` is the bound in
-        bins (None without one), ``bounded`` whether it was applied, ``timescale`` the record of
-        :func:`signal_timescale` (None for counts).
+        bound from the signal's time scale) or ``"fallback"``; ``lower_bound`` is the bound on
+        τ in bins (``fraction`` × the bound on τ_pred; None without one), ``bounded`` whether
+        it was applied, ``timescale`` the record of :func:`signal_timescale` (None for counts).
 
     Examples
     --------
@@ -879,6 +880,8 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
         raw = float(fallback)
     else:
         raw = fraction * tau_pred if math.isfinite(tau_pred) else float(max_tau)
+    if bound is not None:
+        bound = fraction * bound   # the bound is on τ_pred; τ is its fraction
     bounded = bound is not None and raw < bound
     if bounded:
         raw = bound
