@@ -23,6 +23,7 @@ _LAZY = {
     "evaluate": "analysis", "prediction_error": "analysis", "co_bps": "analysis",
     "lyapunov_spectrum": "analysis", "lyapunov_max_data": "analysis", "choose_tau": "analysis",
     "state_space_divergence": "analysis", "power_spectrum_distance": "analysis",
+    "CollapseWarning": "analysis", "detect_collapse": "analysis",
     "write_dynamics": "nwb", "read_dynamics": "nwb", "list_dynamics": "nwb",
     "read_results": "nwb",
 }

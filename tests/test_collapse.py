@@ -133,3 +133,10 @@ def test_collapse_row_in_the_nwb_metrics_table():
     rows = _flatten_metrics({"dh": 0.2, "collapse": "fixed_point"})
     assert ("collapsed", 1.0, "fixed_point") in rows
     assert ("collapsed", 0.0, "") in _flatten_metrics({"collapse": None})
+
+
+def test_public_names():
+    import nwb_dsr
+    assert nwb_dsr.CollapseWarning is CollapseWarning
+    assert nwb_dsr.detect_collapse is detect_collapse
+    assert issubclass(CollapseWarning, RuntimeWarning)
