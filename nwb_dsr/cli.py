@@ -542,8 +542,8 @@ def _add_fit_options(p):
                    help="latent model (default auto: clipped_shallow_plrnn for LFP read with "
                    "the default preprocessing, shallow_plrnn otherwise)")
     g.add_argument("--latent-dim", type=_positive_int, default=None, metavar="M",
-                   help="latent dimension (default: 3 for spikes; for LFP the data's dimension, the "
-                   "principal components explaining 95%% of the variance, at most 16)")
+                   help="latent dimension (default: 3 for spikes; for LFP the data's dimension, "
+                   "the principal components explaining 95%% of the variance, at most 16)")
     g.add_argument("--hidden-dim", type=_positive_int, default=None, metavar="H",
                    help="hidden width of the shallow PLRNNs (default 64)")
     g.add_argument("--observation", default="auto", choices=["auto", "poisson", "gaussian"],
