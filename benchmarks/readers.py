@@ -3,7 +3,8 @@
 1. read_units: 500 units x 1 hour at ~10 Hz (~18M spikes) written to an NWB file, binned into
    10 ms bins, on one core. Target <= 10 s.
 2. read_lfp: an int16 ElectricalSeries, 384 channels x 10 minutes at 2.5 kHz (1.15 GB), chunked
-   in HDF5 (H5DataIO), decimated to 250 Hz. Peak RSS of a subprocess doing only the read
+   in HDF5 (H5DataIO), decimated to 250 Hz (``preprocess=False``: reading and decimation only,
+   without the field-potential defaults of band, notch and principal components). Peak RSS of a subprocess doing only the read
    (target <= 1 GiB) and throughput against a plain chunked h5py read of the same dataset
    (target >= 50 %). Run for two storage layouts: gzip (level 4, how NWB LFP is usually stored,
    e.g. the shared nwbguide file) and uncompressed.
@@ -185,7 +186,7 @@ from nwb_dsr.io import read_lfp
 import pynwb, scipy.signal
 rss_import = hwm_mib()
 t = time.perf_counter()
-obs = read_lfp(sys.argv[1], rate=float(sys.argv[2]))
+obs = read_lfp(sys.argv[1], rate=float(sys.argv[2]), preprocess=False)  # decimation only
 dt = time.perf_counter() - t
 print(json.dumps({"seconds": dt, "shape": list(obs.data[0].shape), "bin_size": obs.bin_size,
                   "peak_rss_mib": hwm_mib(), "rss_after_import_mib": rss_import}))

@@ -25,12 +25,13 @@ _LAZY = {
     "lyapunov_spectrum": "analysis", "lyapunov_max_data": "analysis", "choose_tau": "policies",
     "DSRConfig": "config", "EvaluationProtocol": "protocol",
     "state_space_divergence": "analysis", "power_spectrum_distance": "analysis",
+    "CollapseWarning": "collapse", "detect_collapse": "collapse",
     "write_dynamics": "nwb", "read_dynamics": "nwb", "list_dynamics": "nwb",
     "read_results": "nwb",
     "sweep": "sweeps", "SweepResult": "sweeps",
 }
-_SUBMODULES = ("analysis", "config", "datasets", "estimator", "io", "metrics", "models", "nwb",
-               "policies", "protocol", "sweeps", "training")
+_SUBMODULES = ("analysis", "collapse", "config", "datasets", "estimator", "io", "metrics",
+               "models", "nwb", "policies", "protocol", "sweeps", "training")
 
 __all__ = ["Observations", "read_units", "read_lfp", "file_info", "format_info",
            "from_spiketrains", "from_neo", "from_binned_spiketrain", "from_pynapple",

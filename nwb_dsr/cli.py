@@ -95,7 +95,95 @@ def _emit_json(payload: dict) -> None:
     print(json.dumps(jsonable(payload)))
 
 
-def _read(path, source: str, *, bin_size=None, units=None, channels=None, interval=None):
+# ---- LFP preprocessing options (read_lfp's defaults, each overridable) ----------------------
+def _auto_or(kind):
+    """argparse type: 'auto', 'none' or a value of ``kind``."""
+    def parse(text: str):
+        low = text.lower()
+        if low in ("auto", "none"):
+            return None if low == "none" else "auto"
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be 'auto', 'none' or a number; got "
+                                             f"{text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be positive; got {text!r}")
+        return value
+    return parse
+
+
+def _band(text: str):
+    """argparse type of --band: 'auto', 'none', or LOW,HIGH in Hz (either may be empty)."""
+    low = text.lower()
+    if low in ("auto", "none"):
+        return None if low == "none" else "auto"
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return tuple(float(p) if p.strip() else None for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'auto', 'none' or LOW,HIGH in Hz (e.g. "
+                                         f"1,40 or ,30); got {text!r}") from None
+
+
+def _add_lfp_options(p):
+    g = p.add_argument_group("LFP preprocessing (--source lfp; defaults of nwb_dsr.read_lfp)")
+    g.add_argument("--rate", type=_auto_or(float), default="auto", metavar="HZ|auto|none",
+                   help="output sampling rate (default auto: 2.5 x the band's high edge, 75 Hz; "
+                   "none: the series' rate)")
+    g.add_argument("--band", type=_band, default="auto", metavar="LOW,HIGH|auto|none",
+                   help="zero-phase band-pass in Hz (default auto: 0.1,30)")
+    g.add_argument("--notch", type=_auto_or(float), default="auto", metavar="HZ|auto|none",
+                   help="mains frequency to notch (default auto: 50 or 60 Hz detected from the "
+                   "spectrum, or none)")
+    g.add_argument("--components", type=_auto_or(int), default="auto", metavar="K|auto|none",
+                   help="keep K principal components of the channels (default auto: with more "
+                   "than 16 channels, those explaining 95%% of the variance)")
+    g.add_argument("--no-zscore", action="store_true", help="do not z-score the channels")
+    g.add_argument("--no-preprocess", action="store_true",
+                   help="read raw volts at the series' rate (options above left at auto do "
+                   "nothing)")
+
+
+def _lfp_kwargs(args) -> dict:
+    """read_lfp keywords from the LFP preprocessing options."""
+    if args.bin_size is not None and args.rate != "auto":
+        raise CLIError("give --bin-size or --rate for LFP, not both.")
+    kw = {"preprocess": not args.no_preprocess, "band": args.band, "notch": args.notch,
+          "n_components": args.components, "rate": args.rate}
+    if args.no_zscore:
+        kw["zscore"] = False
+    if args.bin_size is not None:
+        kw["rate"] = 1.0 / args.bin_size
+    return kw
+
+
+def _preprocess_line(obs) -> str:
+    """One line saying how an LFP series was prepared (from its provenance)."""
+    pre = (obs.provenance or {}).get("preprocess")
+    if not pre:
+        return ""
+    if not pre.get("enabled"):
+        return (f"preprocessing: none (raw); rate {_fmt(pre.get('rate'))} Hz, band "
+                f"{pre.get('band')}, notch {pre.get('notch')}, z-score {pre.get('zscore')}")
+    pca = pre.get("pca")
+    ch = (f"{pca['n_components']} principal components of {pre.get('channels_in')} channels "
+          f"({100 * sum(pca['explained_variance']):.0f}% of the variance)" if pca
+          else f"{pre.get('channels_out')} channels")
+    notch = pre.get("notch")
+    how = (pre.get("how") or {}).get("notch", "")
+    applied = pre.get("notch_applied_hz") or []
+    ntext = (f"{_fmt(notch)} Hz ({how}; " + (f"notched at {applied} Hz" if applied else
+                                            "removed by the anti-aliasing filter") + ")"
+             if notch else f"none ({how})")
+    return (f"preprocessing: band {pre.get('band')} Hz, rate {_fmt(pre.get('rate'))} Hz, mains "
+            f"{ntext}, {ch}, z-score {'on' if pre.get('zscore') else 'off'}")
+
+
+def _read(path, source: str, *, bin_size=None, units=None, channels=None, interval=None,
+          lfp=None):
     """Observations from an NWB file: spike counts of the Units table or an LFP series."""
     from .io import read_source
     kwargs = {}
@@ -109,6 +197,9 @@ def _read(path, source: str, *, bin_size=None, units=None, channels=None, interv
         kwargs["units"] = list(units)
     if channels is not None:
         kwargs["channels"] = list(channels)
+    kwargs.update(lfp or {})
+    if "rate" in kwargs:  # the LFP options already turned --bin-size into a rate
+        bin_size = None
     return read_source(path, source, bin_size=bin_size, **kwargs)
 
 
@@ -148,15 +239,23 @@ def _fit_and_write(args, path: Path, obs, *, out, in_place, overwrite, report, n
     from .analysis.evaluate import evaluate
     from .nwb import write_dynamics
     print(f"data: {obs!r}")
+    pre_line = _preprocess_line(obs)
+    if pre_line:
+        print(pre_line)
     est = _estimator(args, **overrides)
     t0 = time.perf_counter()
     est.fit(obs)
     h = est.history_
     print(f"fit: {est.latent_model_.name} (M={est.latent_model_.latent_dim}) + "
-          f"{est.observation_model_.name} layer, tau={est.tau_} bins, {h.epochs} epochs in "
+          f"{est.observation_model_.name} layer, tau={est.tau_} bins "
+          f"({(est.tau_info_ or {}).get('method', 'fixed')}), {h.epochs} epochs in "
           f"{h.seconds:.1f} s (stopped: {h.stopped or 'n/a'})")
     metrics = evaluate(est, obs, figures=report, n_lyapunov=n_lyapunov, seed=args.seed)
     print(f"metrics: {_metric_line(metrics)}")
+    if metrics.get("collapse") or est.collapse_:
+        from .collapse import describe_collapse
+        print(f"WARNING: {describe_collapse(metrics.get('collapse') or est.collapse_)}; the "
+              "model does not reproduce the data's dynamics (see the report's spectra).")
     written = write_dynamics(path, est, obs, name=args.name, out=out, in_place=in_place,
                              overwrite=overwrite, metrics=metrics, n_generate=n_generate)
     print(f"wrote fit '{args.name}' to {written} (processing/dynamics/{args.name})")
@@ -167,7 +266,10 @@ def _fit_and_write(args, path: Path, obs, *, out, in_place, overwrite, report, n
                "stopped": h.stopped, "seconds": time.perf_counter() - t0,
                "metrics": {k: v for k, v in metrics.items() if k != "figures"}}
     if report is not None:
-        mpath = _write_report(Path(report), metrics, {"output": str(written), "name": args.name})
+        mpath = _write_report(Path(report), metrics, {
+            "output": str(written), "name": args.name,
+            "preprocess": (obs.provenance or {}).get("preprocess"),
+            "collapse_in_validation": est.collapse_})
         summary["report"] = str(report)
         summary["figures"] = metrics.get("figures", {})
         summary["metrics_json"] = str(mpath)
@@ -191,8 +293,9 @@ def _cmd_fit(args) -> int:
     from .nwb.writer import check_output
     check_output(path, name=args.name, out=out, in_place=args.in_place,
                  overwrite=args.overwrite)  # fail before the (long) fit, not after it
-    obs = _read(path, args.source, bin_size=args.bin_size, units=args.units,
-                channels=args.channels, interval=args.interval)
+    lfp = _lfp_kwargs(args) if args.source == "lfp" else None
+    obs = _read(path, args.source, bin_size=None if lfp else args.bin_size, units=args.units,
+                channels=args.channels, interval=args.interval, lfp=lfp)
     summary = _fit_and_write(args, path, obs, out=out, in_place=args.in_place,
                              overwrite=args.overwrite, report=args.report,
                              n_lyapunov=args.lyapunov_steps, n_generate=args.n_generate)
@@ -268,6 +371,10 @@ def _read_with_selection(path, source, est, selection: dict, obj: str, prov_rate
               "band": sel.get("band"), "zscore": bool(sel.get("zscore", False)),
               "trials": sel.get("trials"), "trial_window": sel.get("trial_window"),
               "align_to": sel.get("align_to")}
+    # the reader's preprocessing as recorded (None values are explicit choices there)
+    kwargs.update(preprocess=bool(selection.get("preprocess", False)),
+                  band=selection.get("band"), notch=selection.get("notch"),
+                  n_components=selection.get("n_components"))
     rate, input_rate = sel.get("rate"), prov_rate
     if rate is not None and (input_rate is None or rate < float(input_rate) * (1 - 1e-9)):
         kwargs["rate"] = float(rate)  # only when the fit's data were resampled
@@ -605,13 +712,14 @@ def build_parser() -> argparse.ArgumentParser:
     sel = p.add_argument_group("data selection")
     sel.add_argument("--bin-size", type=_positive_float, default=None, metavar="S",
                      help=f"bin width in seconds (units: default {DEFAULT_SPIKE_BIN_SIZE:g}; lfp: "
-                     "resample to 1/S Hz, default: the series' own rate)")
+                     "resample to 1/S Hz, as --rate)")
     sel.add_argument("--units", type=_id_list, default=None, metavar="IDS",
                      help="unit ids, e.g. 0,3,5-9 (default: all)")
     sel.add_argument("--channels", type=_id_list, default=None, metavar="IDS",
                      help="LFP channel indices, e.g. 0-3 (default: all)")
     sel.add_argument("--interval", type=float, nargs=2, default=None, metavar=("START", "STOP"),
                      help="time interval in seconds (default: the whole recording)")
+    _add_lfp_options(p)
     _add_fit_options(p)
     o = p.add_argument_group("output")
     o.add_argument("--name", default="dsr", help="name of the fit in the file (default dsr)")

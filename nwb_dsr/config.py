@@ -16,7 +16,7 @@ Examples
 >>> from nwb_dsr.config import DSRConfig
 >>> cfg = DSRConfig.from_params(tau=30, lr=1e-3)
 >>> cfg.forcing.tau, cfg.optimization.lr, cfg.model.model
-(30, 0.001, 'shallow_plrnn')
+(30, 0.001, 'auto')
 >>> DSRConfig().params()["tau"]
 'auto'
 >>> DSRConfig.from_params(tau=0)
@@ -90,15 +90,18 @@ def _choice(name, v, options):
 class ModelConfig:
     """The latent map."""
 
-    model: str = _setting("shallow_plrnn", "latent map", cli=True, choices=LATENT_MODEL_NAMES)
+    model: str = _setting(
+        "auto", "latent map; auto: the clipped shallow PLRNN for field potentials prepared by "
+        "read_lfp, the shallow PLRNN otherwise", cli=True, choices=("auto", *LATENT_MODEL_NAMES))
     latent_dim: int | None = _setting(
-        None, "latent size M; none: 3 for spike counts (at most the number of units), the "
-        "number of channels (at most 16) for continuous data", cli=True, metavar="M")
+        None, "latent size M; none: 3 for spike counts (at most the number of units), the data's "
+        "dimension (principal components for 95 percent of the variance) for field potentials "
+        "prepared by read_lfp, else the number of channels (at most 16)", cli=True, metavar="M")
     hidden_dim: int = _setting(64, "hidden width of the shallow PLRNNs", cli=True, metavar="H")
     n_bases: int = _setting(8, "number of bases of the dendritic PLRNN")
 
     def check(self):
-        _choice("model", self.model, LATENT_MODEL_NAMES)
+        _choice("model", self.model, ("auto", *LATENT_MODEL_NAMES))
         _int_at_least("latent_dim", self.latent_dim, 1, allow_none=True,
                       extra="None (chosen from the data) or ")
         _int_at_least("hidden_dim", self.hidden_dim, 1)
@@ -131,11 +134,13 @@ class ForcingConfig:
     mode: str = _setting(
         "auto", "forcing scheme: sparse (reset every tau bins), shooting (sparse, with the "
         "forcing states learned), gtf (generalized teacher forcing, every step), bptt (no "
-        "forcing, clipped BPTT), or auto: shooting for spike counts, sparse otherwise",
+        "forcing, clipped BPTT), or auto: shooting for spike counts and field potentials, "
+        "sparse otherwise",
         cli=True)
     tau: Any = _setting(
-        "auto", "forcing interval in bins, or auto: ln 2 / lambda_max of the data (a quarter "
-        "of it for spike counts)", cli=True, metavar="auto|N")
+        "auto", "forcing interval in bins, or auto: ln 2 / lambda_max of the data, at least "
+        "half the signal's own time scale for continuous data (a quarter of it for spike "
+        "counts and field potentials)", cli=True, metavar="auto|N")
     alpha: float | None = _setting(
         None, "forcing strength in (0, 1] (default: the scheme's, 1 for sparse, 0.1 for gtf)")
     continuity: float = _setting(

@@ -70,6 +70,11 @@ class DSR(BaseEstimator):
         How ``tau_`` was obtained (``{{"method": "fixed"}}`` or the λ_max estimate).
     forcing_states_ : ndarray or None
         With ``mode="shooting"``: the learned forcing states (n_bins, M) of the training data.
+    collapse_ : str or None
+        Why the selected model's free runs collapsed on the validation data (``"fixed_point"``,
+        ``"exploding"`` or ``"non_finite"``, see :func:`nwb_dsr.collapse.detect_collapse`), or
+        None. Model selection prefers any checkpoint that did not collapse; when every one
+        did, :meth:`fit` warns with a :class:`~nwb_dsr.collapse.CollapseWarning`.
     bin_size_ : float
     kind_ : str
     n_features_in_ : int
@@ -120,6 +125,10 @@ class DSR(BaseEstimator):
     @property
     def kind_(self) -> str:
         return self.resolved_config_.kind
+
+    @property
+    def collapse_(self) -> str | None:
+        return self.history_.collapse
 
     def _check_fitted(self):
         check_is_fitted(self, "latent_model_", msg=(

@@ -5,11 +5,15 @@ turned into numbers:
 
 - ``observation="auto"``: Poisson for spike counts, Gaussian for continuous data;
 - ``smoothing`` (seconds) → kernel width in bins, at least one bin;
+- ``model="auto"`` → the clipped shallow PLRNN for field potentials prepared by
+  :func:`nwb_dsr.read_lfp` (:func:`is_field_potential`), the shallow PLRNN otherwise;
 - ``latent_dim=None`` → :func:`default_latent_dim`;
-- ``tau="auto"`` → :func:`choose_tau` (τ_pred = ln 2 / λ_max of the data; a quarter of it,
-  :data:`COUNTS_TAU_FRACTION`, for counts); when the data cannot support an estimate, the
-  fallback :data:`FALLBACK_TAU` with a warning;
-- ``mode="auto"`` → ``"shooting"`` for the Poisson layer, ``"sparse"`` otherwise;
+- ``tau="auto"`` → :func:`choose_tau` (τ_pred = ln 2 / λ_max of the data, bounded below by the
+  signal's own time scale for continuous data; a quarter of it, :data:`COUNTS_TAU_FRACTION`,
+  for counts and field potentials); when the data cannot support an estimate, the fallback
+  :data:`FALLBACK_TAU` with a warning;
+- ``mode="auto"`` → ``"shooting"`` for the Poisson layer and for field potentials,
+  ``"sparse"`` otherwise;
 - ``alpha``, ``seq_len``, ``grad_clip`` → the forcing scheme's defaults when not given.
 
 The result, a :class:`~nwb_dsr.config.ResolvedConfig`, is what the trainer, the evaluation
@@ -22,14 +26,14 @@ import warnings
 
 import numpy as np
 
-from .analysis.lyapunov import lyapunov_max_data, predictability_time
+from .analysis.lyapunov import lyapunov_max_data, predictability_time, signal_timescale
 from .config import DSRConfig, ResolvedConfig
 from .observations import Observations
 from .training.forcing import FORCING_SCHEMES
 
 __all__ = ["resolve", "choose_tau", "default_latent_dim", "smoothing_bins",
            "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM",
-           "COUNTS_LATENT_DIM"]
+           "COUNTS_LATENT_DIM", "TIMESCALE_FRACTION", "is_field_potential", "data_dimension"]
 
 #: ``tau="auto"`` on spike counts: this fraction of the predictability time ln 2 / λ_max. With
 #: the noisy forcing signal of counts, longer free-running stretches let the fitted map collapse
@@ -46,6 +50,11 @@ COUNTS_LATENT_DIM = 3
 #: Largest default latent size for continuous data (the number of channels otherwise).
 MAX_CONTINUOUS_LATENT_DIM = 16
 
+#: ``choose_tau`` bounds τ_pred of continuous data from below by this fraction of the signal's
+#: time scale (its dominant period, else its autocorrelation time): measurement noise inflates
+#: Rosenstein's λ_max.
+TIMESCALE_FRACTION = 0.5
+
 
 def _positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -58,17 +67,45 @@ def _finite(v):
     return v if math.isfinite(v) else None
 
 
-def default_latent_dim(kind: str, n_channels: int) -> int:
+def is_field_potential(observations: Observations) -> bool:
+    """Whether the data are a recorded field potential prepared by :func:`nwb_dsr.read_lfp`'s
+    preprocessing (its ``provenance["preprocess"]``); such data get their own defaults."""
+    pre = (observations.provenance or {}).get("preprocess") or {}
+    return bool(observations.kind == "continuous" and pre.get("enabled"))
+
+
+def data_dimension(observations: Observations, variance: float | None = None,
+                   cap: int = MAX_CONTINUOUS_LATENT_DIM) -> int:
+    """Principal components needed to explain ``variance`` (default
+    :data:`nwb_dsr.io.preprocess.PCA_VARIANCE`) of the channels' variance, at most ``cap``."""
+    from .io.preprocess import PCA_VARIANCE
+    x = observations.concatenated()
+    sv = np.linalg.svd(x - x.mean(0), compute_uv=False)
+    ev = np.cumsum(sv ** 2) / max(float(np.sum(sv ** 2)), 1e-300)
+    k = int(np.searchsorted(ev, PCA_VARIANCE if variance is None else variance) + 1)
+    return int(min(max(k, 1), cap, observations.n_channels))
+
+
+def default_latent_dim(observations: Observations) -> int:
     """The latent size M used when ``latent_dim`` is not given.
+
+    3 for spike counts (at most the number of units); for field potentials prepared by
+    :func:`nwb_dsr.read_lfp` the data's dimension (:func:`data_dimension`); otherwise the number
+    of channels, at most :data:`MAX_CONTINUOUS_LATENT_DIM`.
 
     Examples
     --------
-    >>> default_latent_dim("counts", 60), default_latent_dim("continuous", 3)
-    (3, 3)
+    >>> import numpy as np
+    >>> default_latent_dim(Observations(np.ones((10, 60)), kind="counts"))
+    3
+    >>> default_latent_dim(Observations(np.zeros((10, 3))))
+    3
     """
-    if kind == "counts":
-        return int(min(COUNTS_LATENT_DIM, n_channels))
-    return int(min(n_channels, MAX_CONTINUOUS_LATENT_DIM))
+    if observations.kind == "counts":
+        return int(min(COUNTS_LATENT_DIM, observations.n_channels))
+    if is_field_potential(observations):
+        return data_dimension(observations)
+    return int(min(observations.n_channels, MAX_CONTINUOUS_LATENT_DIM))
 
 
 def smoothing_bins(smoothing: float, bin_size: float) -> float:
@@ -81,13 +118,22 @@ def smoothing_bins(smoothing: float, bin_size: float) -> float:
     """
     return 0.0 if smoothing == 0 else max(float(smoothing) / float(bin_size), 1.0)
 def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | None = None,
-               fallback: int = FALLBACK_TAU, fraction: float = 1.0,
+               fallback: int = FALLBACK_TAU, fraction: float = 1.0, lower_bound="auto",
                **kwargs) -> tuple[int, dict]:
     """Forcing interval τ = ln 2 / λ_max of the data, in bins (for ``DSR(tau="auto")``).
 
     λ_max comes from :func:`lyapunov_max_data` (Rosenstein) on the observations; spike counts
     are smoothed first with a Gaussian kernel of ``smooth`` bins (default 2). ``fraction`` ·
     τ_pred in bins is rounded and clipped to [``min_tau``, ``max_tau``].
+
+    Measurement noise makes nearby trajectories of a recording separate at once, so
+    Rosenstein's λ_max of noisy continuous data can be far too large and τ_pred far too short
+    (a fraction of one cycle of the signal's own rhythm). For continuous data τ_pred is
+    therefore bounded from below by ``TIMESCALE_FRACTION`` of the signal's own time scale
+    (and τ by ``fraction`` of that)
+    (:func:`signal_timescale`: its dominant period, else its autocorrelation time; the peak is
+    searched between twice the low and 0.8 × the high edge of the band that
+    :func:`nwb_dsr.read_lfp` recorded in the provenance, if any).
 
     Parameters
     ----------
@@ -103,6 +149,10 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
         (e.g. trials too short for the delay embedding); clipped like τ_pred.
     fraction : float
         τ as a fraction of τ_pred, in (0, 1] (default 1; ``DSR`` uses 1/4 for spike counts).
+    lower_bound : "auto", int or None
+        Smallest τ_pred in bins (τ is at least ``fraction`` of it, before clipping to
+        [``min_tau``, ``max_tau``]): ``"auto"`` is ``TIMESCALE_FRACTION`` × the signal's time
+        scale for continuous data and none for counts; None: no bound.
     **kwargs
         Passed to :func:`lyapunov_max_data` (``delay``, ``dim``, ``max_points``, ...).
 
@@ -110,10 +160,14 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
     -------
     tau : int
     info : dict
-        ``{"method": "rosenstein", "lambda_max_per_s", "lambda_max_per_bin", "tau_pred_bins",
+        ``{"method", "lambda_max_per_s", "lambda_max_per_bin", "tau_pred_bins",
         "delay", "dim", "clipped", "fallback", "fit_range", "fit_r2", "bin_size", "smooth",
-        "fraction"}``, JSON-serialisable
-        (non-finite numbers become None).
+        "fraction", "lower_bound", "bounded", "timescale"}``, JSON-serialisable
+        (non-finite numbers become None). ``method`` says how τ was obtained:
+        ``"rosenstein"`` (fraction · ln 2 / λ_max), ``"timescale_bound"`` (raised to the lower
+        bound from the signal's time scale) or ``"fallback"``; ``lower_bound`` is the bound on
+        τ in bins (``fraction`` × the bound on τ_pred; None without one), ``bounded`` whether
+        it was applied, ``timescale`` the record of :func:`signal_timescale` (None for counts).
 
     Examples
     --------
@@ -136,6 +190,13 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
         obs = Observations.from_array(obs, bin_size=1.0, kind="continuous")
     if smooth is None and obs.kind == "counts":
         smooth = 2.0
+    timescale, bound = None, None
+    if isinstance(lower_bound, str) and lower_bound == "auto":
+        if obs.kind != "counts":
+            timescale = signal_timescale(obs.data, obs.bin_size, **_band_range(obs))
+            bound = TIMESCALE_FRACTION * timescale["timescale_bins"]
+    elif lower_bound is not None:
+        bound = float(_positive_int(lower_bound, "lower_bound"))
     try:
         res = lyapunov_max_data(obs.data, dt=obs.bin_size, smooth=smooth, **kwargs)
         why = "Rosenstein's divergence curve has no linear part; noisy or too short data?"
@@ -153,9 +214,15 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
         raw = float(fallback)
     else:
         raw = fraction * tau_pred if math.isfinite(tau_pred) else float(max_tau)
+    if bound is not None:
+        bound = fraction * bound   # the bound is on τ_pred; τ is its fraction
+    bounded = bound is not None and raw < bound
+    if bounded:
+        raw = bound
     tau = int(min(max(int(round(raw)), min_tau), max_tau))
     info = {
-        "method": "rosenstein",
+        "method": "fallback" if used_fallback and not bounded else
+                  "timescale_bound" if bounded else "rosenstein",
         "lambda_max_per_s": _finite(res["lambda_max_per_s"]),
         "lambda_max_per_bin": _finite(lam),
         "tau_pred_bins": _finite(tau_pred),
@@ -168,10 +235,27 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
         "bin_size": float(obs.bin_size),
         "smooth": None if smooth is None else float(smooth),
         "fraction": float(fraction),
+        "lower_bound": None if bound is None else float(bound),
+        "bounded": bool(bounded),
+        "timescale": None if timescale is None else _jsonable_timescale(timescale),
     }
     return tau, info
 
 
+def _band_range(obs) -> dict:
+    """Peak-search range inside the band the reader kept (away from the filter's roll-off)."""
+    band = ((getattr(obs, "provenance", None) or {}).get("preprocess") or {}).get("band")
+    if not band:
+        return {}
+    lo, hi = band
+    return {"fmin": None if lo is None else 2.0 * float(lo),
+            "fmax": None if hi is None else 0.8 * float(hi)}
+
+
+def _jsonable_timescale(ts: dict) -> dict:
+    out = {k: v for k, v in ts.items() if k != "peak"}
+    out["peak"] = {k: (None if v is None else _finite(v)) for k, v in ts["peak"].items()}
+    return out
 
 
 def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
@@ -201,6 +285,8 @@ def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
     ...                                                           bin_size=0.01))
     >>> r.observation.observation, r.model.latent_dim, r.forcing.mode, r.smoothing_bins
     ('poisson', 3, 'shooting', 5.0)
+    >>> r.model.model
+    'shallow_plrnn'
     """
     config = config.check()
     kind, n_ch, bin_size = observations.kind, observations.n_channels, observations.bin_size
@@ -212,9 +298,15 @@ def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
                          "are continuous. Use observation='gaussian'.")
     counts_smoothing = smoothing_bins(config.observation.smoothing, bin_size)
     sm_bins = counts_smoothing if obs_name == "poisson" else 0.0
+    field = is_field_potential(observations)
+    model = config.model.model
+    if model == "auto":
+        # a bounded non-linearity keeps free runs of models fitted to noisy recordings finite
+        model = "clipped_shallow_plrnn" if field else "shallow_plrnn"
     mode = config.forcing.mode
     if mode == "auto":
-        mode = "shooting" if obs_name == "poisson" else "sparse"
+        # learned forcing states where the data-inferred ones are noisy (regression dilution)
+        mode = "shooting" if obs_name == "poisson" or field else "sparse"
     if mode not in FORCING_SCHEMES:
         raise ValueError(f"mode must be one of {sorted(FORCING_SCHEMES)} or 'auto'; got "
                          f"{mode!r}.")
@@ -225,16 +317,17 @@ def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
             tau, tau_info = choose_tau(observations, smooth=counts_smoothing,
                                        fraction=COUNTS_TAU_FRACTION)
         else:
-            tau, tau_info = choose_tau(observations)
+            tau, tau_info = choose_tau(observations,
+                                       fraction=COUNTS_TAU_FRACTION if field else 1.0)
     else:
         tau, tau_info = int(tau), {"method": "fixed", "tau": int(tau)}
     latent_dim = config.model.latent_dim
     if latent_dim is None:
-        latent_dim = default_latent_dim(kind, n_ch)
+        latent_dim = default_latent_dim(observations)
     f = config.forcing
     grad_clip = config.optimization.grad_clip
     settings = config.replace(
-        observation=obs_name, mode=mode, tau=int(tau), latent_dim=int(latent_dim),
+        model=model, observation=obs_name, mode=mode, tau=int(tau), latent_dim=int(latent_dim),
         alpha=float(scheme.default_alpha if f.alpha is None else f.alpha),
         seq_len=int(scheme.default_window(int(tau)) if f.seq_len is None else f.seq_len),
         grad_clip=scheme.default_clip if grad_clip is None else float(grad_clip))

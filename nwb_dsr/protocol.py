@@ -21,12 +21,14 @@ The protocol (../METRICS.md):
 4. **Metrics.** D_stsp (binning below 6 dimensions, the Gaussian-mixture estimate from 6) and
    D_H over the first min(n_ref, n) steps (not computed below 64 steps); the selection score is
    D_stsp + ``dh_weight``·D_H (lower is better).
-5. **Collapse.** A free run that is not finite, or whose noise-free read-out has come to rest
-   (a fixed point, flat) while the reference moves, is flagged (``collapse``); a non-finite
-   run scores +inf, a flat one gets ``COLLAPSE_PENALTY`` added, so it is selected only when
-   every checkpoint collapsed;
-   spike counts move when their rates fluctuate beyond Poisson noise
-   (:func:`counts_at_rest`).
+5. **Collapse.** Besides the scored run, the model runs freely from ``collapse_starts`` evenly
+   spaced bins of the reference for at least ``collapse_steps`` steps (a model can keep moving
+   from one state and settle from another, or diverge slowly). A run that is not finite,
+   explodes, or whose noise-free read-out comes to rest while the reference moves is flagged
+   (:func:`nwb_dsr.collapse.detect_collapse`, in the comparison space). A scored run that is
+   not finite scores +inf; otherwise a collapse adds ``COLLAPSE_PENALTY`` to the score, so a
+   collapsed checkpoint is selected only when every checkpoint collapsed. Spike counts move when their rates fluctuate beyond
+   Poisson noise (:func:`counts_at_rest`).
 """
 from __future__ import annotations
 
@@ -36,13 +38,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .collapse import detect_collapse
 from .metrics import power_spectrum_distance, state_space_divergence
 from .models.latent import LatentModel
 from .models.observation import ObservationModel
 from .models.rollout import free_run, infer_states
 
 __all__ = ["EvaluationProtocol", "ProtocolResult", "COUNTS_COMPONENTS", "COLLAPSE_PENALTY",
-           "detect_collapse", "counts_at_rest"]
+           "counts_at_rest"]
 
 #: Principal components of the reference in which spike-count runs are compared.
 COUNTS_COMPONENTS = 3
@@ -50,48 +53,6 @@ COUNTS_COMPONENTS = 3
 #: Added to the selection score of a collapsed free run (fixed point or flat), so that any
 #: non-collapsed checkpoint ranks before it while collapsed ones keep their order.
 COLLAPSE_PENALTY = 1000.0
-
-
-def detect_collapse(generated: np.ndarray, reference: np.ndarray, *,
-                    rel_std: float = 0.05) -> str | None:
-    """Why a free run has collapsed, or None.
-
-    Parameters
-    ----------
-    generated, reference : array of shape (n_steps, n_dims)
-        The free run and the data, in the same space.
-    rel_std : float
-        A run is flat when, in every dimension, its standard deviation over its last half is
-        below ``rel_std`` times the reference's.
-
-    Returns
-    -------
-    str or None
-        ``"non-finite"`` (the run exploded), ``"fixed point"`` (flat in every dimension while
-        the reference is not), or None.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> t = np.linspace(0, 20, 2000)
-    >>> ref = np.stack([np.sin(t), np.cos(t)], 1)
-    >>> detect_collapse(ref, ref) is None
-    True
-    >>> detect_collapse(np.ones_like(ref), ref)
-    'fixed point'
-    """
-    g = np.asarray(generated, dtype=np.float64)
-    r = np.asarray(reference, dtype=np.float64)
-    if not np.all(np.isfinite(g)):
-        return "non-finite"
-    ref_sd = r.std(0)
-    moving = ref_sd > 0
-    if not np.any(moving):
-        return None
-    tail = g[len(g) // 2:]
-    if np.all(tail.std(0)[moving] < rel_std * ref_sd[moving]):
-        return "fixed point"
-    return None
 
 
 def counts_at_rest(segments, smoothing: float, min_excess: float = 0.1) -> bool:
@@ -135,7 +96,8 @@ class ProtocolResult:
         D_stsp + dh_weight·D_H, plus ``COLLAPSE_PENALTY`` for a flat run; +inf for a
         non-finite one.
     collapse : str or None
-        Why the run collapsed (``"non-finite"``, ``"fixed point"``) or None.
+        Why the model's free runs collapsed (``"non_finite"``, ``"exploding"``,
+        ``"fixed_point"``) or None.
     reference, generated : ndarray
         Both series in the comparison space, (n, n_dims).
     latent : torch.Tensor
@@ -167,6 +129,11 @@ class EvaluationProtocol:
         Weight of D_H in the selection score.
     seed : int
         Seed of the Poisson draws (counts) and of the Gaussian-mixture D_stsp.
+    collapse_starts : int
+        Free runs checked for collapse from evenly spaced bins of the reference (0: only the
+        scored run).
+    collapse_steps : int
+        Their length (at least the scored run's).
 
     Examples
     --------
@@ -186,6 +153,8 @@ class EvaluationProtocol:
     transient: float = 0.25
     dh_weight: float = 4.0
     seed: int = 0
+    collapse_starts: int = 6
+    collapse_steps: int = 5000
 
     def length(self, n_ref: int) -> int:
         """Number of generated steps kept for a reference of ``n_ref`` bins."""
@@ -224,24 +193,35 @@ class EvaluationProtocol:
         with np.errstate(all="ignore"):
             gen = np.asarray(readout.simulated_forcing_target(Z, rng), dtype=np.float64) \
                 if finite else np.full((n, ref.shape[1]), np.nan)
-            mean = readout.linear(Z).cpu().numpy().astype(np.float64)
         to_space = self.space(ref, counts=readout.name == "poisson")
         ref_c, gen_c = to_space(ref), to_space(gen)
-        # collapse is judged on the noise-free read-out: Poisson draws of a fixed point move;
-        # and only against counts whose rates move beyond their Poisson noise
-        if not finite:
-            collapse = "non-finite"
-        elif readout.name == "poisson" and counts_at_rest(segments, readout.smoothing):
-            collapse = None
-        else:
-            collapse = detect_collapse(to_space(mean), ref_c)
-        if collapse == "non-finite":
-            return ProtocolResult(math.nan, math.nan, math.inf, collapse, ref_c, gen_c, Z)
+        if not finite:  # the scored run itself: nothing to compare
+            return ProtocolResult(math.nan, math.nan, math.inf, "non_finite", ref_c, gen_c, Z)
+        collapse = self._collapse(latent, readout, segments, Z, burn, to_space, ref_c)
         ds = state_space_divergence(ref_c, gen_c, seed=self.seed)
         m = min(len(ref_c), len(gen_c))
         dh = power_spectrum_distance(ref_c[:m], gen_c[:m]) if m > 64 else math.nan
         score = self.selection_score(ds, dh) + (COLLAPSE_PENALTY if collapse else 0.0)
         return ProtocolResult(float(ds), float(dh), score, collapse, ref_c, gen_c, Z)
+
+    def _collapse(self, latent, readout, segments, Z, burn, to_space, ref_c):
+        """Step 5: the first collapse reason of the scored run and the extra runs, or None."""
+        if readout.name == "poisson" and counts_at_rest(segments, readout.smoothing):
+            return None
+        runs = [Z]
+        if self.collapse_starts > 0:
+            states = torch.cat([infer_states(latent, readout, s) for s in segments])
+            pick = np.unique(np.linspace(0, len(states) - 1, self.collapse_starts).astype(int))
+            steps = max(self.collapse_steps, len(Z))
+            more = free_run(latent, states[torch.as_tensor(pick)], steps + burn)[:, burn:]
+            runs += list(more)
+        with np.errstate(all="ignore"):
+            for run in runs:
+                # judged on the noise-free read-out: Poisson draws of a fixed point still move
+                reason = detect_collapse(to_space(readout.linear(run).cpu().numpy()), ref_c)
+                if reason:
+                    return reason
+        return None
 
     def selection_score(self, dstsp: float, dh: float) -> float:
         """D_stsp + dh_weight·D_H (D_H left out when not computed); +inf if D_stsp is not finite.

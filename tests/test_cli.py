@@ -94,7 +94,33 @@ def test_fit_lfp_in_place_adds_to_a_copy(recording, tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(copy), "--name", "lfp", "--json", "--lyapunov-steps", "200"]) == 0
     metrics = _last_json(capsys.readouterr().out)["metrics"]
-    assert metrics["kind"] == "continuous" and metrics["n_bins"] == 750  # 3 s at 250 Hz
+    # evaluate re-reads with the stored preprocessing: 3 s at the default 75 Hz (the series is
+    # stored at 250 Hz)
+    assert metrics["kind"] == "continuous" and metrics["n_bins"] == 225
+    assert "collapse" in metrics
+
+
+def test_fit_lfp_preprocessing_options(recording, tmp_path, capsys):
+    out = tmp_path / "o.nwb"
+    assert main(["fit", str(recording), "--source", "lfp", "--interval", "0", "3", "--out",
+                 str(out), "--report", str(tmp_path / "rep"), *TINY]) == 0
+    printed = capsys.readouterr().out
+    assert "preprocessing: band [0.1, 30.0] Hz, rate 75 Hz, mains none" in printed
+    report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    assert report["preprocess"]["rate"] == 75.0 and "collapse" in report
+    assert main(["fit", str(recording), "--source", "lfp", "--interval", "0", "3", "--out",
+                 str(out), "--overwrite", "--rate", "50", "--band", ",10", "--notch", "60",
+                 "--components", "1", "--json", *TINY]) == 0
+    summary = _last_json(capsys.readouterr().out)
+    assert summary["metrics"]["n_bins"] == 150 and summary["metrics"]["bin_size"] == 0.02
+    res = read_results(out)
+    sel = res["selection"]
+    assert "collapsed" in res["metrics"]          # the metrics table says whether it collapsed
+    assert sel["band"] == [None, 10.0] and sel["notch"] == 60.0 and sel["n_components"] == 1
+    assert main(["fit", str(recording), "--source", "lfp", "--interval", "0", "3", "--out",
+                 str(out), "--overwrite", "--no-preprocess", "--json", *TINY]) == 0
+    summary = _last_json(capsys.readouterr().out)
+    assert summary["metrics"]["n_bins"] == 750   # raw: the series' 250 Hz
 
 
 def test_evaluate_rereads_the_stored_selection(fitted_file, tmp_path, capsys):
@@ -159,6 +185,8 @@ def _errors():
         (["fit", "{missing}", "--source", "units"], "no file at"),
         (["fit", "{rec}", "--source", "units", "--channels", "0"], "--channels selects LFP"),
         (["fit", "{rec}", "--source", "lfp", "--units", "0"], "--units selects units"),
+        (["fit", "{rec}", "--source", "lfp", "--bin-size", "0.01", "--rate", "50"],
+         "--bin-size or --rate"),
         (["fit", "{rec}", "--source", "units", "--out", "{rec}"], "out is the source"),
         (["fit", "{rec}", "--source", "units", "--out", "{tmp}/none/x.nwb"], "does not exist"),
         (["simulate", "{missing}", "--steps", "5", "--out", "{tmp}/x.npy"], "no file at"),
@@ -192,6 +220,8 @@ def test_errors_are_one_line_and_exit_2(recording, array_fit, tmp_path, capsys, 
 @pytest.mark.parametrize("argv", [["fit", "x.nwb"], ["fit", "x.nwb", "--source", "units",
                                                      "--tau", "0"],
                                   ["fit", "x.nwb", "--source", "units", "--threads", "0"],
+                                  ["fit", "x.nwb", "--source", "lfp", "--band", "1-40"],
+                                  ["fit", "x.nwb", "--source", "lfp", "--rate", "-5"],
                                   ["nope"], []])
 def test_bad_arguments_exit_2(argv, capsys):
     assert main(argv) == 2

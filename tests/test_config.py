@@ -84,7 +84,7 @@ def test_collapsed_checkpoints_rank_after_the_others():
     with torch.no_grad():  # a contraction onto 0: the free run comes to rest
         lat.A.fill_(0.5); lat.W.zero_(); lat.h.zero_()
     res = EvaluationProtocol(max_steps=1000).evaluate(lat, readout, [x])
-    assert res.collapse == "fixed point" and res.score >= COLLAPSE_PENALTY
+    assert res.collapse == "fixed_point" and res.score >= COLLAPSE_PENALTY
     assert np.isfinite(res.score)
 
 
@@ -92,8 +92,8 @@ def test_protocol_flags_collapse_and_counts_at_rest():
     t = np.linspace(0, 50, 5000)
     ref = np.stack([np.sin(t), np.cos(t)], 1)
     assert detect_collapse(ref[::-1], ref) is None
-    assert detect_collapse(0 * ref + 1, ref) == "fixed point"
-    assert detect_collapse(np.full_like(ref, np.nan), ref) == "non-finite"
+    assert detect_collapse(0 * ref + 1, ref) == "fixed_point"
+    assert detect_collapse(np.full_like(ref, np.nan), ref) == "non_finite"
     rng = np.random.default_rng(1)
     assert counts_at_rest([rng.poisson(3.0, (4000, 10))], 5.0)
     assert not counts_at_rest([rng.poisson(3.0 * (1 + np.sin(t[:4000, None])) * np.ones(10))],

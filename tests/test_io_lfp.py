@@ -1,5 +1,9 @@
 """Tests of nwb_dsr.io.read_lfp: conversion to volts, anti-aliased decimation, band-pass,
-chunked reading against whole-signal references, series discovery, selections, trials."""
+chunked reading against whole-signal references, series discovery, selections, trials.
+
+These test the reading machinery itself, so they read with ``preprocess=False`` (``read_raw``):
+values in volts at the series' rate unless ``rate``/``band``/``zscore`` are given. The default
+preprocessing is tested in test_lfp_preprocess.py."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -16,6 +20,12 @@ from pynwb.testing.mock.file import mock_NWBFile  # noqa: E402
 
 from nwb_dsr.io import NWBReadError, NWBReadWarning, read_lfp  # noqa: E402
 from nwb_dsr.io import lfp as lfp_module  # noqa: E402
+
+
+def read_raw(*args, **kwargs):
+    """read_lfp without the default preprocessing (the reader's raw path)."""
+    return read_lfp(*args, preprocess=False, **kwargs)
+
 
 FS = 1000.0
 
@@ -60,7 +70,7 @@ def test_conversion_offset_channel_conversion_in_volts():
     raw = rng.integers(-2000, 2000, size=(500, 3)).astype(np.int16)
     cc = np.array([1.0, 2.0, 0.5])
     nwb = _lfp_file(raw, conversion=1e-6, offset=0.01, channel_conversion=cc)
-    obs = read_lfp(nwb)
+    obs = read_raw(nwb)
     assert obs.kind == "continuous" and obs.bin_size == pytest.approx(1e-3)
     np.testing.assert_allclose(obs.data[0], raw * 1e-6 * cc + 0.01, rtol=1e-12)
     np.testing.assert_array_equal(obs.ids, [100, 101, 102])
@@ -73,7 +83,7 @@ def test_decimated_sine_keeps_amplitude_and_frequency_and_rejects_alias():
     t = np.arange(20000) / FS
     x = 2.0 * np.sin(2 * np.pi * 7.0 * t) + 1.0 * np.sin(2 * np.pi * 290.0 * t)
     nwb = _lfp_file(x[:, None], in_processing=False)
-    obs = read_lfp(nwb, rate=100.0)
+    obs = read_raw(nwb, rate=100.0)
     y = obs.data[0][:, 0]
     assert y.size == 2000 and obs.bin_size == pytest.approx(0.01)
     core = y[100:-100]  # away from the ends
@@ -87,7 +97,7 @@ def test_decimated_sine_keeps_amplitude_and_frequency_and_rejects_alias():
 def test_band_pass_removes_out_of_band_sine():
     t = np.arange(30000) / FS
     x = np.sin(2 * np.pi * 3.0 * t) + 0.5 * np.sin(2 * np.pi * 60.0 * t)
-    obs = read_lfp(_lfp_file(x[:, None]), rate=250.0, band=(40.0, 80.0))
+    obs = read_raw(_lfp_file(x[:, None]), rate=250.0, band=(40.0, 80.0))
     core = obs.data[0][500:-500, 0]
     assert _amplitude(core, 250.0, 60.0) == pytest.approx(0.5, rel=1e-2)
     assert _amplitude(core, 250.0, 3.0) < 1e-3
@@ -116,9 +126,9 @@ def test_chunked_file_read_equals_in_memory_reference(tmp_path, dtype, rate):
     ref_band = signal.sosfiltfilt(sos, ref, axis=0)
     scale = np.abs(ref).max()
     for chunk in (0.37, 1e4):  # blocks smaller than the HDF5 chunks; the whole signal
-        obs = read_lfp(path, rate=rate, chunk_seconds=chunk)
+        obs = read_raw(path, rate=rate, chunk_seconds=chunk)
         np.testing.assert_allclose(obs.data[0], ref, rtol=0, atol=1e-6 * scale)
-        band = read_lfp(path, rate=rate, band=(2.0, 30.0), chunk_seconds=chunk)
+        band = read_raw(path, rate=rate, band=(2.0, 30.0), chunk_seconds=chunk)
         np.testing.assert_allclose(band.data[0], ref_band, rtol=0, atol=1e-6 * scale)
 
 
@@ -133,7 +143,7 @@ def test_memory_is_bounded_reads_are_blocks(tmp_path, monkeypatch):
         return orig(self, a, b, *buf)
 
     monkeypatch.setattr(lfp_module._Source, "_fetch", spy)
-    obs = read_lfp(path, rate=100.0, chunk_seconds=2.0)
+    obs = read_raw(path, rate=100.0, chunk_seconds=2.0)
     assert obs.n_bins == 5000
     assert max(seen) <= 2.0 * FS + 2 * 1000 + 250  # one block + HDF5 chunk rounding + filter
     assert sum(seen) <= 50000 + 1000 * 2  # every chunk read about once
@@ -154,7 +164,7 @@ def test_resampling_in_any_step_equals_resample_poly(monkeypatch, rate):
     for cache in (1, lfp_module._CACHE_BYTES):
         monkeypatch.setattr(lfp_module, "_CACHE_BYTES", cache)
         for chunk in (0.05, 1e4):
-            obs = read_lfp(nwb, rate=rate, channels=cols, chunk_seconds=chunk)
+            obs = read_raw(nwb, rate=rate, channels=cols, chunk_seconds=chunk)
             np.testing.assert_allclose(obs.data[0], ref, rtol=0, atol=1e-6 * np.abs(ref).max())
 
 
@@ -170,7 +180,7 @@ def test_interval_of_odd_chunked_file_is_a_cut_of_the_whole_read(tmp_path, rate)
                                axis=0, padtype="antireflect")
     k0 = int(1000 * ratio)                                    # output at t = 1.0 s
     for chunk in (0.3, 1e4):
-        obs = read_lfp(path, rate=rate, channels=[1, 2], interval=(1.0, 7.5), chunk_seconds=chunk)
+        obs = read_raw(path, rate=rate, channels=[1, 2], interval=(1.0, 7.5), chunk_seconds=chunk)
         want = ref[k0:k0 + obs.lengths[0]]
         assert obs.lengths[0] == int(6500 * ratio)
         np.testing.assert_allclose(obs.data[0], want, rtol=0, atol=1e-6 * np.abs(ref).max())
@@ -179,7 +189,7 @@ def test_interval_of_odd_chunked_file_is_a_cut_of_the_whole_read(tmp_path, rate)
 def test_resampling_ratio_non_integer():
     t = np.arange(5000) / FS
     x = np.sin(2 * np.pi * 5 * t)[:, None]
-    obs = read_lfp(_lfp_file(x), rate=400.0)
+    obs = read_raw(_lfp_file(x), rate=400.0)
     ref = signal.resample_poly(x, 2, 5, axis=0, padtype="antireflect")
     np.testing.assert_allclose(obs.data[0], ref, atol=1e-12)
     assert obs.bin_size == pytest.approx(1 / 400)
@@ -189,8 +199,8 @@ def test_timestamps_equal_rate_based_read():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(3000, 2))
     ts = 5.0 + np.arange(3000) / FS
-    a = read_lfp(_lfp_file(x, timestamps=ts), rate=250.0, interval=(6.0, 7.0))
-    b = read_lfp(_lfp_file(x, starting_time=5.0), rate=250.0, interval=(6.0, 7.0))
+    a = read_raw(_lfp_file(x, timestamps=ts), rate=250.0, interval=(6.0, 7.0))
+    b = read_raw(_lfp_file(x, starting_time=5.0), rate=250.0, interval=(6.0, 7.0))
     np.testing.assert_allclose(a.data[0], b.data[0])
     assert a.times(0)[0] == pytest.approx(6.0)
     assert b.times(0)[0] == pytest.approx(6.0)
@@ -202,21 +212,21 @@ def test_series_discovery_prefers_lfp_container_and_accepts_names():
     region = nwb.create_electrode_table_region([0, 1], "raw channels")
     nwb.add_acquisition(ElectricalSeries(name="raw", data=np.zeros((300, 2)), electrodes=region,
                                          rate=FS))
-    assert read_lfp(nwb).provenance["object"] == "/processing/ecephys/LFP/LFP_series"
-    assert read_lfp(nwb, series="raw").provenance["object"] == "/acquisition/raw"
-    assert read_lfp(nwb, series="/acquisition/raw").n_bins == 300
+    assert read_raw(nwb).provenance["object"] == "/processing/ecephys/LFP/LFP_series"
+    assert read_raw(nwb, series="raw").provenance["object"] == "/acquisition/raw"
+    assert read_raw(nwb, series="/acquisition/raw").n_bins == 300
 
 
 def test_channel_and_electrode_selection_and_info():
     x = np.arange(40, dtype=float).reshape(10, 4)
     nwb = _lfp_file(x, locations=["CA1", "CA3", "DG", "CTX"])
-    by_index = read_lfp(nwb, channels=[3, 1])
-    by_id = read_lfp(nwb, electrodes=[103, 101])
+    by_index = read_raw(nwb, channels=[3, 1])
+    by_id = read_raw(nwb, electrodes=[103, 101])
     np.testing.assert_array_equal(by_index.data[0], x[:, [3, 1]])
     np.testing.assert_array_equal(by_id.data[0], x[:, [3, 1]])
     np.testing.assert_array_equal(by_id.ids, [103, 101])
     assert list(by_id.channel_info["location"]) == ["CTX", "CA3"]
-    assert list(read_lfp(nwb, channels=[1, 2]).channel_info["location"]) == ["CA3", "DG"]
+    assert list(read_raw(nwb, channels=[1, 2]).channel_info["location"]) == ["CA3", "DG"]
 
 
 def test_trials_segments_are_cuts_of_the_whole_filtered_recording():
@@ -227,8 +237,8 @@ def test_trials_segments_are_cuts_of_the_whole_filtered_recording():
     nwb.add_trial(start_time=9.0, stop_time=9.5)
     nwb.add_trial(start_time=19.9, stop_time=25.0)  # runs past the recording
     with pytest.warns(NWBReadWarning, match="1 trial windows are not inside"):
-        obs = read_lfp(nwb, rate=100.0, band=(1.0, 20.0), trials=True)
-    whole = read_lfp(nwb, rate=100.0, band=(1.0, 20.0))
+        obs = read_raw(nwb, rate=100.0, band=(1.0, 20.0), trials=True)
+    whole = read_raw(nwb, rate=100.0, band=(1.0, 20.0))
     assert obs.lengths == [100, 50]
     for k, t0 in enumerate([2.0, 9.0]):
         i = int(round(t0 * 100))
@@ -241,7 +251,7 @@ def test_trials_segments_are_cuts_of_the_whole_filtered_recording():
 def test_zscore():
     rng = np.random.default_rng(4)
     x = rng.normal(3.0, 2.0, size=(4000, 3))
-    obs = read_lfp(_lfp_file(x), rate=250.0, zscore=True)
+    obs = read_raw(_lfp_file(x), rate=250.0, zscore=True)
     y = obs.concatenated()
     np.testing.assert_allclose(y.mean(0), 0, atol=1e-12)
     np.testing.assert_allclose(y.std(0), 1, atol=1e-12)
@@ -252,11 +262,11 @@ def test_file_is_closed_after_reading(tmp_path):
     import h5py
 
     path = _write(_lfp_file(np.ones((100, 2))), tmp_path / "c.nwb")
-    read_lfp(path)
+    read_raw(path)
     with h5py.File(path, "a"):  # would fail if the reader had left the file open for reading
         pass
 
 
 def test_interval_outside_recording_is_an_error():
     with pytest.raises(NWBReadError, match="holds no samples"):
-        read_lfp(_lfp_file(np.ones((100, 1))), interval=(5.0, 6.0))
+        read_raw(_lfp_file(np.ones((100, 1))), interval=(5.0, 6.0))

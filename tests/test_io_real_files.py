@@ -74,11 +74,11 @@ def test_hdmfzarr_units_and_trials():
 
 def test_nwbguide_lfp_in_volts():
     path = _path("nwbguide_sub-001_ses-1.nwb")
-    obs = read_lfp(path, rate=250.0, channels=[0, 1, 2, 3])
+    obs = read_lfp(path, rate=250.0, channels=[0, 1, 2, 3], preprocess=False)  # raw volts
     assert obs.data[0].shape == (1317, 4) and obs.bin_size == pytest.approx(0.004)
     assert obs.provenance["object"] == "/acquisition/ElectricalSeriesLF"
     assert 1e-6 < np.abs(obs.data[0]).max() < 1e-2  # int16 * 9.375e-6 V: volts, not counts
-    full = read_lfp(path, channels=[0, 1, 2, 3])
+    full = read_lfp(path, channels=[0, 1, 2, 3], preprocess=False)
     np.testing.assert_allclose(obs.data[0][50:-50], full.data[0][::10][50:-50],
                                atol=0.5 * np.abs(full.data[0]).max())
     with pytest.raises(NWBReadError, match="has no Units table"):

@@ -10,7 +10,8 @@ import torch
 
 from nwb_dsr import DSR, NotFittedError, Observations
 from nwb_dsr.analysis import (embedding_delay, embedding_dimension, lyapunov_max_data,
-                              lyapunov_spectrum, predictability_time)
+                              lyapunov_spectrum, predictability_time, signal_timescale,
+                              spectral_peak)
 from nwb_dsr.policies import choose_tau
 from nwb_dsr.models import LatentModel, make_latent_model
 
@@ -300,3 +301,67 @@ def test_fitted_plrnn_recovers_lorenz_lyapunov_exponent(one_thread):
     lam = lyapunov_spectrum(est, n_steps=20_000, z0=est.transform(x[:1])[0][0])
     assert abs(lam[0] - LAMBDA_LORENZ) < 0.25 * LAMBDA_LORENZ, lam
     assert lam.sum() < 0
+
+
+# ----------------------------------------------------------------------------- signal time scale
+def _noisy_rhythm(f=8.0, fs=100.0, n=12000, noise=1.0, seed=0):
+    """A rhythm at f Hz on a 1/f-like background, plus white measurement noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / fs
+    background = np.cumsum(rng.normal(size=(n, 2)), axis=0) * 0.05
+    background -= np.linspace(background[0], background[-1], n)
+    x = np.sin(2 * np.pi * f * t)[:, None] * [1.0, 0.7] + background
+    return x + noise * rng.normal(size=(n, 2))
+
+
+def test_spectral_peak_above_the_background():
+    res = spectral_peak(_noisy_rhythm(f=8.0), dt=0.01)
+    assert res["frequency"] == pytest.approx(8.0, abs=0.3)
+    assert res["period_bins"] == pytest.approx(100 / res["frequency"])
+    assert res["prominence"] > 2
+    # white noise has no prominent peak
+    flat = spectral_peak(np.random.default_rng(1).normal(size=(8000, 2)), dt=0.01)
+    assert flat["frequency"] is None and flat["period_bins"] is None
+    # the search range is respected
+    assert spectral_peak(_noisy_rhythm(f=8.0), dt=0.01, fmin=12.0)["frequency"] != \
+        pytest.approx(8.0, abs=0.5)
+
+
+def test_signal_timescale_period_or_autocorrelation():
+    res = signal_timescale(_noisy_rhythm(f=5.0), dt=0.01)
+    assert res["method"] == "dominant_period"
+    assert res["timescale_bins"] == pytest.approx(20.0, rel=0.1)
+    # an AR(1) process has no rhythm: its autocorrelation time, ln(e)/-ln(0.95) ≈ 19.5 bins
+    rng = np.random.default_rng(2)
+    e = rng.normal(size=20000)
+    ar = np.empty_like(e)
+    ar[0] = 0.0
+    for i in range(1, len(e)):
+        ar[i] = 0.95 * ar[i - 1] + e[i]
+    res = signal_timescale(ar, dt=1.0)
+    assert res["method"] == "autocorrelation_time"
+    assert res["timescale_bins"] == pytest.approx(19.5, rel=0.25)
+
+
+def test_choose_tau_bounded_by_the_time_scale_of_noisy_data():
+    """Measurement noise makes the divergence curve jump at once: the slope over its first steps
+    gives a λ_max far too large and τ_pred of a bin or two; τ then comes from the signal's own
+    period, and the record says so."""
+    obs = Observations(_noisy_rhythm(f=4.0, noise=0.5, n=5000), bin_size=0.01)  # period 25
+    tau_free, info_free = choose_tau(obs, lower_bound=None, fit_range=(0, 3))
+    tau, info = choose_tau(obs, fit_range=(0, 3))
+    assert info_free["method"] == "rosenstein" and tau_free < 5
+    assert info_free["lower_bound"] is None and info_free["timescale"] is None
+    assert info["timescale"]["method"] == "dominant_period"
+    assert info["lower_bound"] == pytest.approx(0.5 * info["timescale"]["timescale_bins"])
+    assert info["method"] == "timescale_bound" and info["bounded"] is True
+    assert tau == round(info["lower_bound"]) and 10 <= tau <= 15
+    assert info["lambda_max_per_s"] == info_free["lambda_max_per_s"]   # still recorded
+    json.dumps(info)
+    tau_given, info_given = choose_tau(obs, lower_bound=40, fit_range=(0, 3))
+    assert tau_given == 40 and info_given["lower_bound"] == 40.0
+    # counts: no bound by default
+    counts = np.random.default_rng(0).poisson(1.0, size=(3000, 2))
+    with pytest.warns(RuntimeWarning):
+        _, info_c = choose_tau(Observations(counts, kind="counts", bin_size=0.05))
+    assert info_c["lower_bound"] is None and info_c["method"] == "fallback"

@@ -2,7 +2,8 @@
 from ..metrics import d_h, d_stsp, power_spectrum_distance, state_space_divergence
 from .evaluate import co_bps, evaluate, poisson_loglik, prediction_error
 from .lyapunov import (embedding_delay, embedding_dimension, lyapunov_max_data,
-                       lyapunov_spectrum, predictability_time)
+                       lyapunov_spectrum, predictability_time, signal_timescale, spectral_peak)
+from ..collapse import CollapseWarning, describe_collapse, detect_collapse
 from .plots import (plot_attractor, plot_loss, plot_lyapunov, plot_raster, plot_spectra,
                     plot_tau_sweep)
 from .trajectories import Trajectories, trajectories

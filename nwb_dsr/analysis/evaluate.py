@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from scipy.special import gammaln
 from sklearn.utils.validation import check_is_fitted
 
 from .._json import jsonable
+from ..collapse import CollapseWarning, describe_collapse
 from ..models.rollout import infer_states
 from ..observations import as_observations
 from .lyapunov import lyapunov_spectrum, predictability_time
@@ -247,14 +249,20 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
     dict
         JSON-serialisable (non-finite numbers become None): ``kind``, ``bin_size``, ``n_bins``,
         ``n_generate``, ``dstsp``, ``dh``, ``selection_score`` (D_stsp + weight·D_H, the
-        validation score), ``collapse`` (None or why the free run collapsed),
-        ``prediction_error`` ({str(n): PE(n)}), ``lyapunov_spectrum`` (1/s),
-        ``lambda_max_per_s``, ``lambda_max_per_bin``, ``lyapunov_sum_per_s``,
+        validation score), ``collapse`` (why the free run collapsed: ``"fixed_point"``,
+        ``"exploding"`` or ``"non_finite"``, see :func:`nwb_dsr.collapse.detect_collapse`;
+        None if it did not), ``prediction_error`` ({str(n): PE(n)}), ``lyapunov_spectrum``
+        (1/s), ``lambda_max_per_s``, ``lambda_max_per_bin``, ``lyapunov_sum_per_s``,
         ``tau_pred_bins``, ``tau_pred_s``, ``tau``, ``tau_info``; for counts also
         ``poisson_loglik_per_bin`` and ``bits_per_spike_1step`` of the 1-step predictions
         (:meth:`DSR.predict`, first bin of each segment left out; the smoothed forcing target
         sees a few bins ahead, see :func:`prediction_error`); with ``figures`` also
         ``figures`` ({name: path}).
+
+    Warns
+    -----
+    CollapseWarning
+        When the free run collapsed (``collapse`` is not None).
 
     Examples
     --------
@@ -285,6 +293,11 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
     out = {"kind": obs.kind, "bin_size": float(obs.bin_size), "n_bins": int(obs.n_bins),
            "n_generate": int(T), "dstsp": res.dstsp, "dh": res.dh,
            "selection_score": res.score, "collapse": res.collapse}
+    if res.collapse:
+        warnings.warn(f"{describe_collapse(res.collapse)} on these data, so D_stsp, D_H and "
+                      "the Lyapunov spectrum describe a collapsed model, not the data's "
+                      "dynamics; fit again (another seed, a longer max_time) and compare.",
+                      CollapseWarning, stacklevel=3)  # the caller of the no_grad wrapper
     if len(pe_ns):
         pe = prediction_error(estimator, obs, pe_ns)
         out["prediction_error"] = {str(int(k)): float(v) for k, v in zip(pe_ns, pe)}

@@ -25,7 +25,7 @@ from ..models.latent import LatentModel
 from ..models.rollout import free_run, pad_state
 
 __all__ = ["lyapunov_spectrum", "lyapunov_max_data", "predictability_time",
-           "embedding_delay", "embedding_dimension"]
+           "embedding_delay", "embedding_dimension", "spectral_peak", "signal_timescale"]
 
 
 # ============================================================================ model: QR method
@@ -624,6 +624,141 @@ def lyapunov_max_data(x, dt: float = 1.0, *, delay: int | None = None, dim: int 
         "explained_variance": float(evr),
         "dt": float(dt),
     }
+
+
+# ============================================================================ data: time scales
+def spectral_peak(x, dt: float = 1.0, *, fmin: float | None = None, fmax: float | None = None,
+                  min_prominence: float = 2.0) -> dict:
+    """Dominant rhythm of a series: the largest peak of its spectrum above the 1/f background.
+
+    The Welch power spectra of the z-scored channels (segments of about 4 s or 256 bins) are
+    normalised and averaged; the aperiodic background is a straight line fitted to log power
+    against log frequency over [``fmin``, ``fmax``] (as in the specparam / FOOOF convention),
+    and the peak is the frequency where the spectrum rises furthest above it.
+
+    Parameters
+    ----------
+    x : array of shape (n_bins,) or (n_bins, n_channels), or list of such arrays
+    dt : float
+        Bin width in seconds (frequencies are in Hz when it is in seconds).
+    fmin, fmax : float, optional
+        Frequency range searched (default: from the second frequency of the spectrum to 0.9 ×
+        the Nyquist frequency). Frequencies with fewer than 4 cycles per Welch segment are
+        never searched: the background fit is unreliable there, and a rhythm needs several
+        cycles to count as one.
+    min_prominence : float
+        The peak counts only if its power is at least this multiple of the background.
+
+    Returns
+    -------
+    dict
+        ``frequency`` (None when no peak is prominent enough), ``prominence`` (power over
+        background at the peak), ``period_bins``, ``max_power_frequency`` (the plain maximum of
+        the spectrum in the range), ``fmin``, ``fmax``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> t = np.arange(20000) * 0.01
+    >>> x = np.sin(2 * np.pi * 10 * t) + rng.normal(size=t.size).cumsum() * 0.05
+    >>> round(spectral_peak(x, dt=0.01)["frequency"])
+    10
+    """
+    segs = _as_segments(x)
+    fs = 1.0 / float(dt)
+    longest = max(len(s) for s in segs)
+    nper = int(min(longest, max(64, min(256, longest), round(4 * fs))))
+    acc, n = None, 0
+    for s in segs:
+        if len(s) < nper:
+            continue
+        sd = s.std(0)
+        if not np.any(sd > 0):
+            continue
+        z = (s[:, sd > 0] - s[:, sd > 0].mean(0)) / sd[sd > 0]
+        f, P = _welch(z, fs, nper)
+        P = P / np.maximum(P.sum(0), 1e-300)
+        acc = P.mean(1) * len(s) if acc is None else acc + P.mean(1) * len(s)
+        n += len(s)
+    out = {"frequency": None, "prominence": None, "period_bins": None,
+           "max_power_frequency": None, "fmin": fmin, "fmax": fmax}
+    if acc is None:
+        return out
+    P = acc / n
+    lo = max(f[1] if fmin is None else float(fmin), 4 * f[1])
+    hi = 0.9 * fs / 2 if fmax is None else min(float(fmax), fs / 2)
+    sel = (f >= lo) & (f <= hi) & (P > 0)
+    if sel.sum() < 4:
+        return out
+    lf, lp = np.log(f[sel]), np.log(P[sel])
+    slope, icpt = np.polyfit(lf, lp, 1)
+    resid = lp - (slope * lf + icpt)
+    i = int(np.argmax(resid))
+    out.update(fmin=float(lo), fmax=float(hi), prominence=float(np.exp(resid[i])),
+               max_power_frequency=float(f[sel][int(np.argmax(P[sel]))]))
+    if np.exp(resid[i]) >= min_prominence:
+        out["frequency"] = float(f[sel][i])
+        out["period_bins"] = float(fs / f[sel][i])
+    return out
+
+
+def _welch(z, fs, nper):
+    from scipy.signal import welch
+    return welch(z, fs=fs, nperseg=nper, axis=0)
+
+
+def signal_timescale(x, dt: float = 1.0, *, fmin: float | None = None,
+                     fmax: float | None = None) -> dict:
+    """The signal's own time scale: its dominant period, else its autocorrelation time.
+
+    Parameters
+    ----------
+    x : array of shape (n_bins,) or (n_bins, n_channels), or list of such arrays
+    dt : float
+        Bin width in seconds.
+    fmin, fmax : float, optional
+        Frequency range of the peak search (:func:`spectral_peak`).
+
+    Returns
+    -------
+    dict
+        ``timescale_bins`` (the dominant period when the spectrum has a prominent peak, else the
+        autocorrelation time), ``method`` (``"dominant_period"`` or
+        ``"autocorrelation_time"``), ``dominant_frequency`` (Hz for ``dt`` in s, or None),
+        ``autocorrelation_bins`` (first lag at which the mean autocorrelation of the z-scored
+        channels falls below 1/e) and the ``peak`` record of :func:`spectral_peak`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(5000) * 0.01
+    >>> x = np.sin(2 * np.pi * 5 * t) + 0.1 * np.random.default_rng(0).normal(size=5000)
+    >>> res = signal_timescale(x, dt=0.01)
+    >>> res["method"], round(res["timescale_bins"])
+    ('dominant_period', 20)
+    """
+    segs = _as_segments(x)
+    peak = spectral_peak(segs, dt, fmin=fmin, fmax=fmax)
+    zs = []
+    allx = np.concatenate(segs)
+    mu, sd = allx.mean(0), allx.std(0)
+    keep = sd > 0
+    for s in segs:
+        zs.append((s[:, keep] - mu[keep]) / sd[keep])
+    longest = max(len(s) for s in segs)
+    max_lag = int(min(longest - 2, max(10, longest // 4)))
+    acs = [_autocorrelation([z[:, j] for z in zs], max_lag) for j in range(int(keep.sum()))]
+    ac = np.nanmean(np.stack(acs), axis=0) if acs else np.full(max_lag + 1, np.nan)
+    below = np.flatnonzero(ac < 1.0 / np.e)
+    ac_bins = float(below[0]) if below.size else float(max_lag)
+    if peak["frequency"] is not None:
+        ts, method = peak["period_bins"], "dominant_period"
+    else:
+        ts, method = ac_bins, "autocorrelation_time"
+    return {"timescale_bins": float(ts), "method": method,
+            "dominant_frequency": peak["frequency"], "autocorrelation_bins": ac_bins,
+            "peak": peak}
 
 
 def predictability_time(lambda_max: float) -> float:

@@ -42,6 +42,9 @@ from ..observations import Observations
 from ._nwbfile import (check_interval, column_names, open_nwb, raw_data, read_all,
                        scalar_column, seconds, short_error, trial_windows)
 from .errors import NWBReadError, NWBReadWarning
+from .preprocess import (DEFAULT_BAND, LINE_FREQUENCIES, MAX_CHANNELS, RATE_FACTOR,
+                         default_band_and_rate, detect_line_frequency, notch_frequencies,
+                         notch_sos, principal_components)
 
 __all__ = ["read_lfp", "find_electrical_series"]
 
@@ -459,11 +462,19 @@ def _check_regular(t, i0: int, i1: int, fs: float, label: str):
                            f"{1 / fs:.6g} s); read gap-free stretches with interval=(t0, t1).")
 
 
-def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, band=None,
-             interval=None, trials=None, trial_window=None, align_to=None, trial_filter=None,
-             zscore: bool = False, chunk_seconds: float = 5.0,
-             filter_order: int = 4) -> Observations:
-    """Read an ElectricalSeries (LFP) as continuous observations in volts.
+def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto", band="auto",
+             notch="auto", n_components="auto", interval=None, trials=None, trial_window=None,
+             align_to=None, trial_filter=None, zscore=None, preprocess: bool = True,
+             chunk_seconds: float = 5.0, filter_order: int = 4) -> Observations:
+    """Read an ElectricalSeries (LFP, ECoG, EEG) as continuous observations.
+
+    By default (``preprocess=True``) the signal is prepared for dynamical-systems
+    reconstruction (:mod:`nwb_dsr.io.preprocess`): band-limited to 0.1–30 Hz, resampled to
+    75 Hz, mains (50 or 60 Hz, detected from the spectrum) removed, reduced to principal
+    components when there are more than 16 channels, and z-scored. Every step can be changed by
+    its keyword; ``preprocess=False`` reads the samples in volts as stored (each keyword left at
+    ``"auto"`` then does nothing). The choices made are recorded in
+    ``obs.provenance["preprocess"]``.
 
     Parameters
     ----------
@@ -478,21 +489,37 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
         Column indices of the series to read (default all).
     electrodes : sequence of int, optional
         Electrode ids (the electrodes table's ``id``) to read instead of ``channels``.
-    rate : float, optional
-        Output sampling rate in Hz, at most the series' rate (default: keep the series' rate).
-        The ratio is made rational (denominator <= 1000); the exact output rate is
-        ``1 / obs.bin_size``.
-    band : (float or None, float or None), optional
+    rate : float, "auto" or None
+        Output sampling rate in Hz, at most the series' rate; None keeps the series' rate.
+        ``"auto"``: 2.5 × the band's high edge (75 Hz for the default band) with
+        ``preprocess``, else the series' rate. The ratio is made rational (denominator
+        <= 1000); the exact output rate is ``1 / obs.bin_size``.
+    band : (float or None, float or None), "auto" or None
         Band-pass edges in Hz at the output rate (None for a low- or high-pass), applied
-        zero-phase (Butterworth of ``filter_order``, forward and backward).
+        zero-phase (Butterworth of ``filter_order``, forward and backward); None: no band.
+        ``"auto"``: (0.1, 30) Hz with ``preprocess`` (the high edge lowered to 0.4 × ``rate``
+        for slowly sampled series), else none.
+    notch : float, "auto" or None
+        Mains frequency in Hz whose harmonics are notched (those the resampling does not
+        remove, at the frequencies they alias to); None: no notch. ``"auto"``: detected from
+        the spectrum of the raw series (50 or 60 Hz, or none) with ``preprocess``.
+    n_components : int, "auto" or None
+        Keep this many principal components of the z-scored channels instead of the channels
+        (ids become ``"PC1"``, ``"PC2"``, ...). ``"auto"``: with ``preprocess``, and more than
+        16 channels, as many components as explain 95 % of the variance (at most 16); None:
+        keep the channels.
     interval : (float, float), optional
         Time window ``(t0, t1)`` in seconds (default the whole series). With trials, only
         trials inside it are kept.
     trials, trial_window, align_to, trial_filter
         One segment per trial, as in :func:`nwb_dsr.io.read_units`; trials whose window is
         not inside the recording are skipped with a warning.
-    zscore : bool, default False
-        Z-score each channel over all segments (the output is then dimensionless).
+    zscore : bool, optional
+        Z-score each channel (or component) over all segments (the output is then
+        dimensionless). Default: ``preprocess``.
+    preprocess : bool, default True
+        Apply the defaults above; False reads raw volts (``rate``, ``band``, ``notch``,
+        ``n_components`` and ``zscore`` left at their defaults do nothing).
     chunk_seconds : float, default 5.0
         Longest read block in seconds of output; bounds the memory used beyond the output
         itself. Blocks are also kept to a few MiB of samples, so that they are filtered while
@@ -505,7 +532,8 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
     Observations
         ``kind="continuous"``, one (n_samples_k, n_channels) float64 array per segment, in
         volts (``conversion``, ``offset`` and ``channel_conversion`` applied) unless
-        ``zscore``; ``bin_size = 1 / output rate``; ``start_times`` the time of each
+        ``zscore`` (then in standard deviations; with principal components, one column per
+        component); ``bin_size = 1 / output rate``; ``start_times`` the time of each
         segment's first sample minus half a sample, so ``obs.times(k)`` are sample times;
         ``ids`` the electrode ids (column indices if the series has no electrodes);
         ``channel_info`` the electrodes table's scalar columns.
@@ -543,11 +571,14 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
     >>> x = (1000 * np.sin(2 * np.pi * 5 * t)).astype("int16")[:, None].repeat(3, axis=1)
     >>> _ = mock_ElectricalSeries(name="lfp", data=x, rate=1000.0, conversion=1e-6,
     ...                           nwbfile=nwbfile)
-    >>> obs = read_lfp(nwbfile, rate=250.0)
+    >>> obs = read_lfp(nwbfile, rate=250.0, preprocess=False)
     >>> obs.kind, obs.data[0].shape, obs.bin_size               # (n_samples, n_channels)
     ('continuous', (500, 3), 0.004)
     >>> round(float(obs.data[0][100:400, 0].max()), 4)            # volts
     0.001
+    >>> obs = read_lfp(nwbfile)                                   # the defaults
+    >>> obs.bin_size, obs.provenance["preprocess"]["band"]
+    (0.013333333333333334, [0.1, 30.0])
     """
     chunk = seconds(chunk_seconds, "chunk_seconds")
     interval = check_interval(interval)
@@ -579,8 +610,15 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
             cc = es.channel_conversion
             cc = np.ones(n_ch) if cc is None else read_all(cc, float).ravel()
             scale = conv * cc[cols]
+            rate, band, notch, pre = _resolve_preprocess(preprocess, rate, band, notch, fs,
+                                                         data, cols)
             up, down, fs_out = _ratio(rate, fs)
             sos = _design_band(band, fs_out, filter_order) if band is not None else None
+            notches = [] if notch is None else notch_frequencies(notch, fs, fs_out)
+            if notches:
+                ns = notch_sos(notches, fs_out)
+                sos = ns if sos is None else np.concatenate([sos, ns])
+            pre["notch_applied_hz"] = notches
             # segments as input sample ranges [i0, i1)
             segs, rows = _sample_ranges(nwbfile, n, t0, fs, ts, interval, trials,
                                         trial_window, align_to, trial_filter, name)
@@ -604,21 +642,107 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate=None, 
             raise NWBReadError(f"{name} could not be read ({short_error(err)}); check the "
                                "file with nwbinspector.") from err
 
-    if zscore:
-        _zscore(out, eids[cols])
+    if zscore is None:
+        zscore = bool(preprocess)
+    ids, ch_info = eids[cols], {k: v[cols] for k, v in info.items()}
+    if n_components == "auto" and not preprocess:
+        n_components = None
+    if n_components not in (None, "auto") and (isinstance(n_components, bool) or not isinstance(
+            n_components, (int, np.integer)) or not 1 <= n_components <= cols.size):
+        raise NWBReadError(f"n_components must be 'auto', None or an integer from 1 to the "
+                           f"number of channels read ({cols.size}); got {n_components!r}.")
+    if zscore or n_components not in (None, "auto") or (
+            n_components == "auto" and cols.size > MAX_CHANNELS):
+        _zscore(out, ids)
+    out, pca = principal_components(out, n_components)
+    if pca is not None:
+        ids = np.array([f"PC{i + 1}" for i in range(pca["n_components"])])
+        ch_info = {}
+        if zscore:
+            _zscore(out, ids)
     bin_size = down / (up * fs)
     starts = [(t0 + i0 / fs if ts is None else ts[i0]) - bin_size / 2 for i0, _ in segs]
     selection = {"channels": cols, "electrode_ids": eids[cols], "interval": interval,
                  "rate": 1.0 / bin_size, "band": band, "zscore": bool(zscore),
-                 "trials": rows}
+                 "notch": notch, "n_components": None if pca is None else pca["n_components"],
+                 "preprocess": bool(preprocess), "trials": rows}
     if rows is not None:
         selection.update(align_to=align_to, trial_window=trial_window)
+    pre.update(rate=1.0 / bin_size, band=band, notch=notch, zscore=bool(zscore),
+               channels_in=int(cols.size), channels_out=len(ids),
+               pca=None if pca is None else {k: pca[k] for k in ("n_components",
+                                                                 "explained_variance")})
     prov = {"source": label, "object": path, "selection": jsonable(selection),
-            "input_rate": fs, "unit": "z-score" if zscore else "volts",
-            "filter": _filter_text(res, sos, band, filter_order)}
+            "input_rate": fs, "unit": "z-score" if zscore else (
+                "principal components of z-scored channels" if pca is not None else "volts"),
+            "filter": _filter_text(res, sos, band, filter_order, notches),
+            "preprocess": jsonable(pre)}
+    if pca is not None:
+        prov["pca_components"] = pca["components"]
     return Observations(out, kind="continuous", bin_size=bin_size, start_times=starts,
-                        ids=eids[cols], provenance=prov,
-                        channel_info={k: v[cols] for k, v in info.items()})
+                        ids=ids, provenance=prov, channel_info=ch_info)
+
+
+def _resolve_preprocess(preprocess, rate, band, notch, fs, data, cols):
+    """Turn the ``"auto"`` values of :func:`read_lfp` into numbers; returns (rate, band, notch,
+    record of how each was chosen)."""
+    pre = {"enabled": bool(preprocess)}
+    if not preprocess:
+        pre["how"] = "raw: values as stored, in volts unless zscore"
+        return (None if _is_auto(rate) else rate, None if _is_auto(band) else band,
+                None if _is_auto(notch) else notch, pre)
+    how = {}
+    want_band = DEFAULT_BAND if _is_auto(band) else band
+    if _is_auto(rate):
+        hi = None if want_band is None else want_band[1]
+        rate = fs if hi is None else min(fs, RATE_FACTOR * float(hi))
+        how["rate"] = f"{RATE_FACTOR:g} x the band's high edge, at most the series' rate"
+    else:
+        how["rate"] = "given" if rate is not None else "the series' rate (rate=None)"
+    if _is_auto(band):
+        r = fs if rate is None else float(rate)
+        band, _ = default_band_and_rate(fs, DEFAULT_BAND, r)
+        how["band"] = "default"
+    else:
+        how["band"] = "given"
+    if _is_auto(notch):
+        notch, ratios = _detect_line(data, cols, fs)
+        how["notch"] = "detected from the spectrum" if notch else \
+            "none detected" if ratios else "not testable (series' rate too low)"
+        pre["line_ratios"] = ratios
+    else:
+        if notch is not None and not (isinstance(notch, (int, float, np.number)) and
+                                      not isinstance(notch, bool) and 0 < float(notch) < fs / 2):
+            raise NWBReadError(f"notch must be 'auto', None or a mains frequency in Hz below the "
+                               f"Nyquist frequency ({fs / 2:g} Hz); got {notch!r}.")
+        notch = None if notch is None else float(notch)
+        how["notch"] = "given"
+    pre["how"] = how
+    return rate, band, notch, pre
+
+
+def _is_auto(v) -> bool:
+    return isinstance(v, str) and v == "auto"
+
+
+def _detect_line(data, cols, fs, max_rows: int = 1 << 17, max_cols: int = 16):
+    """Mains frequency from up to ``max_rows`` samples of up to ``max_cols`` of the selected
+    channels taken from the middle of the recording."""
+    n = int(data.shape[0])
+    if fs < 2 * (min(LINE_FREQUENCIES) + 6):
+        return None, {}
+    width = 1 if data.ndim == 1 else int(data.shape[1])
+    rows = int(min(max_rows, max(4096, (1 << 23) // width)))   # at most ~8M values read
+    a = max(0, n // 2 - rows // 2)
+    b = min(n, a + rows)
+    pick = np.asarray(cols)[np.unique(np.linspace(0, len(cols) - 1, min(len(cols), max_cols))
+                                      .round().astype(int))]
+    raw = np.asarray(data[a:b])
+    raw = raw[:, None] if raw.ndim == 1 else raw[:, pick]
+    raw = raw.astype(np.float64)
+    if not np.isfinite(raw).all():
+        raw = np.nan_to_num(raw)
+    return detect_line_frequency(raw, fs)
 
 
 def _one_blas_thread():
@@ -631,13 +755,16 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _filter_text(res, sos, band, order) -> str:
+def _filter_text(res, sos, band, order, notches=()) -> str:
     parts = []
     if res is not None:
         parts.append(f"resample_poly FIR x{res.up}/{res.down} (kaiser 5.0, "
                      f"{2 * res.half + 1} taps, zero-phase)")
-    if sos is not None:
+    if band is not None:
         parts.append(f"butterworth order {order} band {list(band)} Hz, sosfiltfilt (zero-phase)")
+    if notches:
+        parts.append(f"iirnotch Q 30 at {[round(f, 3) for f in notches]} Hz, sosfiltfilt "
+                     "(zero-phase)")
     return "; ".join(parts) or "none"
 
 

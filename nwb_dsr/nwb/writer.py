@@ -105,11 +105,11 @@ def _flatten_metrics(metrics, prefix=""):
         key = str(key)
         if not prefix and key in _METRIC_SKIP:
             continue
-        if not prefix and key == "collapse":
-            rows.append(("collapsed", 0.0 if value is None else 1.0, ""))
-            continue
         if not prefix and key == "prediction_error" and isinstance(value, dict):
             rows.extend((f"PE({n})", _float(v), "") for n, v in value.items())
+            continue
+        if not prefix and key == "collapse":  # 1 if the free run collapsed; the reason as unit
+            rows.append(("collapsed", 0.0 if value is None else 1.0, str(value or "")))
             continue
         name, unit = _METRIC_NAMES.get(key, (key, "")) if not prefix else (prefix + key, "")
         if isinstance(value, dict):

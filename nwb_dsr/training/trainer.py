@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from ..collapse import CollapseWarning, describe_collapse
 from ..config import EvaluationConfig, OptimizationConfig, RunConfig
 from ..models.latent import LatentModel
 from ..models.observation import ObservationModel
@@ -32,10 +33,6 @@ __all__ = ["Trainer", "TrainingHistory", "TrainingDivergedWarning", "CollapseWar
 
 class TrainingDivergedWarning(RuntimeWarning):
     """Training stopped because the loss became NaN or diverged; the last good state was kept."""
-
-
-class CollapseWarning(RuntimeWarning):
-    """Every validated checkpoint's free run collapsed (fixed point, flat or exploding)."""
 
 
 def resolve_device(device: str) -> torch.device:
@@ -339,10 +336,10 @@ class Trainer:
         elif hist.val_collapse and all(c is not None for c in hist.val_collapse):
             hist.collapse = hist.val_collapse[-1]
         if hist.collapse is not None:
-            warnings.warn(f"the free run of every validated checkpoint collapsed "
-                          f"({hist.collapse}) while the held-back data move: the fitted "
-                          "dynamics do not reproduce the data. Try another seed, a smaller tau, "
-                          "a longer budget, or check the preprocessing of the data.",
+            warnings.warn(f"{describe_collapse(hist.collapse)} at every validation of this fit, "
+                          "so the model does not reproduce the data's dynamics although its "
+                          "one-step predictions may look good. Try another seed, tau='auto', a "
+                          "longer budget, or check the preprocessing of the data.",
                           CollapseWarning, stacklevel=3)
         hist.epochs = epoch
         hist.seconds = time.perf_counter() - t_start - excluded

@@ -1,0 +1,147 @@
+"""Field potentials with the defaults: a fit per seed of any NWB file with an ElectricalSeries.
+
+For each seed, exactly what ``nwb-dsr fit FILE --source lfp --max-time S`` does with nothing
+else given, except that the fit sees only the first 80 % of the recording:
+
+1. ``read_lfp(FILE)`` with its defaults (band 0.1–30 Hz, 75 Hz, detected mains removed,
+   principal components beyond 16 channels, z-scored);
+2. ``DSR(max_time=S, seed=seed).fit(train)`` with every other setting at its default
+   (``tau="auto"``);
+3. ``evaluate(est, test)`` on the held-out final 20 %: D_stsp and D_H in the space the report
+   uses (the preprocessed channels or components, z-scored), the model's λ_max and whether the
+   free run collapsed (``collapse``).
+
+The dominant spectral peak (:func:`nwb_dsr.analysis.lyapunov.spectral_peak`: the largest peak
+of the mean Welch spectrum of the z-scored channels above a 1/f background, searched between
+twice the band's low and 0.8 × its high edge) is given for the held-out data and for a free run
+of the same length (from the forced state at the first held-out bin, the first quarter dropped).
+``max_power`` is the plain maximum of each spectrum in that range. For scale, the D_H of the
+held-out data against each training window of the same length (the data against themselves)
+is listed too (``dh_data_vs_train_windows``; its mean is printed as "data floor").
+
+``--lorenz`` runs the same on a synthetic recording with known truth instead of FILE: 16 LFP
+channels, each a noisy linear mixture of a Lorenz-63 latent at one Lorenz time unit per second
+(λ_max = 0.906 /s), 250 Hz, ``--duration`` seconds (:func:`nwb_dsr.datasets.write_lorenz_nwb`),
+and reports the model's λ_max against the truth.
+
+    python benchmarks/lfp_real.py ../shared/data/nwb/eeg_openbci_8ch_blinks_jaw_alpha.nwb \\
+        --seeds 0 1 2 --max-time 300
+    python benchmarks/lfp_real.py --lorenz --seeds 0 --max-time 300
+
+One line per seed, then one JSON object (the last line).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import nwb_dsr as dsr
+from nwb_dsr.analysis.lyapunov import spectral_peak
+from nwb_dsr.metrics import power_spectrum_distance
+
+
+def run(path, seed: int, max_time: float, n_lyapunov: int) -> dict:
+    obs = dsr.read_lfp(path)
+    pre = obs.provenance["preprocess"]
+    band = pre["band"] or [None, None]
+    train, test = obs.split_time(0.8)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = dsr.DSR(max_time=max_time, seed=seed, progress=False).fit(train)
+    fit_s = time.perf_counter() - t0
+    m = dsr.evaluate(est, test, n_lyapunov=n_lyapunov, seed=seed)
+    x = np.concatenate(test.data)
+    T = len(x)
+    # the free run evaluate() scored (the evaluation protocol), in the space it compared
+    res = est.evaluation_protocol(n_steps=T, seed=seed).evaluate(
+        est.latent_model_, est.observation_model_, test.data)
+    rng = {"fmin": None if band[0] is None else 2.0 * band[0],
+           "fmax": None if band[1] is None else 0.8 * band[1]}
+    pd = spectral_peak(res.reference, obs.bin_size, **rng)
+    pg = spectral_peak(res.generated, obs.bin_size, **rng)
+    info = est.tau_info_
+    # the data against themselves: D_H between the held-out part and every training window of
+    # the same length (how far the recording's own spectrum drifts over time)
+    xt = np.concatenate(train.data)
+    floor = [power_spectrum_distance(x, xt[a:a + T]) for a in range(0, len(xt) - T + 1, T)]
+    rel = (None if pd["frequency"] is None or pg["frequency"] is None
+           else abs(pg["frequency"] - pd["frequency"]) / pd["frequency"])
+    return {
+        "seed": seed, "dh": m["dh"], "dstsp": m["dstsp"],
+        "dh_data_vs_train_windows": [float(v) for v in floor],
+        "peak_data_hz": pd["frequency"], "peak_gen_hz": pg["frequency"],
+        "peak_rel_error": rel,
+        "max_power_data_hz": pd["max_power_frequency"],
+        "max_power_gen_hz": pg["max_power_frequency"],
+        "lambda_max_model_per_s": m["lambda_max_per_s"],
+        "lambda_max_data_per_s": info.get("lambda_max_per_s"),
+        "tau": int(est.tau_), "tau_method": info.get("method"),
+        "tau_lower_bound": info.get("lower_bound"),
+        "fit_seconds": fit_s, "epochs": est.history_.epochs,
+        "collapse": m["collapse"], "collapse_in_validation": est.collapse_,
+        "pe1": m["prediction_error"].get("1"),
+        "latent_dim": est.latent_model_.latent_dim, "n_channels": obs.n_channels,
+        "bin_size": obs.bin_size, "preprocess": pre,
+        "warnings": sorted({type(w.message).__name__ for w in caught}),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("file", nargs="?", help="NWB file with an ElectricalSeries")
+    ap.add_argument("--lorenz", action="store_true",
+                    help="use a synthetic Lorenz-driven LFP mixture with known λ_max instead")
+    ap.add_argument("--duration", type=float, default=300.0,
+                    help="--lorenz: recording length in s (default 300)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--max-time", type=float, default=300.0, help="fit budget in s (default 300)")
+    ap.add_argument("--lyapunov-steps", type=int, default=20_000)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    truth = None
+    if args.lorenz:
+        from nwb_dsr.datasets import load_ground_truth, write_lorenz_nwb
+        tmp = Path(tempfile.mkdtemp(prefix="nwb_dsr_lfp_"))
+        path = write_lorenz_nwb(tmp / "lorenz_lfp.nwb", n_units=4, duration=args.duration,
+                                n_lfp_channels=16, seed=0)
+        truth = float(load_ground_truth(path)["lyapunov_max"])
+    elif args.file:
+        path = Path(args.file)
+    else:
+        ap.error("give FILE or --lorenz")
+    rows = []
+    for seed in args.seeds:
+        r = run(path, seed, args.max_time, args.lyapunov_steps)
+        if truth is not None:
+            r["lambda_max_true_per_s"] = truth
+            lam = r["lambda_max_model_per_s"]
+            r["lambda_rel_error"] = None if lam is None else abs(lam - truth) / truth
+        rows.append(r)
+        f = lambda v, d=3: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
+        line = (f"seed {seed}: D_H {f(r['dh'])}  D_stsp {f(r['dstsp'])}  peak data "
+                f"{f(r['peak_data_hz'], 2)} Hz / free run {f(r['peak_gen_hz'], 2)} Hz  "
+                f"lambda_max model {f(r['lambda_max_model_per_s'], 2)} /s (data "
+                f"{f(r['lambda_max_data_per_s'], 2)})  D_H data floor "
+                f"{f(float(np.mean(r['dh_data_vs_train_windows'])))}  "
+                f"tau {r['tau']} ({r['tau_method']})  "
+                f"fit {r['fit_seconds']:.0f} s, {r['epochs']} epochs  collapse "
+                f"{r['collapse'] or 'none'}")
+        if truth is not None:
+            line += f"  true lambda_max {truth:.3f} /s, error {f(r['lambda_rel_error'])}"
+        print(line, flush=True)
+    print(json.dumps({"file": str(path), "max_time": args.max_time, "runs": rows},
+                     default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

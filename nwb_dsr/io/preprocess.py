@@ -1,0 +1,238 @@
+"""Default preprocessing of field potentials (LFP, ECoG, EEG) for dynamical-systems reconstruction.
+
+:func:`nwb_dsr.read_lfp` applies these steps unless ``preprocess=False``; each one can be
+overridden by its own keyword, and every choice is recorded in ``obs.provenance["preprocess"]``.
+
+1. **Band limit** ``DEFAULT_BAND`` = (0.1, 30) Hz: a zero-phase Butterworth band-pass that removes
+   DC offsets and drifts below and muscle activity, spikes and line noise above. It keeps delta
+   to beta (the band of clinical EEG and of most LFP analyses; the low edge is MNE's usual ERP
+   high-pass, and the high edge that of resting-state pipelines) and the slow rhythms that
+   dynamical-systems reconstructions of EEG model (the DSR papers smooth EEG to well below
+   30 Hz before embedding it). A higher low edge (e.g. 0.5 or 1 Hz) would cut into slow
+   dynamics such as those of a Lorenz-like system at one time unit per second.
+2. **Output rate** ``RATE_FACTOR`` × the band's high edge (75 Hz for the default band), at most
+   the series' rate: the band is resolved with at least 2.5 samples per period of its highest
+   frequency, so the anti-aliasing filter's transition lies above the band, while 50- and 60-Hz
+   mains (and everything above 0.58 × the output rate) fall into its stop band. Sampling far
+   faster than the dynamics (500 Hz for 10-Hz alpha) makes one step of the latent map nearly
+   the identity and the one-step prediction trivially good while long-term behaviour is lost.
+3. **Line-noise notch**: the mains frequency (50 or 60 Hz) is detected from the spectrum of
+   the raw series (:func:`detect_line_frequency`); its harmonics that would survive the
+   anti-aliasing filter (below 0.58 × the output rate) are notched (zero-phase IIR notch, Q 30)
+   at the frequency they appear at after resampling (aliases folded into the output band).
+4. **Channel reduction** for wide recordings: with more than ``MAX_CHANNELS`` channels the
+   z-scored channels are projected onto their leading principal components, as many as explain
+   ``PCA_VARIANCE`` of the variance (at most ``MAX_CHANNELS``) (:func:`principal_components`).
+5. **z-scoring** per channel (or component) over all segments.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import signal
+
+__all__ = ["DEFAULT_BAND", "RATE_FACTOR", "MAX_CHANNELS", "PCA_VARIANCE", "LINE_FREQUENCIES",
+           "default_band_and_rate", "detect_line_frequency", "notch_frequencies", "notch_sos",
+           "principal_components"]
+
+#: Default band limit in Hz (low, high).
+DEFAULT_BAND = (0.1, 30.0)
+#: Default output rate as a multiple of the band's high edge.
+RATE_FACTOR = 2.5
+#: Recordings with more channels are reduced to principal components by default.
+MAX_CHANNELS = 16
+#: Fraction of the variance the principal components kept by default explain.
+PCA_VARIANCE = 0.95
+#: Mains frequencies looked for (Hz).
+LINE_FREQUENCIES = (50.0, 60.0)
+#: A line is detected when its power exceeds that of the neighbouring frequencies this much.
+LINE_RATIO = 5.0
+#: Harmonics above this fraction of the output rate lie in the resampler's stop band.
+STOPBAND_FRACTION = 0.58
+
+
+def default_band_and_rate(fs_in: float, band=DEFAULT_BAND, rate=None):
+    """The default band and output rate for a series sampled at ``fs_in`` Hz.
+
+    Parameters
+    ----------
+    fs_in : float
+        Sampling rate of the series (Hz).
+    band : (float or None, float or None)
+        Band wanted; its high edge is lowered to 0.4 × the output rate if needed.
+    rate : float, optional
+        Output rate wanted (default ``RATE_FACTOR`` × the band's high edge, at most ``fs_in``).
+
+    Returns
+    -------
+    (band, rate) : ((float or None, float or None), float)
+
+    Examples
+    --------
+    >>> default_band_and_rate(500.0)
+    ((0.1, 30.0), 75.0)
+    >>> default_band_and_rate(40.0)       # a slow series keeps its rate; the band fits under it
+    ((0.1, 16.0), 40.0)
+    """
+    lo, hi = band
+    if rate is None:
+        rate = fs_in if hi is None else min(fs_in, RATE_FACTOR * float(hi))
+    rate = float(rate)
+    if hi is not None and hi > rate / RATE_FACTOR:
+        hi = rate / RATE_FACTOR
+    if lo is not None and hi is not None and lo >= hi:
+        lo = None
+    return (lo, hi), rate
+
+
+def detect_line_frequency(x: np.ndarray, fs: float, candidates=LINE_FREQUENCIES,
+                          min_ratio: float = LINE_RATIO):
+    """The mains frequency of a raw recording, from its power spectrum.
+
+    For each candidate f0 below the Nyquist frequency, the Welch power (1-Hz resolution, channels
+    averaged after removing their means) in f0 ± 1 Hz is compared with the median power in the
+    flanks f0 ± (2–6) Hz (each channel's spectrum normalised to its total power first, so that
+    no channel dominates). The candidate with the largest ratio is the line frequency if the
+    ratio exceeds ``min_ratio``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_channels)
+        Raw samples (any units).
+    fs : float
+        Sampling rate in Hz.
+    candidates : sequence of float
+        Frequencies tried (default 50 and 60 Hz).
+    min_ratio : float
+        Smallest peak-to-flank power ratio taken as a line.
+
+    Returns
+    -------
+    frequency : float or None
+        The detected line frequency, or None.
+    ratios : dict
+        ``{str(f0): ratio}`` for every candidate that could be tested.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> t = np.arange(20000) / 500.0
+    >>> x = rng.normal(size=(20000, 2)) + 3 * np.sin(2 * np.pi * 60 * t)[:, None]
+    >>> detect_line_frequency(x, 500.0)[0]
+    60.0
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    ratios = {}
+    nper = int(min(len(x), max(16, round(fs))))
+    if len(x) < 16:
+        return None, ratios
+    f, P = signal.welch(x - x.mean(0), fs=fs, nperseg=nper, axis=0)
+    tot = P.sum(0)
+    P = (P[:, tot > 0] / tot[tot > 0]).mean(1) if np.any(tot > 0) else P.mean(1)
+    for f0 in candidates:
+        if f0 + 6.0 >= fs / 2:
+            continue
+        peak = P[np.abs(f - f0) <= 1.0]
+        flank = P[(np.abs(f - f0) >= 2.0) & (np.abs(f - f0) <= 6.0)]
+        if peak.size == 0 or flank.size == 0:
+            continue
+        ref = float(np.median(flank))
+        ratios[str(float(f0))] = float(peak.max() / ref) if ref > 0 else float("inf")
+    if not ratios:
+        return None, ratios
+    best = max(ratios, key=ratios.get)
+    return (float(best) if ratios[best] > min_ratio else None), ratios
+
+
+def notch_frequencies(line: float, fs_in: float, fs_out: float) -> list:
+    """Frequencies (at the output rate) to notch for a line at ``line`` Hz.
+
+    Every harmonic k·line below the series' Nyquist frequency and below ``STOPBAND_FRACTION``
+    × ``fs_out`` (above that the resampler's anti-aliasing filter removes it) is folded into
+    [0, fs_out / 2] as resampling aliases it; the folded frequencies strictly inside (0, Nyquist)
+    are returned.
+
+    Examples
+    --------
+    >>> notch_frequencies(60.0, 1000.0, 250.0)   # 60 and 120 Hz stay where they are
+    [60.0, 120.0]
+    >>> notch_frequencies(60.0, 500.0, 75.0)     # removed by the anti-aliasing filter
+    []
+    """
+    out = []
+    k = 1
+    while k * line < min(fs_in / 2, STOPBAND_FRACTION * fs_out):
+        f = math.fmod(k * line, fs_out)
+        f = fs_out - f if f > fs_out / 2 else f
+        if 0.5 < f < fs_out / 2 - 0.5 and all(abs(f - g) > 1e-6 for g in out):
+            out.append(float(f))
+        k += 1
+    return out
+
+
+def notch_sos(freqs, fs: float, q: float = 30.0):
+    """Second-order sections of IIR notches (``scipy.signal.iirnotch``) at ``freqs`` Hz."""
+    secs = [signal.tf2sos(*signal.iirnotch(f, q, fs=fs)) for f in freqs]
+    return np.concatenate(secs) if secs else None
+
+
+def principal_components(segs, n_components="auto", *, max_channels: int = MAX_CHANNELS,
+                         variance: float = PCA_VARIANCE):
+    """Project z-scored channels onto their leading principal components.
+
+    Parameters
+    ----------
+    segs : list of ndarray of shape (n_samples_k, n_channels)
+        Segments (z-scored, or at least centred, per channel).
+    n_components : int, "auto" or None
+        Components kept. ``"auto"``: none (channels kept) when there are at most
+        ``max_channels`` channels, else as many as explain ``variance`` of the variance, at most
+        ``max_channels``. None or 0: channels kept.
+    max_channels, variance
+        See ``n_components="auto"``.
+
+    Returns
+    -------
+    segs : list of ndarray of shape (n_samples_k, k)
+        The component scores (or the input unchanged).
+    info : dict or None
+        ``{"n_components", "explained_variance" (fractions per component),
+        "components" (k × n_channels loadings, largest entry of each positive)}``; None when
+        the channels are kept.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = np.random.default_rng(0).normal(size=(500, 2))
+    >>> x = z @ np.random.default_rng(1).normal(size=(2, 20))
+    >>> out, info = principal_components([x], "auto")
+    >>> out[0].shape, info["n_components"]
+    ((500, 2), 2)
+    """
+    n_ch = segs[0].shape[1]
+    if n_components is None or n_components == 0:
+        return segs, None
+    allx = np.concatenate(segs)
+    mu = allx.mean(0)
+    _, sv, vt = np.linalg.svd(allx - mu, full_matrices=False)
+    ev = sv ** 2 / max(float(np.sum(sv ** 2)), 1e-300)
+    if n_components == "auto":
+        if n_ch <= max_channels:
+            return segs, None
+        k = int(np.searchsorted(np.cumsum(ev), variance) + 1)
+        k = int(min(max(k, 1), max_channels, n_ch))
+    else:
+        k = int(n_components)
+        if k < 1 or k > n_ch:
+            raise ValueError(f"n_components must be between 1 and the number of channels "
+                             f"({n_ch}); got {n_components!r}.")
+    V = vt[:k]
+    sign = np.sign(V[np.arange(k), np.argmax(np.abs(V), axis=1)])
+    V = V * sign[:, None]
+    out = [(s - mu) @ V.T for s in segs]
+    return out, {"n_components": k, "explained_variance": ev[:k].tolist(),
+                 "components": V.tolist()}

@@ -1,0 +1,139 @@
+"""Collapse detection (nwb_dsr.collapse) and its use in model selection, the estimator,
+evaluate() and the NWB metrics table."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from nwb_dsr import DSR
+from nwb_dsr.analysis import evaluate
+from nwb_dsr.collapse import (COLLAPSE_REASONS, CollapseWarning, describe_collapse,
+                              detect_collapse)
+from nwb_dsr.protocol import COLLAPSE_PENALTY, EvaluationProtocol, ProtocolResult
+from nwb_dsr.training import trainer as trainer_module
+
+T = np.arange(4000) * 0.05
+DATA = np.stack([np.sin(T), np.cos(1.3 * T)], axis=1) * 3.0 + 1.0
+
+
+@pytest.mark.parametrize("generated, expected", [
+    (DATA[::-1], None),                                              # same attractor
+    (np.stack([np.sin(2 * T), np.cos(T)], 1) * 3.0 + 1.0, None),     # another oscillation
+    (np.full_like(DATA, 1.0), "fixed_point"),                        # flat at the mean
+    (np.full_like(DATA, 7.0), "fixed_point"),                        # flat elsewhere
+    (1.0 + (DATA - 1.0) * np.exp(-0.05 * T)[:, None], "fixed_point"),  # decays onto a point
+    (1.0 + (DATA - 1.0) * np.exp(0.02 * T)[:, None], "exploding"),     # grows without bound
+    (np.r_[DATA[:10], np.full((5, 2), np.nan)], "non_finite"),
+    (np.r_[DATA[:10], np.full((5, 2), np.inf)], "non_finite"),
+])
+def test_detect_collapse_rules(generated, expected):
+    assert detect_collapse(generated, DATA) == expected
+
+
+def test_one_channel_moving_is_not_a_fixed_point():
+    gen = DATA.copy()
+    gen[:, 1] = 1.0   # one channel flat, the other still oscillates
+    assert detect_collapse(gen, DATA) is None
+
+
+def test_flat_output_is_fine_when_the_data_are_at_rest():
+    rest = np.full((500, 3), 2.0)
+    assert detect_collapse(np.full((300, 3), 2.0), rest) is None
+    assert detect_collapse(np.full((300,), 5.0), np.zeros(100)) is None
+
+
+def test_thresholds_are_parameters():
+    small = 1.0 + 0.1 * (DATA - 1.0)              # 10 % of the data's spread
+    assert detect_collapse(small, DATA) is None
+    assert detect_collapse(small, DATA, flat=0.2) == "fixed_point"
+    far = DATA + 60.0                             # 60 > 20 standard deviations (2.1) away
+    assert detect_collapse(far, DATA) == "exploding"
+    assert detect_collapse(far, DATA, explode=50.0) is None
+
+
+@pytest.mark.parametrize("args, match", [
+    ((np.zeros((10, 2)), np.zeros((10, 3))), "same number of channels"),
+    ((np.zeros((0, 2)), np.ones((10, 2))), "must not be empty"),
+])
+def test_detect_collapse_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        detect_collapse(*args)
+    with pytest.raises(ValueError, match="tail must lie"):
+        detect_collapse(DATA, DATA, tail=0.0)
+
+
+def test_every_reason_has_a_sentence():
+    for reason in COLLAPSE_REASONS:
+        assert describe_collapse(reason).startswith("the free run")
+    assert describe_collapse(None) == ""
+
+
+# ------------------------------------------------------------------ model selection and hooks
+def _fake_validation(pattern):
+    """Trainer.validate replacement: validation k returns pattern[k] = (score, collapse)."""
+    calls = []
+
+    def fake(self, segments):
+        score, reason = pattern[min(len(calls), len(pattern) - 1)]
+        calls.append(reason)
+        return ProtocolResult(score, 0.0, score + (COLLAPSE_PENALTY if reason else 0.0), reason,
+                              None, None, None)
+    return fake
+
+
+KW = dict(latent_dim=2, hidden_dim=8, tau=5, epochs=4, eval_every=1, batches_per_epoch=2,
+          batch_size=8, progress=False, seed=0)
+
+
+def test_selection_skips_collapsed_checkpoints(monkeypatch):
+    # the collapsed checkpoints score better (flat runs can look close in D_stsp) yet are skipped
+    pattern = [(5.0, None), (1.0, "fixed_point"), (3.0, None), (0.5, "exploding")]
+    monkeypatch.setattr(trainer_module.Trainer, "validate", _fake_validation(pattern))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        est = DSR(**KW).fit(DATA[:800], bin_size=0.05)
+    h = est.history_
+    assert h.val_collapse == [None, "fixed_point", None, "exploding"]
+    assert h.best_epoch == 3 and h.collapse is None and est.collapse_ is None
+
+
+def test_fit_warns_once_when_every_checkpoint_collapsed(monkeypatch):
+    pattern = [(2.0, "fixed_point"), (1.0, "fixed_point"), (3.0, "exploding")]
+    monkeypatch.setattr(trainer_module.Trainer, "validate", _fake_validation(pattern))
+    with pytest.warns(CollapseWarning, match="collapsed onto a fixed point .* at every validation"
+                      ".*tau='auto'") as rec:
+        est = DSR(**KW).fit(DATA[:800], bin_size=0.05)
+    assert len([w for w in rec if issubclass(w.category, CollapseWarning)]) == 1
+    assert est.history_.best_epoch == 2 and est.collapse_ == "fixed_point"
+    # the record survives saving and loading
+    assert DSR.from_state(*est.to_state()).collapse_ == "fixed_point"
+
+
+def test_validation_score_detects_a_collapsed_model():
+    est = DSR(**{**KW, "epochs": 1}).fit(DATA[:800], bin_size=0.05)
+    lat = est.latent_model_
+    with torch.no_grad():   # a map onto a constant: z' = h
+        for p in lat.parameters():
+            p.zero_()
+    res = EvaluationProtocol(max_steps=500).evaluate(lat, est.observation_model_, [DATA[800:1600]])
+    assert res.collapse == "fixed_point" and res.score >= COLLAPSE_PENALTY
+    with pytest.warns(CollapseWarning, match="fixed point .* on these data"):
+        res = evaluate(est, DATA[800:1600], pe_steps=(1,), n_lyapunov=200)
+    assert res["collapse"] == "fixed_point"
+
+
+def test_collapse_row_in_the_nwb_metrics_table():
+    from nwb_dsr.nwb.writer import _flatten_metrics
+    rows = _flatten_metrics({"dh": 0.2, "collapse": "fixed_point"})
+    assert ("collapsed", 1.0, "fixed_point") in rows
+    assert ("collapsed", 0.0, "") in _flatten_metrics({"collapse": None})
+
+
+def test_public_names():
+    import nwb_dsr
+    assert nwb_dsr.CollapseWarning is CollapseWarning
+    assert nwb_dsr.detect_collapse is detect_collapse
+    assert issubclass(CollapseWarning, RuntimeWarning)
