@@ -328,64 +328,13 @@ def _fit_url(args) -> int:
     return 0
 
 
-def _stored_provenance(path: Path, name):
-    from .nwb import read_dynamics
-    est = read_dynamics(path, name=name)
-    prov = dict(est.provenance_ or {})
-    return est, prov
-
-
-def _reread(path: Path, est, prov: dict):
-    """The data a fit used, read again from ``path`` (which holds a copy of the source) or
-    from the original source file, with the stored selection."""
-    obj = str(prov.get("object") or "")
-    if not obj:
-        raise CLIError("this fit stores no source object (it was fitted to an array); evaluate "
-                       "it in Python with nwb_dsr.analysis.evaluate(estimator, data).")
-    selection = dict(prov.get("selection") or {})
-    source = "units" if est.kind_ == "counts" else "lfp"
-    import h5py
-    candidates = [path] + ([Path(prov["source"])] if prov.get("source") else [])
-    for candidate in candidates:
-        if candidate.is_file():
-            with h5py.File(candidate, "r") as f:
-                if obj in f:
-                    return _read_with_selection(candidate, source, est, selection, obj,
-                                                prov.get("input_rate"))
-    raise CLIError(f"the source object {obj} was found neither in {path} nor in "
-                   f"{prov.get('source') or 'the original file (unknown)'}.")
-
-
-def _read_with_selection(path, source, est, selection: dict, obj: str, prov_rate=None):
-    """Call the reader with the selection it recorded in the provenance."""
-    from .io import read_lfp, read_units
-    sel = {k: v for k, v in selection.items() if v is not None}
-    if source == "units":
-        kwargs = {"units": sel.get("unit_ids"), "interval": sel.get("interval"),
-                  "trials": sel.get("trials"), "trial_window": sel.get("trial_window"),
-                  "align_to": sel.get("align_to")}
-        if "obs_intervals" in sel:
-            kwargs["obs_intervals"] = sel["obs_intervals"]
-        return read_units(path, sel.get("bin_size", est.bin_size_), **kwargs)
-    kwargs = {"series": obj, "channels": sel.get("channels"), "interval": sel.get("interval"),
-              "band": sel.get("band"), "zscore": bool(sel.get("zscore", False)),
-              "trials": sel.get("trials"), "trial_window": sel.get("trial_window"),
-              "align_to": sel.get("align_to")}
-    # the reader's preprocessing as recorded (None values are explicit choices there)
-    kwargs.update(preprocess=bool(selection.get("preprocess", False)),
-                  band=selection.get("band"), notch=selection.get("notch"),
-                  n_components=selection.get("n_components"))
-    rate, input_rate = sel.get("rate"), prov_rate
-    if rate is not None and (input_rate is None or rate < float(input_rate) * (1 - 1e-9)):
-        kwargs["rate"] = float(rate)  # only when the fit's data were resampled
-    return read_lfp(path, **kwargs)
-
-
 def _cmd_evaluate(args) -> int:
     from .analysis.evaluate import evaluate
+    from .io import read_provenance
+    from .nwb import read_dynamics
     path = Path(args.file)
-    est, prov = _stored_provenance(path, args.name)
-    obs = _reread(path, est, prov)
+    est = read_dynamics(path, name=args.name)
+    obs = read_provenance(est.provenance_ or {}, est.kind_, est.bin_size_, search=[path])
     print(f"data: {obs!r}")
     metrics = evaluate(est, obs, figures=args.report, n_lyapunov=args.lyapunov_steps,
                        seed=est.seed)

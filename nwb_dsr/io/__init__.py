@@ -14,9 +14,9 @@ from .adapters import (from_binned_spiketrain, from_neo, from_pynapple, from_spi
 from .errors import NWBReadError, NWBReadWarning
 from .info import file_info, format_info
 from .lfp import read_lfp
-from .sources import read_source
+from .sources import read_provenance, read_source
 from .units import read_units
 
-__all__ = ["read_units", "read_lfp", "read_source", "file_info", "format_info", "from_spiketrains", "from_neo",
+__all__ = ["read_units", "read_lfp", "read_source", "read_provenance", "file_info", "format_info", "from_spiketrains", "from_neo",
            "from_binned_spiketrain", "from_pynapple", "to_analogsignal", "NWBReadError",
            "NWBReadWarning"]
