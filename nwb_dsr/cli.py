@@ -588,6 +588,11 @@ _THREADS_HELP = ("CPU threads for torch (default 1: the small latent models trai
                  "thread, and more oversubscribe a busy machine)")
 
 
+def _add_stored_fit(p):
+    p.add_argument("file", metavar="FILE", help="NWB file holding the fit")
+    p.add_argument("--name", default=None, help="name of the fit (needed if several)")
+
+
 def _add_common(p, json_help="print a JSON object as the last line"):
     p.add_argument("--json", action="store_true", help=json_help)
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -690,8 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a stored fit on the data it was fitted to",
                        description="Re-read the data a fit used (stored selection) and print its "
                        "metrics.")
-    p.add_argument("file", metavar="FILE", help="NWB file holding the fit")
-    p.add_argument("--name", default=None, help="name of the fit (needed if several)")
+    _add_stored_fit(p)
     p.add_argument("--report", default=None, metavar="DIR",
                    help="also write figures and metrics.json into DIR")
     p.add_argument("--lyapunov-steps", type=_positive_int, default=20_000, metavar="N",
@@ -702,8 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="run a stored model freely and save the trajectory",
                        description="Generate from a stored fit, starting from its stored "
                        "initial state, and save the (steps, channels) array as .npy.")
-    p.add_argument("file", metavar="FILE", help="NWB file holding the fit")
-    p.add_argument("--name", default=None, help="name of the fit (needed if several)")
+    _add_stored_fit(p)
     p.add_argument("--steps", type=_positive_int, required=True, metavar="N",
                    help="number of steps to generate")
     p.add_argument("--out", required=True, metavar="X.npy", help="output .npy file")

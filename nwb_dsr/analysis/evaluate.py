@@ -227,10 +227,8 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
 
     Parameters
     ----------
-    estimator : DSR
-        A fitted estimator.
-    X : Observations, array of shape (n_bins, n_channels) or list of such arrays
-        Test data.
+    estimator, X
+        A fitted :class:`~nwb_dsr.DSR` and test data, as in :func:`prediction_error`.
     n_generate : int, optional
         Number of generated steps kept (default: the number of bins of X).
     pe_steps : int or sequence of int

@@ -170,17 +170,13 @@ def roessler(n_steps: int, dt: float = 0.05, a: float = 0.2, b: float = 0.2, c: 
         [-5, 5] x [-5, 5] x [0, 1], drawn from ``seed``.
     transient : float, default 200.0
         Time units integrated from ``x0`` and discarded.
-    seed : int or numpy.random.Generator, optional
-        Random state for the initial condition (ignored when ``x0`` is given).
-    method : str, default "LSODA"
+    seed, method, rtol, atol
         As in :func:`lorenz63`.
-    rtol, atol : float, default 1e-11
-        Integration tolerances.
 
     Returns
     -------
     ndarray of shape (n_steps, 3)
-        The state (x, y, z) at times ``0, dt, ..., (n_steps - 1) dt`` after the transient.
+        The state (x, y, z) every ``dt`` after the transient.
 
     Examples
     --------

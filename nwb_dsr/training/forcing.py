@@ -215,9 +215,7 @@ class SparseForcing(ForcingScheme):
 class GeneralizedTeacherForcing(ForcingScheme):
     """Mix z ← z + α(ẑ_t − z) at every step (Hess et al., ICML 2023); default α = 0.1."""
 
-    name = "gtf"
-    default_alpha = 0.1
-    fixed_window = 100
+    name, default_alpha, fixed_window = "gtf", 0.1, 100
 
     def forcing_steps(self, L):
         return list(range(L + 1))
@@ -227,9 +225,7 @@ class GeneralizedTeacherForcing(ForcingScheme):
 class NoForcing(ForcingScheme):
     """Baseline: only the first state of a window is forced; BPTT over 200 steps, clip 10."""
 
-    name = "bptt"
-    default_clip = 10.0
-    fixed_window = 200
+    name, default_clip, fixed_window = "bptt", 10.0, 200
 
     def forcing_steps(self, L):
         return [0]
