@@ -36,6 +36,33 @@ def test_numpy_step_matches_torch_step(name):
     torch.testing.assert_close(ref[:, 0], direct, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(LATENT_MODELS))
+@pytest.mark.parametrize("n_steps", [1, 2, 9])
+def test_unroll_matches_stepping_under_autograd_in_values_and_gradients(name, n_steps):
+    # the fused unroll of the shallow PLRNNs is checked against the plain loop over step()
+    m = make_latent_model(name, 3, hidden_dim=16, n_bases=3, seed=1)
+    with torch.no_grad():  # move the clipped PLRNN's offsets so both of its kinks are crossed
+        for p in m.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(3)))
+    z0 = torch.randn(6, m.state_dim, generator=torch.Generator().manual_seed(0))
+    w = torch.randn(6, n_steps, m.state_dim, generator=torch.Generator().manual_seed(1))
+
+    def run(unroll):
+        z = z0.clone().requires_grad_(True)
+        out = unroll(z)
+        (out * w).sum().backward()
+        grads = [p.grad.clone() for p in m.parameters()] + [z.grad.clone()]
+        m.zero_grad(set_to_none=True)
+        return out.detach(), grads
+
+    fast, g_fast = run(lambda z: m.unroll(z, n_steps))
+    slow, g_slow = run(lambda z: LatentModel.unroll(m, z, n_steps))
+    assert fast.shape == (6, n_steps, m.state_dim)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
 def test_plrnn_w_has_no_self_connection():
     m = make_latent_model("plrnn", 3, seed=0)
     with torch.no_grad():
