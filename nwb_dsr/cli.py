@@ -543,7 +543,7 @@ def _cli_settings() -> dict:
 
 
 def _setting_type(name, default):
-    if name == "tau":
+    if name in ("tau", "batches_per_epoch"):  # 'auto' or a positive integer
         return _tau
     if name == "seed":
         return int

@@ -165,7 +165,10 @@ class OptimizationConfig:
     """Gradient steps, their schedule and the budget."""
 
     batch_size: int = _setting(256, "windows per gradient step")
-    batches_per_epoch: int = _setting(50, "gradient steps per epoch", cli=True, metavar="N")
+    batches_per_epoch: Any = _setting(
+        "auto", "gradient steps per epoch, or auto: one pass over the training windows (their "
+        "number divided by batch_size), at least 10 and at most 50, so that the budget of "
+        "epochs follows the amount of data", cli=True, metavar="auto|N")
     lr: float = _setting(3e-3, "initial learning rate")
     lr_final: float = _setting(1e-4, "learning rate at the end of training")
     optimizer: str = _setting("adam", "optimizer", choices=("adam", "radam"))
@@ -176,18 +179,25 @@ class OptimizationConfig:
         None, "wall-clock budget in seconds for the whole fit; the learning-rate schedule "
         "follows the epochs or this budget, whichever ends first", cli=True, metavar="S")
     grad_clip: float | None = _setting(
-        None, "gradient-norm clip (default: the scheme's, 10 for bptt, none otherwise)")
+        None, "gradient-norm clip (default: the scheme's, 10 for bptt, 1 otherwise: a rare "
+        "large gradient of a chaotic window otherwise throws the map onto a fixed point)")
     validation_fraction: float = _setting(
         0.1, "fraction at the end of each segment held back to select the best model")
     eval_every: int = _setting(5, "epochs between validations")
-    patience: int | None = _setting(
-        None, "stop after this many validations without improvement")
+    patience: Any = _setting(
+        "auto", "stop after this many validations without improvement of the best score; "
+        "auto: 10 validations (lr schedule permitting, see policies.AUTO_PATIENCE); None: "
+        "never stop early", metavar="auto|N")
 
     def check(self):
-        for name in ("batch_size", "batches_per_epoch", "eval_every"):
+        for name in ("batch_size", "eval_every"):
             _int_at_least(name, getattr(self, name), 1)
+        if self.batches_per_epoch != "auto":
+            _int_at_least("batches_per_epoch", self.batches_per_epoch, 1, extra="'auto' or ")
         _int_at_least("epochs", self.epochs, 1, allow_none=True)
-        _int_at_least("patience", self.patience, 1, allow_none=True)
+        if self.patience != "auto":
+            _int_at_least("patience", self.patience, 1, allow_none=True,
+                          extra="'auto', None or ")
         _number("lr", self.lr, low=0, low_open=True, what="a positive learning rate")
         _number("lr_final", self.lr_final, low=0, low_open=True,
                 what="a positive learning rate")
@@ -328,7 +338,8 @@ class ResolvedConfig:
     ----------
     settings : DSRConfig
         The settings with ``tau``, ``latent_dim``, ``mode``, ``observation``, ``alpha``,
-        ``seq_len`` and ``grad_clip`` made concrete (``grad_clip`` None: no clipping).
+        ``seq_len``, ``grad_clip``, ``batches_per_epoch`` and ``patience`` made concrete
+        (``grad_clip`` None: no clipping; ``patience`` None: no early stop).
     kind : {"counts", "continuous"}
     bin_size : float
         Seconds per bin.

@@ -164,7 +164,7 @@ class DSR(BaseEstimator):
         if warm and data.n_channels != self.n_features_in_:
             raise ValueError(f"warm_start needs data with the fitted {self.n_features_in_} "
                              f"channels; got {data.n_channels}.")
-        resolved = resolve(self.config(), data)
+        resolved = resolve(self.config(), data, validation=val is not None)
         torch.manual_seed(self.seed)
         if warm:
             latent, readout = self.latent_model_.train(), self.observation_model_.train()

@@ -10,7 +10,11 @@ turned into numbers:
   :data:`COUNTS_TAU_FRACTION`, for counts); when the data cannot support an estimate, the
   fallback :data:`FALLBACK_TAU` with a warning;
 - ``mode="auto"`` → ``"shooting"`` for the Poisson layer, ``"sparse"`` otherwise;
-- ``alpha``, ``seq_len``, ``grad_clip`` → the forcing scheme's defaults when not given.
+- ``alpha``, ``seq_len``, ``grad_clip`` → the forcing scheme's defaults when not given;
+- ``batches_per_epoch="auto"`` → one pass over the training windows per epoch
+  (:func:`~nwb_dsr.training.trainer.auto_batches_per_epoch`, 10 to 50 gradient steps), so the
+  epoch budget follows the amount of data;
+- ``patience="auto"`` → :data:`~nwb_dsr.training.trainer.AUTO_PATIENCE` validations.
 
 The result, a :class:`~nwb_dsr.config.ResolvedConfig`, is what the trainer, the evaluation
 and the NWB record read.
@@ -26,6 +30,8 @@ from .analysis.lyapunov import lyapunov_max_data, predictability_time
 from .config import DSRConfig, ResolvedConfig
 from .observations import Observations
 from .training.forcing import FORCING_SCHEMES
+from .training.trainer import (AUTO_PATIENCE, auto_batches_per_epoch, count_windows,
+                               split_validation)
 
 __all__ = ["resolve", "choose_tau", "default_latent_dim", "smoothing_bins",
            "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM",
@@ -174,7 +180,8 @@ def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | Non
 
 
 
-def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
+def resolve(config: DSRConfig, observations: Observations, *,
+            validation: bool = False) -> ResolvedConfig:
     """Turn every rule of ``config`` into a number for ``observations`` (module docstring).
 
     Parameters
@@ -182,6 +189,9 @@ def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
     config : DSRConfig
     observations : Observations
         The training data.
+    validation : bool
+        Whether separate validation data come with them (otherwise the trainer holds back
+        ``validation_fraction`` of them, which the budget accounts for).
 
     Returns
     -------
@@ -201,6 +211,8 @@ def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
     ...                                                           bin_size=0.01))
     >>> r.observation.observation, r.model.latent_dim, r.forcing.mode, r.smoothing_bins
     ('poisson', 3, 'shooting', 5.0)
+    >>> r.optimization.batches_per_epoch, r.optimization.patience, r.optimization.grad_clip
+    (10, 10, 1.0)
     """
     config = config.check()
     kind, n_ch, bin_size = observations.kind, observations.n_channels, observations.bin_size
@@ -231,13 +243,23 @@ def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
     latent_dim = config.model.latent_dim
     if latent_dim is None:
         latent_dim = default_latent_dim(kind, n_ch)
-    f = config.forcing
-    grad_clip = config.optimization.grad_clip
+    f, o = config.forcing, config.optimization
+    grad_clip = o.grad_clip
+    seq_len = int(scheme.default_window(int(tau)) if f.seq_len is None else f.seq_len)
+    n_batches = o.batches_per_epoch
+    if n_batches == "auto":
+        segments = list(observations.data)
+        if not validation:
+            segments = split_validation(segments, o.validation_fraction, seq_len)[0]
+        stride = int(scheme(tau=int(tau), window=seq_len).stride)
+        n_windows = count_windows([len(s) for s in segments], seq_len, stride)
+        n_batches = auto_batches_per_epoch(n_windows, o.batch_size)
+    patience = AUTO_PATIENCE if o.patience == "auto" else o.patience
     settings = config.replace(
         observation=obs_name, mode=mode, tau=int(tau), latent_dim=int(latent_dim),
-        alpha=float(scheme.default_alpha if f.alpha is None else f.alpha),
-        seq_len=int(scheme.default_window(int(tau)) if f.seq_len is None else f.seq_len),
-        grad_clip=scheme.default_clip if grad_clip is None else float(grad_clip))
+        alpha=float(scheme.default_alpha if f.alpha is None else f.alpha), seq_len=seq_len,
+        grad_clip=scheme.default_clip if grad_clip is None else float(grad_clip),
+        batches_per_epoch=int(n_batches), patience=patience)
     return ResolvedConfig(settings=settings, kind=kind, bin_size=float(bin_size),
                           n_channels=int(n_ch), smoothing_bins=float(sm_bins),
                           tau_info=tau_info)

@@ -126,7 +126,8 @@ class ForcingScheme:
 
     name: ClassVar[str] = ""
     default_alpha: ClassVar[float] = 1.0
-    default_clip: ClassVar[float | None] = None
+    #: Gradient-norm clip when ``grad_clip`` is not given (None: no clipping).
+    default_clip: ClassVar[float | None] = 1.0
     #: Window length when ``seq_len`` is not given; None: one forcing interval (τ).
     fixed_window: ClassVar[int | None] = None
 
