@@ -187,6 +187,20 @@ class EvaluationProtocol:
     dh_weight: float = 4.0
     seed: int = 0
 
+    @classmethod
+    def from_config(cls, evaluation, seed: int = 0) -> "EvaluationProtocol":
+        """The protocol of validation and ``score`` for an
+        :class:`~nwb_dsr.config.EvaluationConfig`: runs of ``n_val_steps`` steps, its weight.
+
+        Examples
+        --------
+        >>> from nwb_dsr.config import EvaluationConfig
+        >>> EvaluationProtocol.from_config(EvaluationConfig(n_val_steps=2000)).length(10)
+        2000
+        """
+        return cls(n_steps=int(evaluation.n_val_steps), dh_weight=float(evaluation.dh_weight),
+                   seed=int(seed))
+
     def length(self, n_ref: int) -> int:
         """Number of generated steps kept for a reference of ``n_ref`` bins."""
         if self.n_steps is not None:

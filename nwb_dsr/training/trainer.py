@@ -182,8 +182,7 @@ class Trainer:
         self.optimization, self.evaluation, self.run = optimization, evaluation, run
         self.device = resolve_device(run.device)
         self.history = TrainingHistory()
-        self.protocol = EvaluationProtocol(max_steps=evaluation.n_val_steps,
-                                           dh_weight=evaluation.dh_weight, seed=run.seed)
+        self.protocol = EvaluationProtocol.from_config(evaluation, seed=run.seed)
 
     @property
     def grad_clip(self) -> float | None:
