@@ -218,14 +218,18 @@ class EvaluationConfig:
     """The evaluation protocol (see :class:`nwb_dsr.protocol.EvaluationProtocol`)."""
 
     n_val_steps: int = _setting(
-        50_000, "steps of the free run compared with the held-back data in validation and by "
-        "score, whatever their length: a map whose runs come to rest on a fixed point only "
-        "after a long chaotic transient is caught (shorter runs let it be selected)")
+        10_000, "steps of each free run compared with the held-back data in validation and by "
+        "score, whatever their length")
+    n_val_starts: int = _setting(
+        5, "free runs in validation and score, started from bins spread over the held-back "
+        "data: a map with a fixed point that attracts some starts is caught and ranked "
+        "after the others (one start lets it be selected)")
     dh_weight: float = _setting(
         4.0, "weight of D_H in the model-selection score D_stsp + weight * D_H")
 
     def check(self):
         _int_at_least("n_val_steps", self.n_val_steps, 100)
+        _int_at_least("n_val_starts", self.n_val_starts, 1)
         _number("dh_weight", self.dh_weight, low=0, what="a weight >= 0")
 
 

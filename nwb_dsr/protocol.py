@@ -167,6 +167,12 @@ class EvaluationProtocol:
         Weight of D_H in the selection score.
     seed : int
         Seed of the Poisson draws (counts) and of the Gaussian-mixture D_stsp.
+    n_starts : int
+        Free runs, started from the forced states of this many bins spread evenly over the
+        reference (the first bin included), each of the full length and run as one batch.
+        D_stsp compares all runs together with the reference, D_H is their mean, and the
+        result is collapsed when any run collapsed: a map with a fixed point that attracts
+        some starts while others stay on a chaotic set is caught (1: the papers' protocol).
 
     Examples
     --------
@@ -186,6 +192,7 @@ class EvaluationProtocol:
     transient: float = 0.25
     dh_weight: float = 4.0
     seed: int = 0
+    n_starts: int = 1
 
     @classmethod
     def from_config(cls, evaluation, seed: int = 0) -> "EvaluationProtocol":
@@ -199,7 +206,7 @@ class EvaluationProtocol:
         2000
         """
         return cls(n_steps=int(evaluation.n_val_steps), dh_weight=float(evaluation.dh_weight),
-                   seed=int(seed))
+                   seed=int(seed), n_starts=int(evaluation.n_val_starts))
 
     def length(self, n_ref: int) -> int:
         """Number of generated steps kept for a reference of ``n_ref`` bins."""
@@ -220,27 +227,32 @@ class EvaluationProtocol:
         segments : list of ndarray
             Reference data, one (n_bins_k, n_channels) array per segment, in data units.
         z0 : torch.Tensor, optional
-            Initial state (1, state_dim); default: the forced state of the first bin.
+            Initial states (n, state_dim); default: the forced states of ``n_starts`` bins.
 
         Returns
         -------
         ProtocolResult
+            ``generated`` and ``latent`` hold the runs one after the other.
         """
         segments = [np.asarray(s) for s in segments]
         if z0 is None:
-            z0 = infer_states(latent, readout, segments[0])[:1]
+            z0 = self.initial_states(latent, readout, segments)
         ref = np.concatenate([readout.forcing_target(s) for s in segments]).astype(np.float64)
         n = self.length(len(ref))
         burn = int(round(self.transient * n))
-        Z = free_run(latent, z0, n + burn)[0, burn:]
+        runs = free_run(latent, z0, n + burn)[:, burn:]          # (n_runs, n, state_dim)
+        Z = runs.reshape(-1, runs.shape[-1])
         rng = np.random.default_rng(self.seed)
         finite = bool(torch.isfinite(Z).all())
-        with np.errstate(all="ignore"):
-            gen = np.asarray(readout.simulated_forcing_target(Z, rng), dtype=np.float64) \
-                if finite else np.full((n, ref.shape[1]), np.nan)
-            mean = readout.linear(Z).cpu().numpy().astype(np.float64)
         to_space = self.space(ref, counts=readout.name == "poisson")
-        ref_c, gen_c = to_space(ref), to_space(gen)
+        ref_c = to_space(ref)
+        with np.errstate(all="ignore"):
+            # each run through the read-out on its own (counts are smoothed along time)
+            gen = [np.asarray(readout.simulated_forcing_target(r, rng), dtype=np.float64)
+                   if finite else np.full((n, ref.shape[1]), np.nan) for r in runs]
+            mean = [readout.linear(r).cpu().numpy().astype(np.float64) for r in runs]
+        gen_runs = [to_space(g) for g in gen]
+        gen_c = np.concatenate(gen_runs)
         # collapse is judged on the noise-free read-out: Poisson draws of a fixed point move;
         # and only against counts whose rates move beyond their Poisson noise
         if not finite:
@@ -248,14 +260,27 @@ class EvaluationProtocol:
         elif readout.name == "poisson" and counts_at_rest(segments, readout.smoothing):
             collapse = None
         else:
-            collapse = detect_collapse(to_space(mean), ref_c)
+            collapse = next((c for c in (detect_collapse(to_space(m), ref_c) for m in mean)
+                             if c is not None), None)
         if collapse == "non-finite":
             return ProtocolResult(math.nan, math.nan, math.inf, collapse, ref_c, gen_c, Z)
         ds = state_space_divergence(ref_c, gen_c, seed=self.seed)
-        m = min(len(ref_c), len(gen_c))
-        dh = power_spectrum_distance(ref_c[:m], gen_c[:m]) if m > 64 else math.nan
+        m = min(len(ref_c), n)
+        dh = float(np.mean([power_spectrum_distance(ref_c[:m], g[:m]) for g in gen_runs])) \
+            if m > 64 else math.nan
         score = self.selection_score(ds, dh) + (COLLAPSE_PENALTY if collapse else 0.0)
         return ProtocolResult(float(ds), float(dh), score, collapse, ref_c, gen_c, Z)
+
+    def initial_states(self, latent: LatentModel, readout: ObservationModel,
+                       segments) -> torch.Tensor:
+        """Forced states of ``n_starts`` bins spread evenly over the reference (the first
+        included), (n_starts, state_dim); each segment is inverted as a whole (for counts the
+        smoothing sees the bins around a start)."""
+        if self.n_starts == 1:
+            return infer_states(latent, readout, segments[0])[:1]
+        Z = torch.cat([infer_states(latent, readout, s) for s in segments])
+        pick = np.linspace(0, len(Z), int(self.n_starts), endpoint=False).astype(int)
+        return Z[torch.as_tensor(pick)]
 
     def selection_score(self, dstsp: float, dh: float) -> float:
         """D_stsp + dh_weight·D_H (D_H left out when not computed); +inf if D_stsp is not finite.

@@ -519,3 +519,43 @@ def test_warm_start_resumes_from_the_fitted_parameters(lorenz_series):
     est.set_params(warm_start=True).fit(lorenz_series[:2000])
     assert est.history_.loss[0] < 0.8 * DSR(**kw).fit(lorenz_series[:2000]).history_.loss[0]
     assert est.history_.loss[0] < 2 * first
+
+
+@pytest.mark.parametrize("name", sorted(LATENT_MODELS))
+def test_free_run_of_a_batch_matches_stepping_in_torch(name):
+    m = make_latent_model(name, 3, hidden_dim=10, n_bases=3, seed=2)
+    z0 = 0.5 * torch.randn(4, m.state_dim, generator=torch.Generator().manual_seed(0))
+    ref, z = [], z0
+    for _ in range(25):
+        z = m.step(z).detach()
+        ref.append(z)
+    run = free_run(m, z0, 25)  # NumPy path for the maps that have one
+    assert run.shape == (4, 25, m.state_dim)
+    torch.testing.assert_close(run, torch.stack(ref, 1), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(free_run(m, z0[2:3], 25)[0], run[2], atol=1e-6, rtol=1e-6)
+
+
+class _HalfAttracted(LatentModel):
+    """x keeps its sign; y flips sign every step where x > 0 and decays to rest where x < 0."""
+
+    def __init__(self):
+        super().__init__(2)
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def step(self, z):
+        x, y = z[:, :1], z[:, 1:]
+        return torch.cat([x, torch.where(x > 0, -y, 0.5 * y)], 1)
+
+
+def test_validation_from_several_starts_catches_a_fixed_point_that_attracts_some():
+    from nwb_dsr.protocol import EvaluationProtocol
+    obs = GaussianObservation(2, 2)
+    with torch.no_grad():
+        obs.B.copy_(torch.eye(2)); obs.b.zero_()
+    flip = np.where(np.arange(400) % 2 == 0, 1.0, -1.0)
+    ref = np.stack([np.r_[np.ones(200), -np.ones(200)], flip], 1)  # x > 0 first, then x < 0
+    one = EvaluationProtocol(n_steps=300).evaluate(_HalfAttracted(), obs, [ref])
+    two = EvaluationProtocol(n_steps=300, n_starts=2).evaluate(_HalfAttracted(), obs, [ref])
+    assert one.collapse is None and one.generated.shape == (300, 2)
+    assert two.collapse == "fixed point" and two.generated.shape == (600, 2)
+    assert two.score > one.score + 999  # ranked after every checkpoint that did not collapse

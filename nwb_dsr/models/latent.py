@@ -81,10 +81,10 @@ class LatentModel(nn.Module):
         return torch.zeros((), device=next(self.parameters()).device)
 
     def numpy_step(self):
-        """A float64 NumPy version of :meth:`step` for one state vector, or None.
+        """A float64 NumPy version of :meth:`step` for states (..., state_dim), or None.
 
-        Free-running generation of a single trajectory uses it when available: for the small
-        maps here NumPy's per-call overhead is several times lower than torch's.
+        Free-running generation on the CPU uses it when available (one trajectory or a batch):
+        for the small maps here NumPy's per-call overhead is several times lower than torch's.
         """
         return None
 
@@ -131,7 +131,8 @@ class PLRNN(LatentModel):
     def numpy_step(self):
         A, h = self._np("A"), self._np("h")
         W = self._np("W") * self._np("offdiag")
-        return lambda z: A * z + W @ np.maximum(z, 0.0) + h
+        Wt = W.T.copy()
+        return lambda z: A * z + np.maximum(z, 0.0) @ Wt + h
 
 
 class ShallowPLRNN(LatentModel):
@@ -202,12 +203,13 @@ class ShallowPLRNN(LatentModel):
 
     def numpy_step(self):
         A, W1, W2, h1, h2 = (self._np(n) for n in ("A", "W1", "W2", "h1", "h2"))
+        W1t, W2t = W1.T.copy(), W2.T.copy()
 
         def step(z):
-            u = W2 @ z
+            u = z @ W2t
             u += h2
             np.maximum(u, 0.0, out=u)
-            return A * z + W1 @ u + h1
+            return A * z + u @ W1t + h1
         return step
 
 
@@ -230,10 +232,11 @@ class ClippedShallowPLRNN(ShallowPLRNN):
 
     def numpy_step(self):
         A, W1, W2, h1, h2 = (self._np(n) for n in ("A", "W1", "W2", "h1", "h2"))
+        W1t, W2t = W1.T.copy(), W2.T.copy()
 
         def step(z):
-            u = W2 @ z
-            return A * z + W1 @ (np.maximum(u + h2, 0.0) - np.maximum(u, 0.0)) + h1
+            u = z @ W2t
+            return A * z + (np.maximum(u + h2, 0.0) - np.maximum(u, 0.0)) @ W1t + h1
         return step
 
 
@@ -274,7 +277,8 @@ class DendriticPLRNN(LatentModel):
     def numpy_step(self):
         A, h, alpha, theta = (self._np(n) for n in ("A", "h", "alpha", "theta"))
         W = self._np("W") * self._np("offdiag")
-        return lambda z: A * z + W @ (np.maximum(z[:, None] - theta, 0.0) @ alpha) + h
+        Wt = W.T.copy()
+        return lambda z: A * z + (np.maximum(z[..., None] - theta, 0.0) @ alpha) @ Wt + h
 
 
 class LSTMCellModel(LatentModel):
@@ -333,7 +337,8 @@ class TanhRNN(LatentModel):
 
     def numpy_step(self):
         W, h = self._np("W"), self._np("h")
-        return lambda z: np.tanh(W @ z + h)
+        Wt = W.T.copy()
+        return lambda z: np.tanh(z @ Wt + h)
 
 
 class _ShallowUnroll(torch.autograd.Function):
