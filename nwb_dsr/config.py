@@ -185,9 +185,9 @@ class OptimizationConfig:
         0.1, "fraction at the end of each segment held back to select the best model")
     eval_every: int = _setting(5, "epochs between validations")
     patience: Any = _setting(
-        "auto", "stop after this many validations without improvement of the best score; "
-        "auto: 10 validations (lr schedule permitting, see policies.AUTO_PATIENCE); None: "
-        "never stop early", metavar="auto|N")
+        "auto", "stop after this many validations without improvement of the best score "
+        "(validations whose free run collapsed do not count); auto: 10; None: never stop "
+        "early", metavar="auto|N")
 
     def check(self):
         for name in ("batch_size", "eval_every"):

@@ -422,6 +422,29 @@ def test_validation_keeps_the_best_model(lorenz_series):
     assert h.best_epoch == h.val_epochs[int(np.argmin(h.val_score))]
 
 
+@pytest.mark.parametrize("collapses, stopped_at", [
+    ([None] * 12, 15),                          # best at epoch 1, then 14 stale validations
+    ([None, "fixed point", "non-finite"] * 4, 43),  # collapsed validations do not count
+])
+def test_patience_counts_validations_whose_run_did_not_collapse(lorenz_series, monkeypatch,
+                                                               collapses, stopped_at):
+    from nwb_dsr.protocol import ProtocolResult
+    from nwb_dsr.training.trainer import Trainer as T
+    seen = []
+
+    def fake(self, segments):  # the first validation is the best, the others stall
+        c = collapses[len(seen) % len(collapses)] if seen else None
+        seen.append(c)
+        score = 1.0 if len(seen) == 1 else 2.0 + (1000.0 if c else 0.0)
+        return ProtocolResult(1.0, 0.1, score, c, None, None, None)
+
+    monkeypatch.setattr(T, "validate", fake)
+    est = DSR(hidden_dim=8, tau=5, epochs=100, batches_per_epoch=1, batch_size=8, eval_every=1,
+              patience=14, progress=False).fit(lorenz_series[:600])
+    assert est.history_.stopped == "early_stop" and est.history_.best_epoch == 1
+    assert est.history_.epochs == stopped_at
+
+
 def test_max_time_stops_training(lorenz_series):
     est = DSR(hidden_dim=8, tau=5, epochs=None, max_time=1.5, progress=False).fit(lorenz_series[:2000])
     assert est.history_.stopped == "max_time"

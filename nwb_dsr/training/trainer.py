@@ -34,7 +34,8 @@ __all__ = ["Trainer", "TrainingHistory", "TrainingDivergedWarning", "CollapseWar
 AUTO_BATCHES = (10, 50)
 
 #: ``patience="auto"``: validations without improvement of the best score before training
-#: stops (50 epochs at the default ``eval_every``).
+#: stops (50 epochs at the default ``eval_every``). Validations whose free run collapsed do not
+#: count (see :class:`Trainer`).
 AUTO_PATIENCE = 10
 
 
@@ -300,7 +301,9 @@ class Trainer:
             if res.score < best_score:
                 best_score, best, stale = res.score, self._snapshot(), 0
                 hist.best_epoch = epoch
-            else:
+            elif res.collapse is None:
+                # patience counts runs that say something about the dynamics: a collapsed
+                # (exploded or resting) checkpoint is a detour that training may leave again
                 stale += 1
 
         while True:
