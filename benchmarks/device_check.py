@@ -177,8 +177,7 @@ def main(argv=None) -> int:
 
     secs, n_bins = (0.3, 4000) if args.quick else (3.0, 20_000)
     results = {}
-    for where in ("cpu", dev):
-        key = "cpu" if where == "cpu" else "device"
+    for key, where in (("cpu", "cpu"), ("device", dev)):
         t0 = time.perf_counter()
         tp = _throughput(where, secs, n_bins)
         rec = _reconstruct(where, args)
