@@ -549,7 +549,7 @@ def _setting_type(name, default):
         return int
     if isinstance(default, float) or name == "max_time":
         return _positive_float
-    if isinstance(default, int) or name == "latent_dim":
+    if isinstance(default, int) or name in ("latent_dim", "hidden_dim"):
         return _positive_int
     return str
 

@@ -94,14 +94,19 @@ class ModelConfig:
     latent_dim: int | None = _setting(
         None, "latent size M; none: 3 for spike counts (at most the number of units), the "
         "number of channels (at most 16) for continuous data", cli=True, metavar="M")
-    hidden_dim: int = _setting(64, "hidden width of the shallow PLRNNs", cli=True, metavar="H")
+    hidden_dim: int | None = _setting(
+        None, "hidden width of the shallow PLRNNs; none: 64 per 3 latent units, rounded up "
+        "(64 for M <= 3, 128 for M = 4-6, 192 for M = 7-9, 256 for M = 10-12): "
+        "higher-dimensional data need a wider map to reproduce their power spectrum",
+        cli=True, metavar="H")
     n_bases: int = _setting(8, "number of bases of the dendritic PLRNN")
 
     def check(self):
         _choice("model", self.model, LATENT_MODEL_NAMES)
         _int_at_least("latent_dim", self.latent_dim, 1, allow_none=True,
                       extra="None (chosen from the data) or ")
-        _int_at_least("hidden_dim", self.hidden_dim, 1)
+        _int_at_least("hidden_dim", self.hidden_dim, 1, allow_none=True,
+                      extra="None (chosen from the latent size) or ")
         _int_at_least("n_bases", self.n_bases, 1)
 
 

@@ -60,6 +60,10 @@ def test_resolve_turns_every_rule_into_a_number():
     r = resolve(DSRConfig.from_params(tau=8, mode="bptt"), x)
     assert (r.observation.observation, r.model.latent_dim, r.forcing.seq_len,
             r.optimization.grad_clip, r.smoothing_bins) == ("gaussian", 4, 200, 10.0, 0.0)
+    # the hidden width follows the latent size (64 per 3 units): 3 -> 64, 4 -> 128
+    assert r.model.hidden_dim == 128
+    assert resolve(DSRConfig.from_params(tau=8), counts).model.hidden_dim == 64
+    assert resolve(DSRConfig.from_params(tau=8, hidden_dim=20), x).model.hidden_dim == 20
     assert ResolvedConfig.from_dict(r.to_dict()) == r
 
 

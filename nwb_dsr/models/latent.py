@@ -5,9 +5,10 @@ Jacobians; the LSTM and tanh RNN use autograd.
 
 :meth:`LatentModel.unroll` runs several free steps in one call; training rolls windows out with
 it (:func:`nwb_dsr.training.forcing.rollout`). By default it loops over :meth:`~LatentModel.step`
-under autograd; the shallow PLRNNs fuse the stretch into one autograd node with a hand-written
+under autograd; the shallow PLRNN fuses the stretch into one autograd node with a hand-written
 backward pass (:class:`_ShallowUnroll`): no per-step graph, and the weight gradients of all
-steps in one matrix product each, several times faster on one CPU thread.
+steps in one matrix product each (about 1.3x less CPU time per window than the autograd loop
+on one thread; ``benchmarks/throughput.py``).
 """
 from __future__ import annotations
 
@@ -170,9 +171,6 @@ class ShallowPLRNN(LatentModel):
     def _hidden_grad(self, z):
         return ((z @ self.W2.T + self.h2) > 0).to(z.dtype)
 
-    #: Whether the hidden non-linearity is the clipped one (used by the fused unroll).
-    _clipped = False
-
     def unroll(self, z, n_steps):
         """``n_steps`` free steps as one autograd node (:class:`_ShallowUnroll`).
 
@@ -190,8 +188,7 @@ class ShallowPLRNN(LatentModel):
         n = int(n_steps)
         if n <= 1:
             return super().unroll(z, n)
-        return _ShallowUnroll.apply(z, self.A, self.W1, self.W2, self.h1, self.h2, n,
-                                    self._clipped)
+        return _ShallowUnroll.apply(z, self.A, self.W1, self.W2, self.h1, self.h2, n)
 
     def jacobian(self, z):
         d = self._hidden_grad(z)  # (B, L)
@@ -220,7 +217,11 @@ class ClippedShallowPLRNN(ShallowPLRNN):
     """
 
     name = "clipped_shallow_plrnn"
-    _clipped = True
+
+    def unroll(self, z, n_steps):
+        """The loop over :meth:`step` (a fused version of the clipped map measured slower:
+        its two kinks need two masks per step)."""
+        return LatentModel.unroll(self, z, n_steps)
 
     def _hidden(self, z):
         u = z @ self.W2.T
@@ -344,55 +345,43 @@ class TanhRNN(LatentModel):
 class _ShallowUnroll(torch.autograd.Function):
     r"""n steps of z' = A ⊙ z + W₁ φ(W₂ z + h₂) + h₁ as one autograd node.
 
-    φ = relu (shallow PLRNN) or the clipped relu(v + h₂) − relu(v) with v = W₂ z. The forward
-    pass keeps the states, the hidden activations and the pre-activations (time-major buffers);
+    φ = relu, the shallow PLRNN's non-linearity. The forward pass keeps the states and the
+    hidden activations (time-major buffers);
     the backward pass walks back through time with two small products per step and then forms
     the parameter gradients of all steps at once (one matrix product per weight).
     """
 
     @staticmethod
-    def forward(ctx, z0, A, W1, W2, h1, h2, n, clipped):
+    def forward(ctx, z0, A, W1, W2, h1, h2, n):
         B, M = z0.shape
         H = W2.shape[0]
         Z = z0.new_empty(n + 1, B, M)   # z_0 … z_n
-        V = z0.new_empty(n, B, H)       # pre-activations W₂ z (+ h₂ unless clipped)
         R = z0.new_empty(n, B, H)       # hidden activations φ
         Z[0] = z0
         W1t, W2t = W1.t(), W2.t()
         for t in range(n):
             z = Z[t]
-            if clipped:
-                torch.mm(z, W2t, out=V[t])
-                torch.sub(torch.relu(V[t] + h2), torch.relu(V[t]), out=R[t])
-            else:
-                torch.addmm(h2, z, W2t, out=V[t])
-                torch.clamp_min(V[t], 0.0, out=R[t])
+            torch.addmm(h2, z, W2t, out=R[t]).clamp_min_(0.0)
             torch.addcmul(torch.addmm(h1, R[t], W1t), A, z, out=Z[t + 1])
-        ctx.save_for_backward(Z, V, R, A, W1, W2, h2)
-        ctx.clipped = clipped
+        ctx.save_for_backward(Z, R, A, W1, W2)
         return Z[1:].transpose(0, 1)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        Z, V, R, A, W1, W2, h2 = ctx.saved_tensors
+        Z, R, A, W1, W2 = ctx.saved_tensors
         n, M, H = Z.shape[0] - 1, Z.shape[2], W2.shape[0]
         G = grad.transpose(0, 1)   # (n, B, M): dL/dz_t from outside the stretch
         Gz = torch.empty_like(G)   # total dL/dz_t, t = 1 … n
-        Gr = torch.empty_like(V)   # dL/dφ_t
-        Gv = torch.empty_like(V)   # dL/dv_t
-        if ctx.clipped:
-            d_v = (V + h2 > 0).to(V.dtype) - (V > 0).to(V.dtype)   # dφ/dv
+        Gr = torch.empty_like(R)   # dL/dφ_t
+        Gv = torch.empty_like(R)   # dL/dv_t
         g = torch.zeros_like(Z[0])
         for t in range(n - 1, -1, -1):
             torch.add(g, G[t], out=Gz[t])
             g = Gz[t]
             torch.mm(g, W1, out=Gr[t])
-            if ctx.clipped:
-                torch.mul(Gr[t], d_v[t], out=Gv[t])
-            else:  # relu: pass where the activation is positive (one kernel)
-                torch.ops.aten.threshold_backward.grad_input(Gr[t], R[t], 0.0,
-                                                             grad_input=Gv[t])
+            # relu: pass where the activation is positive (one kernel)
+            torch.ops.aten.threshold_backward.grad_input(Gr[t], R[t], 0.0, grad_input=Gv[t])
             g = torch.addmm(A * g, Gv[t], W2)
         Gz2, Zp, Gv2 = Gz.reshape(-1, M), Z[:-1].reshape(-1, M), Gv.reshape(-1, H)
         # products of the forms (k × N)(N × H) and (M × N)(N × H): the fast layouts
@@ -400,8 +389,8 @@ class _ShallowUnroll(torch.autograd.Function):
         gW1 = Gz2.t() @ R.reshape(-1, H)
         gW2 = (Zp.t() @ Gv2).t()
         gh1 = Gz2.sum(0)
-        gh2 = ((Gr * (V + h2 > 0).to(V.dtype)) if ctx.clipped else Gv).reshape(-1, H).sum(0)
-        return g, gA, gW1, gW2, gh1, gh2, None, None
+        gh2 = Gv2.sum(0)
+        return g, gA, gW1, gW2, gh1, gh2, None
 
 
 LATENT_MODELS = {cls.name: cls for cls in
