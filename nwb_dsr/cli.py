@@ -604,13 +604,13 @@ def _cli_settings() -> dict:
 
 
 def _setting_type(name, default):
-    if name == "tau":
+    if name in ("tau", "batches_per_epoch"):  # 'auto' or a positive integer
         return _tau
     if name == "seed":
         return int
     if isinstance(default, float) or name == "max_time":
         return _positive_float
-    if isinstance(default, int) or name == "latent_dim":
+    if isinstance(default, int) or name in ("latent_dim", "hidden_dim"):
         return _positive_int
     return str
 

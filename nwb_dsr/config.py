@@ -97,14 +97,19 @@ class ModelConfig:
         None, "latent size M; none: 3 for spike counts (at most the number of units), the data's "
         "dimension (principal components for 95 percent of the variance) for field potentials "
         "prepared by read_lfp, else the number of channels (at most 16)", cli=True, metavar="M")
-    hidden_dim: int = _setting(64, "hidden width of the shallow PLRNNs", cli=True, metavar="H")
+    hidden_dim: int | None = _setting(
+        None, "hidden width of the shallow PLRNNs; none: 64 per 3 latent units, rounded up "
+        "(64 for M <= 3, 128 for M = 4-6, 192 for M = 7-9, 256 for M = 10-12): "
+        "higher-dimensional data need a wider map to reproduce their power spectrum",
+        cli=True, metavar="H")
     n_bases: int = _setting(8, "number of bases of the dendritic PLRNN")
 
     def check(self):
         _choice("model", self.model, ("auto", *LATENT_MODEL_NAMES))
         _int_at_least("latent_dim", self.latent_dim, 1, allow_none=True,
                       extra="None (chosen from the data) or ")
-        _int_at_least("hidden_dim", self.hidden_dim, 1)
+        _int_at_least("hidden_dim", self.hidden_dim, 1, allow_none=True,
+                      extra="None (chosen from the latent size) or ")
         _int_at_least("n_bases", self.n_bases, 1)
 
 
@@ -170,7 +175,10 @@ class OptimizationConfig:
     """Gradient steps, their schedule and the budget."""
 
     batch_size: int = _setting(256, "windows per gradient step")
-    batches_per_epoch: int = _setting(50, "gradient steps per epoch", cli=True, metavar="N")
+    batches_per_epoch: Any = _setting(
+        "auto", "gradient steps per epoch, or auto: one pass over the training windows (their "
+        "number divided by batch_size), at least 10 and at most 50, so that the budget of "
+        "epochs follows the amount of data", cli=True, metavar="auto|N")
     lr: float = _setting(3e-3, "initial learning rate")
     lr_final: float = _setting(1e-4, "learning rate at the end of training")
     optimizer: str = _setting("adam", "optimizer", choices=("adam", "radam"))
@@ -181,18 +189,25 @@ class OptimizationConfig:
         None, "wall-clock budget in seconds for the whole fit; the learning-rate schedule "
         "follows the epochs or this budget, whichever ends first", cli=True, metavar="S")
     grad_clip: float | None = _setting(
-        None, "gradient-norm clip (default: the scheme's, 10 for bptt, none otherwise)")
+        None, "gradient-norm clip (default: the scheme's, 10 for bptt, 1 otherwise: a rare "
+        "large gradient of a chaotic window otherwise throws the map onto a fixed point)")
     validation_fraction: float = _setting(
         0.1, "fraction at the end of each segment held back to select the best model")
     eval_every: int = _setting(5, "epochs between validations")
-    patience: int | None = _setting(
-        None, "stop after this many validations without improvement")
+    patience: Any = _setting(
+        "auto", "stop after this many validations without improvement of the best score "
+        "(validations whose free run collapsed do not count); auto: 10; None: never stop "
+        "early", metavar="auto|N")
 
     def check(self):
-        for name in ("batch_size", "batches_per_epoch", "eval_every"):
+        for name in ("batch_size", "eval_every"):
             _int_at_least(name, getattr(self, name), 1)
+        if self.batches_per_epoch != "auto":
+            _int_at_least("batches_per_epoch", self.batches_per_epoch, 1, extra="'auto' or ")
         _int_at_least("epochs", self.epochs, 1, allow_none=True)
-        _int_at_least("patience", self.patience, 1, allow_none=True)
+        if self.patience != "auto":
+            _int_at_least("patience", self.patience, 1, allow_none=True,
+                          extra="'auto', None or ")
         _number("lr", self.lr, low=0, low_open=True, what="a positive learning rate")
         _number("lr_final", self.lr_final, low=0, low_open=True,
                 what="a positive learning rate")
@@ -213,12 +228,18 @@ class EvaluationConfig:
     """The evaluation protocol (see :class:`nwb_dsr.protocol.EvaluationProtocol`)."""
 
     n_val_steps: int = _setting(
-        10_000, "longest free run compared with the held-back data in validation")
+        10_000, "steps of each free run compared with the held-back data in validation and by "
+        "score, whatever their length")
+    n_val_starts: int = _setting(
+        5, "free runs in validation and score, started from bins spread over the held-back "
+        "data: a map with a fixed point that attracts some starts is caught and ranked "
+        "after the others (one start lets it be selected)")
     dh_weight: float = _setting(
         4.0, "weight of D_H in the model-selection score D_stsp + weight * D_H")
 
     def check(self):
         _int_at_least("n_val_steps", self.n_val_steps, 100)
+        _int_at_least("n_val_starts", self.n_val_starts, 1)
         _number("dh_weight", self.dh_weight, low=0, what="a weight >= 0")
 
 
@@ -333,7 +354,8 @@ class ResolvedConfig:
     ----------
     settings : DSRConfig
         The settings with ``tau``, ``latent_dim``, ``mode``, ``observation``, ``alpha``,
-        ``seq_len`` and ``grad_clip`` made concrete (``grad_clip`` None: no clipping).
+        ``seq_len``, ``grad_clip``, ``batches_per_epoch`` and ``patience`` made concrete
+        (``grad_clip`` None: no clipping; ``patience`` None: no early stop).
     kind : {"counts", "continuous"}
     bin_size : float
         Seconds per bin.

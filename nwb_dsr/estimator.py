@@ -6,6 +6,7 @@ each, same defaults); ``fit`` resolves them against the data once
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 from pathlib import Path
@@ -173,7 +174,7 @@ class DSR(BaseEstimator):
         if warm and data.n_channels != self.n_features_in_:
             raise ValueError(f"warm_start needs data with the fitted {self.n_features_in_} "
                              f"channels; got {data.n_channels}.")
-        resolved = resolve(self.config(), data)
+        resolved = resolve(self.config(), data, validation=val is not None)
         torch.manual_seed(self.seed)
         if warm:
             latent, readout = self.latent_model_.train(), self.observation_model_.train()
@@ -324,12 +325,13 @@ class DSR(BaseEstimator):
         return (x, Z.numpy()) if return_latent else x
 
     def evaluation_protocol(self, **overrides) -> EvaluationProtocol:
-        """The :class:`~nwb_dsr.protocol.EvaluationProtocol` of this fit (its weight and seed).
+        """The :class:`~nwb_dsr.protocol.EvaluationProtocol` of this fit: the one validation
+        used (run length, weight, seed), with ``overrides`` of its fields.
         """
         self._check_fitted()
-        ev = self.resolved_config_.evaluation
-        return EvaluationProtocol(**{"dh_weight": ev.dh_weight, "seed": int(self.seed),
-                                     **overrides})
+        protocol = EvaluationProtocol.from_config(self.resolved_config_.evaluation,
+                                                  seed=int(self.seed))
+        return dataclasses.replace(protocol, **overrides)
 
     def score(self, X, y=None) -> float:
         """Negative model-selection score of a free run against X (higher is better).

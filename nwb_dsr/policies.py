@@ -7,14 +7,19 @@ turned into numbers:
 - ``smoothing`` (seconds) → kernel width in bins, at least one bin;
 - ``model="auto"`` → the clipped shallow PLRNN for field potentials prepared by
   :func:`nwb_dsr.read_lfp` (:func:`is_field_potential`), the shallow PLRNN otherwise;
-- ``latent_dim=None`` → :func:`default_latent_dim`;
+- ``latent_dim=None`` → :func:`default_latent_dim`; ``hidden_dim=None`` →
+  :func:`default_hidden_dim` of it;
 - ``tau="auto"`` → :func:`choose_tau` (τ_pred = ln 2 / λ_max of the data, bounded below by the
   signal's own time scale for continuous data; a quarter of it, :data:`COUNTS_TAU_FRACTION`,
   for counts and field potentials); when the data cannot support an estimate, the fallback
   :data:`FALLBACK_TAU` with a warning;
 - ``mode="auto"`` → ``"shooting"`` for the Poisson layer and for field potentials,
   ``"sparse"`` otherwise;
-- ``alpha``, ``seq_len``, ``grad_clip`` → the forcing scheme's defaults when not given.
+- ``alpha``, ``seq_len``, ``grad_clip`` → the forcing scheme's defaults when not given;
+- ``batches_per_epoch="auto"`` → one pass over the training windows per epoch
+  (:func:`~nwb_dsr.training.trainer.auto_batches_per_epoch`, 10 to 50 gradient steps), so the
+  epoch budget follows the amount of data;
+- ``patience="auto"`` → :data:`~nwb_dsr.training.trainer.AUTO_PATIENCE` validations.
 
 The result, a :class:`~nwb_dsr.config.ResolvedConfig`, is what the trainer, the evaluation
 and the NWB record read.
@@ -30,8 +35,11 @@ from .analysis.lyapunov import lyapunov_max_data, predictability_time, signal_ti
 from .config import DSRConfig, ResolvedConfig
 from .observations import Observations
 from .training.forcing import FORCING_SCHEMES
+from .training.trainer import (AUTO_PATIENCE, auto_batches_per_epoch, count_windows,
+                               split_validation)
 
-__all__ = ["resolve", "choose_tau", "default_latent_dim", "smoothing_bins",
+__all__ = ["resolve", "choose_tau", "default_latent_dim", "default_hidden_dim",
+           "smoothing_bins",
            "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM",
            "COUNTS_LATENT_DIM", "TIMESCALE_FRACTION", "is_field_potential", "data_dimension"]
 
@@ -106,6 +114,20 @@ def default_latent_dim(observations: Observations) -> int:
     if is_field_potential(observations):
         return data_dimension(observations)
     return int(min(observations.n_channels, MAX_CONTINUOUS_LATENT_DIM))
+
+
+def default_hidden_dim(latent_dim: int) -> int:
+    """The hidden width of the shallow PLRNNs used when ``hidden_dim`` is not given: 64 per
+    three latent units, rounded up. On the 10-d EEG benchmark (eeg_tde.npy) a width of 64
+    left the power spectrum far off (D_H 0.21, D_stsp 12.6); 256 reached D_H 0.056, D_stsp
+    0.39 (``benchmarks/reconstruct.py``, seed 0).
+
+    Examples
+    --------
+    >>> default_hidden_dim(3), default_hidden_dim(5), default_hidden_dim(10)
+    (64, 128, 256)
+    """
+    return int(64 * math.ceil(int(latent_dim) / 3))
 
 
 def smoothing_bins(smoothing: float, bin_size: float) -> float:
@@ -258,7 +280,8 @@ def _jsonable_timescale(ts: dict) -> dict:
     return out
 
 
-def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
+def resolve(config: DSRConfig, observations: Observations, *,
+            validation: bool = False) -> ResolvedConfig:
     """Turn every rule of ``config`` into a number for ``observations`` (module docstring).
 
     Parameters
@@ -266,6 +289,9 @@ def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
     config : DSRConfig
     observations : Observations
         The training data.
+    validation : bool
+        Whether separate validation data come with them (otherwise the trainer holds back
+        ``validation_fraction`` of them, which the budget accounts for).
 
     Returns
     -------
@@ -287,6 +313,8 @@ def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
     ('poisson', 3, 'shooting', 5.0)
     >>> r.model.model
     'shallow_plrnn'
+    >>> r.optimization.batches_per_epoch, r.optimization.patience, r.optimization.grad_clip
+    (10, 10, 1.0)
     """
     config = config.check()
     kind, n_ch, bin_size = observations.kind, observations.n_channels, observations.bin_size
@@ -324,13 +352,27 @@ def resolve(config: DSRConfig, observations: Observations) -> ResolvedConfig:
     latent_dim = config.model.latent_dim
     if latent_dim is None:
         latent_dim = default_latent_dim(observations)
-    f = config.forcing
-    grad_clip = config.optimization.grad_clip
+    hidden_dim = config.model.hidden_dim
+    if hidden_dim is None:
+        hidden_dim = default_hidden_dim(latent_dim)
+    f, o = config.forcing, config.optimization
+    grad_clip = o.grad_clip
+    seq_len = int(scheme.default_window(int(tau)) if f.seq_len is None else f.seq_len)
+    n_batches = o.batches_per_epoch
+    if n_batches == "auto":
+        segments = list(observations.data)
+        if not validation:
+            segments = split_validation(segments, o.validation_fraction, seq_len)[0]
+        stride = int(scheme(tau=int(tau), window=seq_len).stride)
+        n_windows = count_windows([len(s) for s in segments], seq_len, stride)
+        n_batches = auto_batches_per_epoch(n_windows, o.batch_size)
+    patience = AUTO_PATIENCE if o.patience == "auto" else o.patience
     settings = config.replace(
         model=model, observation=obs_name, mode=mode, tau=int(tau), latent_dim=int(latent_dim),
-        alpha=float(scheme.default_alpha if f.alpha is None else f.alpha),
-        seq_len=int(scheme.default_window(int(tau)) if f.seq_len is None else f.seq_len),
-        grad_clip=scheme.default_clip if grad_clip is None else float(grad_clip))
+        hidden_dim=int(hidden_dim),
+        alpha=float(scheme.default_alpha if f.alpha is None else f.alpha), seq_len=seq_len,
+        grad_clip=scheme.default_clip if grad_clip is None else float(grad_clip),
+        batches_per_epoch=int(n_batches), patience=patience)
     return ResolvedConfig(settings=settings, kind=kind, bin_size=float(bin_size),
                           n_channels=int(n_ch), smoothing_bins=float(sm_bins),
                           tau_info=tau_info)

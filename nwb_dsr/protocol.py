@@ -7,9 +7,12 @@ number that is reported.
 The protocol (../METRICS.md):
 
 1. **Start.** The state is forced at the first bin of the reference data (the observation
-   layer's inverse of it; for counts the smoothing sees the bins around it).
-2. **Free run.** The map runs ``n + transient·n`` steps without forcing and the first
-   ``transient·n`` are dropped; n is the number of reference bins unless given, at least
+   layer's inverse of it; for counts the smoothing sees the bins around it), or, with
+   ``n_starts`` > 1, at that many bins spread evenly over the reference (validation and
+   ``score`` use :meth:`EvaluationProtocol.from_config`: ``n_val_starts`` runs of
+   ``n_val_steps`` steps).
+2. **Free run.** The map runs ``n + transient·n`` steps without forcing from each start and the
+   first ``transient·n`` are dropped; n is the number of reference bins unless given, at least
    ``min_steps`` and at most ``max_steps``.
 3. **Space.** Both series are compared in the observation layer's forcing space, the space in
    which forcing acts: standardised signal for continuous data (the Gaussian read-out B z + b
@@ -21,14 +24,13 @@ The protocol (../METRICS.md):
 4. **Metrics.** D_stsp (binning below 6 dimensions, the Gaussian-mixture estimate from 6) and
    D_H over the first min(n_ref, n) steps (not computed below 64 steps); the selection score is
    D_stsp + ``dh_weight``·D_H (lower is better).
-5. **Collapse.** Besides the scored run, the model runs freely from ``collapse_starts`` evenly
-   spaced bins of the reference for at least ``collapse_steps`` steps (a model can keep moving
-   from one state and settle from another, or diverge slowly). A run that is not finite,
-   explodes, or whose noise-free read-out comes to rest while the reference moves is flagged
-   (:func:`nwb_dsr.collapse.detect_collapse`, in the comparison space). A scored run that is
-   not finite scores +inf; otherwise a collapse adds ``COLLAPSE_PENALTY`` to the score, so a
-   collapsed checkpoint is selected only when every checkpoint collapsed. Spike counts move when their rates fluctuate beyond
-   Poisson noise (:func:`counts_at_rest`).
+5. **Collapse.** A run that is not finite, explodes, or whose noise-free read-out comes to
+   rest while the reference moves is flagged (:func:`nwb_dsr.collapse.detect_collapse`, in the
+   comparison space); the result is collapsed when any of its runs is (a map whose fixed point
+   attracts some starts while others stay on the attractor is caught). A non-finite run scores
+   +inf; otherwise a collapse adds ``COLLAPSE_PENALTY`` to the score, so a collapsed checkpoint
+   is selected only when every checkpoint collapsed. Spike counts move when their rates
+   fluctuate beyond Poisson noise (:func:`counts_at_rest`).
 """
 from __future__ import annotations
 
@@ -129,11 +131,12 @@ class EvaluationProtocol:
         Weight of D_H in the selection score.
     seed : int
         Seed of the Poisson draws (counts) and of the Gaussian-mixture D_stsp.
-    collapse_starts : int
-        Free runs checked for collapse from evenly spaced bins of the reference (0: only the
-        scored run).
-    collapse_steps : int
-        Their length (at least the scored run's).
+    n_starts : int
+        Free runs, started from the forced states of this many bins spread evenly over the
+        reference (the first bin included), each of the full length and run as one batch.
+        D_stsp compares all runs together with the reference, D_H is their mean, and the
+        result is collapsed when any run collapsed: a map with a fixed point that attracts
+        some starts while others stay on a chaotic set is caught (1: the papers' protocol).
 
     Examples
     --------
@@ -153,8 +156,21 @@ class EvaluationProtocol:
     transient: float = 0.25
     dh_weight: float = 4.0
     seed: int = 0
-    collapse_starts: int = 6
-    collapse_steps: int = 5000
+    n_starts: int = 1
+
+    @classmethod
+    def from_config(cls, evaluation, seed: int = 0) -> "EvaluationProtocol":
+        """The protocol of validation and ``score`` for an
+        :class:`~nwb_dsr.config.EvaluationConfig`: runs of ``n_val_steps`` steps, its weight.
+
+        Examples
+        --------
+        >>> from nwb_dsr.config import EvaluationConfig
+        >>> EvaluationProtocol.from_config(EvaluationConfig(n_val_steps=2000)).length(10)
+        2000
+        """
+        return cls(n_steps=int(evaluation.n_val_steps), dh_weight=float(evaluation.dh_weight),
+                   seed=int(seed), n_starts=int(evaluation.n_val_starts))
 
     def length(self, n_ref: int) -> int:
         """Number of generated steps kept for a reference of ``n_ref`` bins."""
@@ -175,53 +191,60 @@ class EvaluationProtocol:
         segments : list of ndarray
             Reference data, one (n_bins_k, n_channels) array per segment, in data units.
         z0 : torch.Tensor, optional
-            Initial state (1, state_dim); default: the forced state of the first bin.
+            Initial states (n, state_dim); default: the forced states of ``n_starts`` bins.
 
         Returns
         -------
         ProtocolResult
+            ``generated`` and ``latent`` hold the runs one after the other.
         """
         segments = [np.asarray(s) for s in segments]
         if z0 is None:
-            z0 = infer_states(latent, readout, segments[0])[:1]
+            z0 = self.initial_states(latent, readout, segments)
         ref = np.concatenate([readout.forcing_target(s) for s in segments]).astype(np.float64)
         n = self.length(len(ref))
         burn = int(round(self.transient * n))
-        Z = free_run(latent, z0, n + burn)[0, burn:]
+        runs = free_run(latent, z0, n + burn)[:, burn:]          # (n_runs, n, state_dim)
+        Z = runs.reshape(-1, runs.shape[-1])
         rng = np.random.default_rng(self.seed)
         finite = bool(torch.isfinite(Z).all())
-        with np.errstate(all="ignore"):
-            gen = np.asarray(readout.simulated_forcing_target(Z, rng), dtype=np.float64) \
-                if finite else np.full((n, ref.shape[1]), np.nan)
         to_space = self.space(ref, counts=readout.name == "poisson")
-        ref_c, gen_c = to_space(ref), to_space(gen)
-        if not finite:  # the scored run itself: nothing to compare
-            return ProtocolResult(math.nan, math.nan, math.inf, "non_finite", ref_c, gen_c, Z)
-        collapse = self._collapse(latent, readout, segments, Z, burn, to_space, ref_c)
+        ref_c = to_space(ref)
+        with np.errstate(all="ignore"):
+            # each run through the read-out on its own (counts are smoothed along time)
+            gen = [np.asarray(readout.simulated_forcing_target(r, rng), dtype=np.float64)
+                   if finite else np.full((n, ref.shape[1]), np.nan) for r in runs]
+            mean = [readout.linear(r).cpu().numpy().astype(np.float64) for r in runs]
+        gen_runs = [to_space(g) for g in gen]
+        gen_c = np.concatenate(gen_runs)
+        # collapse is judged on the noise-free read-out: Poisson draws of a fixed point move;
+        # and only against counts whose rates move beyond their Poisson noise
+        if not finite:
+            collapse = "non_finite"
+        elif readout.name == "poisson" and counts_at_rest(segments, readout.smoothing):
+            collapse = None
+        else:
+            collapse = next((c for c in (detect_collapse(to_space(m), ref_c) for m in mean)
+                             if c is not None), None)
+        if collapse == "non_finite":
+            return ProtocolResult(math.nan, math.nan, math.inf, collapse, ref_c, gen_c, Z)
         ds = state_space_divergence(ref_c, gen_c, seed=self.seed)
-        m = min(len(ref_c), len(gen_c))
-        dh = power_spectrum_distance(ref_c[:m], gen_c[:m]) if m > 64 else math.nan
+        m = min(len(ref_c), n)
+        dh = float(np.mean([power_spectrum_distance(ref_c[:m], g[:m]) for g in gen_runs])) \
+            if m > 64 else math.nan
         score = self.selection_score(ds, dh) + (COLLAPSE_PENALTY if collapse else 0.0)
         return ProtocolResult(float(ds), float(dh), score, collapse, ref_c, gen_c, Z)
 
-    def _collapse(self, latent, readout, segments, Z, burn, to_space, ref_c):
-        """Step 5: the first collapse reason of the scored run and the extra runs, or None."""
-        if readout.name == "poisson" and counts_at_rest(segments, readout.smoothing):
-            return None
-        runs = [Z]
-        if self.collapse_starts > 0:
-            states = torch.cat([infer_states(latent, readout, s) for s in segments])
-            pick = np.unique(np.linspace(0, len(states) - 1, self.collapse_starts).astype(int))
-            steps = max(self.collapse_steps, len(Z))
-            more = free_run(latent, states[torch.as_tensor(pick)], steps + burn)[:, burn:]
-            runs += list(more)
-        with np.errstate(all="ignore"):
-            for run in runs:
-                # judged on the noise-free read-out: Poisson draws of a fixed point still move
-                reason = detect_collapse(to_space(readout.linear(run).cpu().numpy()), ref_c)
-                if reason:
-                    return reason
-        return None
+    def initial_states(self, latent: LatentModel, readout: ObservationModel,
+                       segments) -> torch.Tensor:
+        """Forced states of ``n_starts`` bins spread evenly over the reference (the first
+        included), (n_starts, state_dim); each segment is inverted as a whole (for counts the
+        smoothing sees the bins around a start)."""
+        if self.n_starts == 1:
+            return infer_states(latent, readout, segments[0])[:1]
+        Z = torch.cat([infer_states(latent, readout, s) for s in segments])
+        pick = np.linspace(0, len(Z), int(self.n_starts), endpoint=False).astype(int)
+        return Z[torch.as_tensor(pick)]
 
     def selection_score(self, dstsp: float, dh: float) -> float:
         """D_stsp + dh_weight·D_H (D_H left out when not computed); +inf if D_stsp is not finite.

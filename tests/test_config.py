@@ -52,12 +52,33 @@ def test_resolve_turns_every_rule_into_a_number():
     assert (r.observation.observation, r.forcing.mode, r.model.latent_dim) == \
         ("poisson", "shooting", 3)
     assert r.smoothing_bins == pytest.approx(2.5) and r.forcing.seq_len == 8
-    assert r.forcing.alpha == 1.0 and r.optimization.grad_clip is None
+    assert r.forcing.alpha == 1.0 and r.optimization.grad_clip == 1.0
+    # the budget follows the data: 720 training bins, windows every tau = 8 bins -> 90
+    # windows, fewer than one batch of 256: the floor of 10 steps per epoch
+    assert (r.optimization.batches_per_epoch, r.optimization.patience) == (10, 10)
     x = Observations(rng.normal(size=(800, 4)), bin_size=0.01)
     r = resolve(DSRConfig.from_params(tau=8, mode="bptt"), x)
     assert (r.observation.observation, r.model.latent_dim, r.forcing.seq_len,
             r.optimization.grad_clip, r.smoothing_bins) == ("gaussian", 4, 200, 10.0, 0.0)
+    # the hidden width follows the latent size (64 per 3 units): 3 -> 64, 4 -> 128
+    assert r.model.hidden_dim == 128
+    assert resolve(DSRConfig.from_params(tau=8), counts).model.hidden_dim == 64
+    assert resolve(DSRConfig.from_params(tau=8, hidden_dim=20), x).model.hidden_dim == 20
     assert ResolvedConfig.from_dict(r.to_dict()) == r
+
+
+def test_batches_per_epoch_follow_the_amount_of_data():
+    def bpe(n_bins, **kw):
+        x = Observations(np.random.default_rng(0).normal(size=(n_bins, 2)), bin_size=0.01)
+        return resolve(DSRConfig.from_params(tau=10, **kw), x).optimization.batches_per_epoch
+
+    # one pass over the windows (stride 1 for sparse forcing) of the 90 % kept for training
+    assert bpe(5000) == 18                        # ceil((4500 - 10) / 256)
+    assert bpe(1000) == 10 and bpe(200_000) == 50  # the bounds
+    assert bpe(5000, batch_size=64) == 50 and bpe(5000, batches_per_epoch=7) == 7
+    assert bpe(5000, validation_fraction=0.0) == 20
+    with pytest.raises(ValueError, match="batches_per_epoch must be 'auto' or an integer"):
+        DSRConfig.from_params(batches_per_epoch="many")
 
 
 def test_tau_auto_falls_back_with_a_warning_on_data_too_short_for_an_estimate():

@@ -36,6 +36,33 @@ def test_numpy_step_matches_torch_step(name):
     torch.testing.assert_close(ref[:, 0], direct, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("name", sorted(LATENT_MODELS))
+@pytest.mark.parametrize("n_steps", [1, 2, 9])
+def test_unroll_matches_stepping_under_autograd_in_values_and_gradients(name, n_steps):
+    # the fused unroll of the shallow PLRNNs is checked against the plain loop over step()
+    m = make_latent_model(name, 3, hidden_dim=16, n_bases=3, seed=1)
+    with torch.no_grad():  # move the clipped PLRNN's offsets so both of its kinks are crossed
+        for p in m.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(3)))
+    z0 = torch.randn(6, m.state_dim, generator=torch.Generator().manual_seed(0))
+    w = torch.randn(6, n_steps, m.state_dim, generator=torch.Generator().manual_seed(1))
+
+    def run(unroll):
+        z = z0.clone().requires_grad_(True)
+        out = unroll(z)
+        (out * w).sum().backward()
+        grads = [p.grad.clone() for p in m.parameters()] + [z.grad.clone()]
+        m.zero_grad(set_to_none=True)
+        return out.detach(), grads
+
+    fast, g_fast = run(lambda z: m.unroll(z, n_steps))
+    slow, g_slow = run(lambda z: LatentModel.unroll(m, z, n_steps))
+    assert fast.shape == (6, n_steps, m.state_dim)
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g_fast, g_slow):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
 def test_plrnn_w_has_no_self_connection():
     m = make_latent_model("plrnn", 3, seed=0)
     with torch.no_grad():
@@ -395,6 +422,29 @@ def test_validation_keeps_the_best_model(lorenz_series):
     assert h.best_epoch == h.val_epochs[int(np.argmin(h.val_score))]
 
 
+@pytest.mark.parametrize("collapses, stopped_at", [
+    ([None] * 12, 15),                          # best at epoch 1, then 14 stale validations
+    ([None, "fixed point", "non-finite"] * 4, 43),  # collapsed validations do not count
+])
+def test_patience_counts_validations_whose_run_did_not_collapse(lorenz_series, monkeypatch,
+                                                               collapses, stopped_at):
+    from nwb_dsr.protocol import ProtocolResult
+    from nwb_dsr.training.trainer import Trainer as T
+    seen = []
+
+    def fake(self, segments):  # the first validation is the best, the others stall
+        c = collapses[len(seen) % len(collapses)] if seen else None
+        seen.append(c)
+        score = 1.0 if len(seen) == 1 else 2.0 + (1000.0 if c else 0.0)
+        return ProtocolResult(1.0, 0.1, score, c, None, None, None)
+
+    monkeypatch.setattr(T, "validate", fake)
+    est = DSR(hidden_dim=8, tau=5, epochs=100, batches_per_epoch=1, batch_size=8, eval_every=1,
+              patience=14, progress=False).fit(lorenz_series[:600])
+    assert est.history_.stopped == "early_stop" and est.history_.best_epoch == 1
+    assert est.history_.epochs == stopped_at
+
+
 def test_max_time_stops_training(lorenz_series):
     est = DSR(hidden_dim=8, tau=5, epochs=None, max_time=1.5, progress=False).fit(lorenz_series[:2000])
     assert est.history_.stopped == "max_time"
@@ -492,3 +542,43 @@ def test_warm_start_resumes_from_the_fitted_parameters(lorenz_series):
     est.set_params(warm_start=True).fit(lorenz_series[:2000])
     assert est.history_.loss[0] < 0.8 * DSR(**kw).fit(lorenz_series[:2000]).history_.loss[0]
     assert est.history_.loss[0] < 2 * first
+
+
+@pytest.mark.parametrize("name", sorted(LATENT_MODELS))
+def test_free_run_of_a_batch_matches_stepping_in_torch(name):
+    m = make_latent_model(name, 3, hidden_dim=10, n_bases=3, seed=2)
+    z0 = 0.5 * torch.randn(4, m.state_dim, generator=torch.Generator().manual_seed(0))
+    ref, z = [], z0
+    for _ in range(25):
+        z = m.step(z).detach()
+        ref.append(z)
+    run = free_run(m, z0, 25)  # NumPy path for the maps that have one
+    assert run.shape == (4, 25, m.state_dim)
+    torch.testing.assert_close(run, torch.stack(ref, 1), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(free_run(m, z0[2:3], 25)[0], run[2], atol=1e-6, rtol=1e-6)
+
+
+class _HalfAttracted(LatentModel):
+    """x keeps its sign; y flips sign every step where x > 0 and decays to rest where x < 0."""
+
+    def __init__(self):
+        super().__init__(2)
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def step(self, z):
+        x, y = z[:, :1], z[:, 1:]
+        return torch.cat([x, torch.where(x > 0, -y, 0.5 * y)], 1)
+
+
+def test_validation_from_several_starts_catches_a_fixed_point_that_attracts_some():
+    from nwb_dsr.protocol import EvaluationProtocol
+    obs = GaussianObservation(2, 2)
+    with torch.no_grad():
+        obs.B.copy_(torch.eye(2)); obs.b.zero_()
+    flip = np.where(np.arange(400) % 2 == 0, 1.0, -1.0)
+    ref = np.stack([np.r_[np.ones(200), -np.ones(200)], flip], 1)  # x > 0 first, then x < 0
+    one = EvaluationProtocol(n_steps=300).evaluate(_HalfAttracted(), obs, [ref])
+    two = EvaluationProtocol(n_steps=300, n_starts=2).evaluate(_HalfAttracted(), obs, [ref])
+    assert one.collapse is None and one.generated.shape == (300, 2)
+    assert two.collapse == "fixed point" and two.generated.shape == (600, 2)
+    assert two.score > one.score + 999  # ranked after every checkpoint that did not collapse

@@ -55,23 +55,26 @@ def infer_states(latent: LatentModel, readout: ObservationModel, x) -> torch.Ten
 def free_run(latent: LatentModel, z0: torch.Tensor, n_steps: int) -> torch.Tensor:
     """Run the latent map freely for ``n_steps`` from states z0 (batch, state_dim).
 
-    A single trajectory runs on the map's float64 NumPy step when it has one (lower per-step
-    overhead than torch for these small maps).
+    On the CPU, trajectories run on the map's float64 NumPy step when it has one (lower
+    per-step overhead than torch for these small maps); a batch of them steps together.
 
     Returns
     -------
     torch.Tensor, shape (batch, n_steps, state_dim)
         z_1 … z_n (the initial state is not included).
     """
-    stepper = latent.numpy_step() if z0.shape[0] == 1 else None
+    stepper = latent.numpy_step() if z0.device.type == "cpu" else None
     if stepper is not None:
-        z = z0[0].detach().cpu().numpy().astype(np.float64)
-        out = np.empty((n_steps, z.shape[0]))
+        single = z0.shape[0] == 1
+        z = z0.detach().numpy().astype(np.float64)
+        z = z[0] if single else z
+        out = np.empty((n_steps, *z.shape))
         with np.errstate(all="ignore"):
             for t in range(n_steps):
                 z = stepper(z)
                 out[t] = z
-        return torch.as_tensor(out[None], dtype=z0.dtype, device=z0.device)
+        out = out[None] if single else out.transpose(1, 0, 2)
+        return torch.as_tensor(np.ascontiguousarray(out), dtype=z0.dtype, device=z0.device)
     z = z0
     out = torch.empty(z0.shape[0], n_steps, z0.shape[1], dtype=z0.dtype, device=z0.device)
     for t in range(n_steps):

@@ -72,7 +72,9 @@ def rollout(latent: LatentModel, readout: ObservationModel, zhat: torch.Tensor, 
 
     The state starts at ẑ_0; at every step t of ``steps`` (after the prediction for t has been
     recorded) it is forced: z ← z + α (ẑ_t − project(z)), where ``project`` is the part of the
-    state the forcing sets (default: all of it).
+    state the forcing sets (default: all of it). Between forcing steps the map runs freely, one
+    :meth:`~nwb_dsr.models.latent.LatentModel.unroll` call per stretch (fused for the shallow
+    PLRNNs), so a window forced only at its start is a single call.
 
     Returns
     -------
@@ -80,15 +82,17 @@ def rollout(latent: LatentModel, readout: ObservationModel, zhat: torch.Tensor, 
         The predictions z_1 … z_L, each made before any reset at its step.
     """
     L = zhat.shape[1] - 1
-    forced = set(steps)
+    forced = sorted({int(t) for t in steps if 0 < t < L})
     z = zhat[:, 0]
-    preds = []
-    for t in range(1, L + 1):
-        z = latent.step(z)
-        preds.append(z)
-        if t in forced:
-            z = z + alpha * (zhat[:, t] - (z if project is None else project(z)))
-    return torch.stack(preds, dim=1)
+    preds, t = [], 0
+    for stop in forced + [L]:
+        stretch = latent.unroll(z, stop - t)
+        preds.append(stretch)
+        z = stretch[:, -1]
+        if stop < L:
+            z = z + alpha * (zhat[:, stop] - (z if project is None else project(z)))
+        t = stop
+    return preds[0] if len(preds) == 1 else torch.cat(preds, dim=1)
 
 
 class ForcingScheme:
@@ -122,7 +126,8 @@ class ForcingScheme:
 
     name: ClassVar[str] = ""
     default_alpha: ClassVar[float] = 1.0
-    default_clip: ClassVar[float | None] = None
+    #: Gradient-norm clip when ``grad_clip`` is not given (None: no clipping).
+    default_clip: ClassVar[float | None] = 1.0
     #: Window length when ``seq_len`` is not given; None: one forcing interval (τ).
     fixed_window: ClassVar[int | None] = None
 

@@ -28,7 +28,41 @@ from ..protocol import EvaluationProtocol
 from .forcing import ForcingScheme
 
 __all__ = ["Trainer", "TrainingHistory", "TrainingDivergedWarning", "CollapseWarning",
-           "free_run", "resolve_device", "split_validation"]
+           "free_run", "resolve_device", "split_validation", "count_windows",
+           "auto_batches_per_epoch", "AUTO_PATIENCE", "AUTO_BATCHES"]
+
+#: ``batches_per_epoch="auto"``: one pass over the training windows, within these bounds.
+AUTO_BATCHES = (10, 50)
+
+#: ``patience="auto"``: validations without improvement of the best score before training
+#: stops (50 epochs at the default ``eval_every``). Validations whose free run collapsed do not
+#: count (see :class:`Trainer`).
+AUTO_PATIENCE = 10
+
+
+def count_windows(lengths, window: int, stride: int) -> int:
+    """Number of training windows of ``window`` steps (``window + 1`` bins) that start every
+    ``stride`` bins in segments of the given lengths (windows never cross a segment boundary).
+
+    Examples
+    --------
+    >>> count_windows([30, 41], 5, 5), count_windows([3], 5, 1)
+    (13, 0)
+    """
+    return int(sum(len(range(0, int(T) - window, stride)) for T in lengths if T > window))
+
+
+def auto_batches_per_epoch(n_windows: int, batch_size: int) -> int:
+    """``batches_per_epoch="auto"``: one pass over ``n_windows`` in batches of ``batch_size``,
+    clipped to :data:`AUTO_BATCHES`.
+
+    Examples
+    --------
+    >>> auto_batches_per_epoch(2500, 256), auto_batches_per_epoch(90_000, 256)
+    (10, 50)
+    """
+    lo, hi = AUTO_BATCHES
+    return int(min(max(math.ceil(n_windows / batch_size), lo), hi))
 
 
 class TrainingDivergedWarning(RuntimeWarning):
@@ -146,8 +180,7 @@ class Trainer:
         self.optimization, self.evaluation, self.run = optimization, evaluation, run
         self.device = resolve_device(run.device)
         self.history = TrainingHistory()
-        self.protocol = EvaluationProtocol(max_steps=evaluation.n_val_steps,
-                                           dh_weight=evaluation.dh_weight, seed=run.seed)
+        self.protocol = EvaluationProtocol.from_config(evaluation, seed=run.seed)
 
     @property
     def grad_clip(self) -> float | None:
@@ -230,6 +263,11 @@ class Trainer:
         else:
             train_segs, val_segs = list(obs.data), list(val_obs.data)
         data = self._windows(train_segs, "training")
+        # rules left as "auto" (a Trainer built without nwb_dsr.policies.resolve)
+        n_batches = opt_cfg.batches_per_epoch
+        if n_batches == "auto":
+            n_batches = auto_batches_per_epoch(data.starts.numel(), opt_cfg.batch_size)
+        patience = AUTO_PATIENCE if opt_cfg.patience == "auto" else opt_cfg.patience
         self.latent.to(self.device)
         self.readout.to(self.device)
         params = list(self.latent.parameters()) + list(self.readout.parameters())
@@ -260,7 +298,9 @@ class Trainer:
             if res.score < best_score:
                 best_score, best, stale = res.score, self._snapshot(), 0
                 hist.best_epoch = epoch
-            else:
+            elif res.collapse is None:
+                # patience counts runs that say something about the dynamics: a collapsed
+                # (exploded or resting) checkpoint is a detour that training may leave again
                 stale += 1
 
         while True:
@@ -276,7 +316,7 @@ class Trainer:
             for g in opt.param_groups:
                 g["lr"] = opt_cfg.lr * self._lr_factor(prog)
             total, diverged, done = 0.0, False, 0
-            for _ in range(opt_cfg.batches_per_epoch):
+            for _ in range(n_batches):
                 if opt_cfg.max_time is not None and epoch > 0 and elapsed() >= opt_cfg.max_time:
                     break  # the budget ran out inside the epoch
                 pick = torch.randint(0, n_starts, (opt_cfg.batch_size,), generator=gen)
@@ -313,7 +353,7 @@ class Trainer:
             last_good = self._snapshot()
             if val_segs and epoch % opt_cfg.eval_every == 0:
                 validate_now()
-                if opt_cfg.patience is not None and stale >= opt_cfg.patience:
+                if patience is not None and stale >= patience:
                     hist.stopped = "early_stop"
                     break
             if callback is not None:

@@ -1,0 +1,70 @@
+"""The GPU check's CPU fallback (benchmarks/device_check.py), run in its quick mode."""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def device_check():
+    sys.path.insert(0, str(_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location("device_check", _DIR / "device_check.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.path.remove(str(_DIR))
+
+
+def _run(mod, argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = mod.main(argv)
+    return rc, json.loads(out.getvalue().strip().splitlines()[-1]), err.getvalue()
+
+
+def test_device_check_cpu_fallback_fits_both_benchmarks_and_compares(device_check):
+    rc, res, log = _run(device_check, ["--device", "cpu", "--quick"])
+    assert rc == 0 and res["passed"], log
+    checks = res["checks"]
+    assert set(checks) == {"reconstruct_D_stsp", "reconstruct_D_H", "spikes_lambda_max",
+                           "spikes_co_bps", "cpu_repeats_exactly"}
+    assert checks["cpu_repeats_exactly"]["ok"]  # same seed, same budget, same device
+    for side in ("cpu", "device"):
+        r = res["results"][side]
+        for model in ("shallow_plrnn", "poisson_60_units"):
+            assert r["throughput"][model]["train_steps_per_s"] > 0
+            assert r["throughput"][model]["generate_steps_per_s"] > 0
+        assr = r["reconstruct"]
+        assert assr["epochs"] == 2 and assr["D_stsp"] is not None
+        assert r["spikes"]["settings"]["dsr"]["epochs_run"] == 2
+    assert "throughput (steps/s)" in log and "PASSED" in log
+
+
+def test_device_check_compare_flags_a_worse_device_fit(device_check):
+    tol = {"dstsp": 0.3, "dh": 0.05, "lambda": 0.25, "bps": 0.05}
+    cpu = {"reconstruct": {"D_stsp": 0.2, "D_H": 0.07},
+           "spikes": {"lambda_max_ours": 0.9, "co_bps_ours": 0.3}}
+    dev = {"reconstruct": {"D_stsp": 0.3, "D_H": 0.2},
+           "spikes": {"lambda_max_ours": 0.5, "co_bps_ours": None}}
+    checks = device_check.compare(cpu, dev, tol)
+    assert {k: v[0] for k, v in checks.items()} == {
+        "reconstruct_D_stsp": True, "reconstruct_D_H": False, "spikes_lambda_max": False,
+        "spikes_co_bps": False}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_device_check_says_when_cuda_is_missing(device_check):
+    rc, res, log = _run(device_check, ["--device", "cuda", "--quick"])
+    assert rc == 2 and res == {"device": "cuda", "available": False, "passed": False}
+    assert "CUDA is not available" in log and "--device cpu" in log
