@@ -580,5 +580,5 @@ def test_validation_from_several_starts_catches_a_fixed_point_that_attracts_some
     one = EvaluationProtocol(n_steps=300).evaluate(_HalfAttracted(), obs, [ref])
     two = EvaluationProtocol(n_steps=300, n_starts=2).evaluate(_HalfAttracted(), obs, [ref])
     assert one.collapse is None and one.generated.shape == (300, 2)
-    assert two.collapse == "fixed point" and two.generated.shape == (600, 2)
+    assert two.collapse == "fixed_point" and two.generated.shape == (600, 2)
     assert two.score > one.score + 999  # ranked after every checkpoint that did not collapse
