@@ -618,46 +618,82 @@ def _output_names(files, folder: Path, suffix: str) -> dict:
     return out
 
 
-def _write_best(df, readers, folder: Path, fit_name: str) -> tuple[dict, dict]:
-    """Write each session's best finished fit into a new NWB file; mark it in the table."""
+def _write_session(file, rows, readers, folder: Path, target: Path, fit_name: str) -> dict:
+    """Write one session's best finished fit per source into ``target``; the trial ids used.
+
+    ``rows`` holds the session's finished trials (records of the results table). Runs in the
+    driver or as a Ray task, one per session.
+    """
+    import torch
+
     from .estimator import DSR
     from .nwb import write_dynamics
-    written, best = {}, {}
+    torch.set_num_threads(1)
+    sub = _frame(rows)
+    sources = list(dict.fromkeys(sub["source"]))
+    best = {}
+    with local_copy(file, folder) as local:
+        for k, source in enumerate(sources):
+            row = sub[sub["source"] == source].sort_values("val_score").iloc[0]
+            ckpt = Path(row["checkpoint"])
+            est = DSR.load(ckpt / MODEL_FILE)
+            metrics = json.loads((ckpt / METRICS_FILE).read_text())
+            bin_size = row["bin_size"] if "bin_size" in row.index else None
+            obs = _read(file, source, readers.get(source),
+                        None if bin_size is None or (isinstance(bin_size, float) and
+                                                     math.isnan(bin_size)) else float(bin_size))
+            name = fit_name if len(sources) == 1 else f"{fit_name}_{source}"
+            if k == 0:
+                write_dynamics(local, est, obs, name=name, out=target, overwrite=True,
+                               metrics=metrics)
+            else:
+                write_dynamics(target, est, obs, name=name, in_place=True, overwrite=True,
+                               metrics=metrics)
+            best[source] = row["trial_id"]
+    return best
+
+
+def _frame(rows):
+    import pandas as pd
+    return pd.DataFrame.from_records(rows)
+
+
+def _write_best(df, readers, folder: Path, fit_name: str) -> tuple[dict, dict]:
+    """Write each session's best finished fit into a new NWB file; mark it in the table.
+
+    With Ray running, the sessions are written as parallel tasks (one CPU each).
+    """
     done = df[(df["status"] == "finished") & df["checkpoint"].notna() & df["val_score"].notna()]
     files = list(dict.fromkeys(df["file"]))
     targets = _output_names(files, folder, "_dsr")
+    jobs = {}
     for file in files:
         sub = done[done["file"] == file]
         if not len(sub):
             print(f"{_short(file)}: no finished trial, nothing written back")
             continue
-        sources = list(dict.fromkeys(sub["source"]))
-        target = targets[file]
-        first = True
-        with local_copy(file, folder) as local:
-            for source in sources:
-                row = sub[sub["source"] == source].sort_values("val_score").iloc[0]
-                ckpt = Path(row["checkpoint"])
-                est = DSR.load(ckpt / MODEL_FILE)
-                metrics = json.loads((ckpt / METRICS_FILE).read_text())
-                bin_size = row["bin_size"] if "bin_size" in row.index else None
-                obs = _read(file, source, readers.get(source),
-                                  None if bin_size is None or (isinstance(bin_size, float) and
-                                                               math.isnan(bin_size))
-                                  else float(bin_size))
-                name = fit_name if len(sources) == 1 else f"{fit_name}_{source}"
-                if first:
-                    write_dynamics(local, est, obs, name=name, out=target, overwrite=True,
-                                   metrics=metrics)
-                else:
-                    write_dynamics(target, est, obs, name=name, in_place=True, overwrite=True,
-                                   metrics=metrics)
-                first = False
-                idx = df.index[df["trial_id"] == row["trial_id"]]
-                df.loc[idx, "best"] = True
-                df.loc[idx, "output"] = str(target)
-                best[(file, source)] = row["trial_id"]
-        written[file] = target
+        jobs[file] = sub.to_dict("records")
+    try:
+        import ray
+        parallel = ray.is_initialized() and len(jobs) > 1
+    except ImportError:  # pragma: no cover - ray comes with the distributed extra
+        parallel = False
+    if parallel:
+        task = ray.remote(num_cpus=1)(_write_session)
+        refs = {f: task.remote(f, rows, readers, folder, targets[f], fit_name)
+                for f, rows in jobs.items()}
+        chosen = {f: ray.get(r) for f, r in refs.items()}
+    else:
+        chosen = {f: _write_session(f, rows, readers, folder, targets[f], fit_name)
+                  for f, rows in jobs.items()}
+    written, best = {}, {}
+    for file, per_source in chosen.items():
+        for source, trial_id in per_source.items():
+            idx = df.index[df["trial_id"] == trial_id]
+            df.loc[idx, "best"] = True
+            df.loc[idx, "output"] = str(targets[file])
+            best[(file, source)] = trial_id
+        written[file] = targets[file]
     return written, best
 
 
@@ -853,15 +889,15 @@ def sweep(files=None, *, config=None, sources="units", settings=None, seeds=1,
             tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
                                run_config=run_config)
         results = tuner.fit()
+        df = _table(results, setting_names)
+        written, best = {}, {}
+        if given["write_back"] and len(df):
+            written, best = _write_best(df, readers, nwb_folder, given["fit_name"])
     finally:
         if started:
             import ray
             ray.shutdown()
 
-    df = _table(results, setting_names)
-    written, best = {}, {}
-    if given["write_back"] and len(df):
-        written, best = _write_best(df, readers, nwb_folder, given["fit_name"])
     _write_table(df, folder)
     figure = _summary_figure(df, setting_names, folder / "summary.png")
     seconds = time.perf_counter() - t0
