@@ -183,7 +183,25 @@ def _remfile(url: str):
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         cache = remfile.DiskCache(str(folder))
-    return remfile.File(url, disk_cache=cache, _size=size)
+    # one request at a time over one session (a requests.Session is not safe to share between
+    # threads), each with a timeout: a stalled connection is retried instead of waiting forever
+    rem = remfile.File(url, disk_cache=cache, _size=size, _max_threads=1)
+    if getattr(rem, "session", None) is not None:
+        rem.session.close()
+        rem.session = _timeout_session()
+    return rem
+
+
+def _timeout_session():
+    """A requests session whose requests time out after ``TIMEOUT`` s unless told otherwise."""
+    import requests
+
+    class TimeoutSession(requests.Session):
+        def request(self, *args, **kwargs):
+            kwargs.setdefault("timeout", TIMEOUT)
+            return super().request(*args, **kwargs)
+
+    return TimeoutSession()
 
 
 @contextmanager
