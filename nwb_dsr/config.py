@@ -27,7 +27,7 @@ ValueError: tau must be 'auto' or an integer number of bins >= 1; got 0.
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -396,14 +396,3 @@ class ResolvedConfig:
                    bin_size=float(data["bin_size"]), n_channels=int(data["n_channels"]),
                    smoothing_bins=float(data.get("smoothing_bins", 0.0)),
                    tau_info=dict(data.get("tau_info") or {}))
-
-    def with_settings(self, **params) -> "ResolvedConfig":
-        """A copy with some (already concrete) flat settings changed, without re-checking rules.
-        """
-        index = _flat_index()
-        by_section = {}
-        for k, v in params.items():
-            by_section.setdefault(index[k][0], {})[k] = v
-        new = {name: replace(getattr(self.settings, name), **vals)
-               for name, vals in by_section.items()}
-        return replace(self, settings=replace(self.settings, **new))
