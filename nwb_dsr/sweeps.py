@@ -624,12 +624,13 @@ def _write_session(file, rows, readers, folder: Path, target: Path, fit_name: st
     ``rows`` holds the session's finished trials (records of the results table). Runs in the
     driver or as a Ray task, one per session.
     """
+    import pandas as pd
     import torch
 
     from .estimator import DSR
     from .nwb import write_dynamics
     torch.set_num_threads(1)
-    sub = _frame(rows)
+    sub = pd.DataFrame.from_records(rows)
     sources = list(dict.fromkeys(sub["source"]))
     best = {}
     with local_copy(file, folder) as local:
@@ -651,11 +652,6 @@ def _write_session(file, rows, readers, folder: Path, target: Path, fit_name: st
                                metrics=metrics)
             best[source] = row["trial_id"]
     return best
-
-
-def _frame(rows):
-    import pandas as pd
-    return pd.DataFrame.from_records(rows)
 
 
 def _write_best(df, readers, folder: Path, fit_name: str) -> tuple[dict, dict]:
