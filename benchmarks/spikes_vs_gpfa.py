@@ -1,4 +1,4 @@
-"""Spike counts: DSR against elephant's GPFA on a Lorenz-driven Poisson population.
+"""Spike counts: DSR against elephant's GPFA on a Poisson population driven by a chaotic ODE.
 
 A Lorenz-63 latent (z-scored, one Lorenz time unit per second, λ_max = 0.9056 /s) drives a
 Poisson population (:func:`nwb_dsr.datasets.make_lorenz_population`, default 60 units, 10-ms
@@ -40,6 +40,19 @@ both models on the same held-out units and the same test bins (the whole trials 
 time).
 
     python benchmarks/spikes_vs_gpfa.py --max-time 0 --seed 0
+
+Harder regimes (the defaults above are unchanged): ``--system NAME`` drives the population with
+another registered chaotic ODE (:data:`nwb_dsr.datasets.SYSTEMS`: roessler, thomas, halvorsen,
+chen, sprott_b, at each system's default time scale), ``--n-units``, ``--rate`` (population
+mean rate in Hz) and ``--bin-size`` set the population, and ``--trials N --trial-duration S``
+replace the continuous recording by N short trials of S seconds, each starting at an
+independent point of the attractor (:func:`nwb_dsr.datasets.make_population`). With trials the
+first 80 % of the trials are for training (DSR is fitted on the list of training trials, GPFA on
+the same trials) and the last 20 % for testing; the latent map, R², the free run (started from
+the first test trial, compared with all test trials' latent) and co-bps (every bin of the test
+trials) are computed on them. The true λ_max always comes from the population.
+
+    python benchmarks/spikes_vs_gpfa.py --system roessler --trials 100 --trial-duration 2
 
 ``--max-time 0`` trains for the DSR's epoch budget only (200 epochs), so the same seed gives
 the same figures; with a time budget the learning-rate schedule follows the wall clock.
@@ -267,7 +280,15 @@ def main(argv=None) -> int:
     """Run the benchmark; print progress to stderr and one JSON object as the last line."""
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--system", default="lorenz63",
+                    help="latent system (a name of nwb_dsr.datasets.SYSTEMS)")
     ap.add_argument("--n-units", type=int, default=60)
+    ap.add_argument("--rate", type=float, default=15.0, help="population mean rate in Hz")
+    ap.add_argument("--trials", type=int, default=None,
+                    help="number of independent trials (with --trial-duration) instead of one "
+                         "continuous recording")
+    ap.add_argument("--trial-duration", type=float, default=None,
+                    help="trial length in s (with --trials)")
     ap.add_argument("--duration", type=float, default=600.0, help="recording length in s")
     ap.add_argument("--bin-size", type=float, default=0.01, help="bin width in s")
     ap.add_argument("--max-time", type=float, default=240.0,
@@ -287,32 +308,60 @@ def main(argv=None) -> int:
 
     from nwb_dsr.analysis.evaluate import co_bps
     from nwb_dsr.analysis.lyapunov import lyapunov_spectrum
-    from nwb_dsr.datasets import make_lorenz_population
+    from nwb_dsr.datasets import make_population
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    pop = make_lorenz_population(n_units=args.n_units, duration=args.duration,
-                                 bin_size=args.bin_size, n_lfp_channels=0, spike_times=True,
-                                 seed=args.seed)
+    if (args.trials is None) != (args.trial_duration is None):
+        raise SystemExit("error: --trials and --trial-duration go together.")
+    try:
+        pop = make_population(args.system, n_units=args.n_units, mean_rate=args.rate,
+                              bin_size=args.bin_size, duration=args.duration,
+                              n_trials=args.trials, trial_duration=args.trial_duration,
+                              spike_times=True, seed=args.seed)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     counts, latent, dt = pop.counts, pop.latent, pop.bin_size
     n_bins = counts.shape[0]
-    cut = int(round(0.8 * n_bins))
     held_in, held_out = split_units(args.n_units, 0.2, seed=args.seed)
-    trial_bins = int(round(args.trial_length / dt))
-    n_train_trials = cut // trial_bins
-    n_test_trials = (n_bins - cut) // trial_bins
-    if n_train_trials < 2 or n_test_trials < 1:
-        raise SystemExit(f"error: --duration {args.duration} s is too short for trials of "
-                         f"{args.trial_length} s in an 80/20 split.")
-    test_slice = slice(cut, cut + n_test_trials * trial_bins)  # bins scored by co-bps
-    log(f"data: {counts.shape} counts, mean {counts.mean():.3f}/bin; train {cut} bins, test "
-        f"{n_bins - cut} bins; held-out units {held_out.tolist()}")
+    trials = pop.n_trials is not None
+    if trials:
+        # whole trials: the first 80 % for training, the rest for testing
+        segs, lats = pop.segments("counts"), pop.segments("latent")
+        n_train_trials = int(round(0.8 * len(segs)))
+        n_test_trials = len(segs) - n_train_trials
+        if n_train_trials < 2 or n_test_trials < 1:
+            raise SystemExit(f"error: --trials {args.trials} is too few for an 80/20 split "
+                             "(at least 3).")
+        train_segs, test_segs = segs[:n_train_trials], segs[n_train_trials:]
+        latent_train = np.concatenate(lats[:n_train_trials])
+        latent_test = np.concatenate(lats[n_train_trials:])
+        cut = sum(len(c) for c in train_segs)
+        trial_length = float(pop.trials[0, 1] - pop.trials[0, 0])
+        co_bps_target = np.concatenate(test_segs)  # every test bin is scored
+    else:
+        cut = int(round(0.8 * n_bins))
+        trial_length = args.trial_length
+        trial_bins = int(round(args.trial_length / dt))
+        n_train_trials = cut // trial_bins
+        n_test_trials = (n_bins - cut) // trial_bins
+        if n_train_trials < 2 or n_test_trials < 1:
+            raise SystemExit(f"error: --duration {args.duration} s is too short for trials of "
+                             f"{args.trial_length} s in an 80/20 split.")
+        test_slice = slice(cut, cut + n_test_trials * trial_bins)  # bins scored by co-bps
+        train_segs, test_segs = [counts[:cut]], [counts[cut:]]
+        latent_train, latent_test = latent[:cut], latent[cut:]
+        co_bps_target = counts[test_slice]
+    log(f"data: {pop.system}, {counts.shape} counts, mean {counts.mean():.3f}/bin"
+        + (f", {pop.n_trials} trials ({n_train_trials} train, {n_test_trials} test)"
+           if trials else "")
+        + f"; train {cut} bins, test {n_bins - cut} bins; held-out units {held_out.tolist()}")
 
     # ------------------------------------------------------------------ ours
     extra = json.loads(args.dsr)
     est = DSR(max_time=args.max_time or None, seed=args.seed, progress=False, **extra)
-    train_obs = Observations(counts[:cut], kind="counts", bin_size=dt)
+    train_obs = Observations(train_segs if trials else train_segs[0], kind="counts", bin_size=dt)
     t0, c0 = time.perf_counter(), time.process_time()
     est.fit(train_obs)
     fit_ours = time.perf_counter() - t0
@@ -323,24 +372,28 @@ def main(argv=None) -> int:
         f"{fit_ours:.1f} s")
 
     lam = float(lyapunov_spectrum(est)[0])
-    z_train = est.transform(train_obs)[0]
-    to_truth = latent_map(z_train, latent[:cut])
-    z_test = est.transform(Observations(counts[cut:], kind="counts", bin_size=dt))[0]
-    r2_train = r_squared(latent[:cut], to_truth.predict(z_train))
-    r2_test = r_squared(latent[cut:], to_truth.predict(z_test))
+    z_train = np.concatenate(est.transform(train_obs))
+    to_truth = latent_map(z_train, latent_train)
+    z_test = np.concatenate(est.transform(Observations(test_segs, kind="counts", bin_size=dt)))
+    r2_train = r_squared(latent_train, to_truth.predict(z_train))
+    r2_test = r_squared(latent_test, to_truth.predict(z_test))
     T = n_bins - cut
-    gen = to_truth.predict(generated_latent(est, counts[cut:], T))
+    gen = to_truth.predict(generated_latent(est, test_segs[0], T))
     if np.all(np.isfinite(gen)):
-        ds = float(state_space_divergence(latent[cut:], gen))
-        dh = float(power_spectrum_distance(latent[cut:], gen))
+        ds = float(state_space_divergence(latent_test, gen))
+        dh = float(power_spectrum_distance(latent_test, gen))
     else:
         ds = dh = float("nan")
     # the evaluation protocol's figures (what model selection minimised) on the test time
     prot = est.evaluation_protocol().evaluate(est.latent_model_, est.observation_model_,
-                                              [counts[cut:]])
-    rates_ours = dsr_cosmooth_rates(est, counts[cut:, held_in], held_in, held_out)
-    t_rel = slice(0, test_slice.stop - cut)
-    bps_ours = float(co_bps(rates_ours[t_rel], counts[test_slice][:, held_out]))
+                                              test_segs)
+    if trials:
+        rates_ours = np.concatenate([dsr_cosmooth_rates(est, c[:, held_in], held_in, held_out)
+                                     for c in test_segs])
+    else:
+        rates_ours = dsr_cosmooth_rates(est, counts[cut:, held_in], held_in, held_out)
+        rates_ours = rates_ours[:test_slice.stop - cut]
+    bps_ours = float(co_bps(rates_ours, co_bps_target[:, held_out]))
     log(f"ours: lambda_max {lam:.4f} /s (true {pop.lyapunov_max:.4f}), D_stsp {ds:.3f}, "
         f"D_H {dh:.3f}, R2 latent train {r2_train:.3f} test {r2_test:.3f}, co-bps {bps_ours:.4f}")
 
@@ -350,22 +403,32 @@ def main(argv=None) -> int:
         from elephant.gpfa import gpfa_util
         import quantities as pq
 
-        train_trials = trials_of_spike_trains(pop.spike_times, 0.0, n_train_trials,
-                                              args.trial_length)
+        if trials:
+            starts = pop.trials[:, 0]
+            train_trials = [trials_of_spike_trains(pop.spike_times, t, 1, trial_length)[0]
+                            for t in starts[:n_train_trials]]
+        else:
+            train_trials = trials_of_spike_trains(pop.spike_times, 0.0, n_train_trials,
+                                                  args.trial_length)
         gpfa, fit_gpfa = _fit_gpfa(train_trials, args.x_dim, dt, args.gpfa_em_iters)
         if not np.all(gpfa.has_spikes_bool):
             raise SystemExit("error: a unit has no training spikes; GPFA dropped it. Use more "
                              "units, a longer duration or another seed.")
-        test_trials = trials_of_spike_trains(pop.spike_times, cut * dt, n_test_trials,
-                                             args.trial_length, units=held_in)
+        if trials:
+            test_trials = [trials_of_spike_trains(pop.spike_times, t, 1, trial_length,
+                                                  units=held_in)[0]
+                           for t in starts[n_train_trials:]]
+        else:
+            test_trials = trials_of_spike_trains(pop.spike_times, cut * dt, n_test_trials,
+                                                 args.trial_length, units=held_in)
         seqs = gpfa_util.get_seqs(test_trials, dt * 1000 * pq.ms)  # sqrt counts, as in fit
         y_in = [s["y"] for s in seqs]
         check = np.concatenate([y.T for y in y_in]) ** 2
-        if not np.allclose(check, counts[test_slice][:, held_in]):
+        if not np.allclose(check, co_bps_target[:, held_in]):
             raise SystemExit("error: the spike trains do not bin back to the counts.")
         preds = gpfa_cosmooth_rates(gpfa.params_estimated, y_in, held_in, held_out,
                                     floor=args.gpfa_floor)
-        target = counts[test_slice][:, held_out]
+        target = co_bps_target[:, held_out]
         bps_var = {k: float(co_bps(np.concatenate(v), target)) for k, v in preds.items()}
         gp = dict(co_bps_gpfa=max(bps_var.values()), co_bps_gpfa_variants=bps_var,
                   fit_seconds_gpfa=fit_gpfa,
@@ -385,13 +448,15 @@ def main(argv=None) -> int:
         "co_bps_gpfa_variants": {k: rnd(v) for k, v in gp.get("co_bps_gpfa_variants", {}).items()},
         "latent_r2_train": rnd(r2_train), "latent_r2_test": rnd(r2_test),
         "settings": {
-            "n_units": args.n_units, "duration_s": args.duration, "bin_size_s": dt,
-            "n_bins_train": cut, "n_bins_test": T, "n_bins_co_bps": test_slice.stop - cut,
+            "system": pop.system, "mean_rate_hz": args.rate,
+            "n_units": args.n_units, "duration_s": pop.duration, "bin_size_s": dt,
+            "n_trials": pop.n_trials, "trial_duration_s": trial_length if trials else None,
+            "n_bins_train": cut, "n_bins_test": T, "n_bins_co_bps": len(co_bps_target),
             "held_out_units": held_out.tolist(), "seed": args.seed,
             "dsr": {"repr": repr(est), "max_time": args.max_time, "epochs_run": h.epochs,
                     "best_epoch": h.best_epoch, "stopped": h.stopped, "tau": est.tau_,
                     "latent_dim": est.latent_model_.latent_dim, **extra},
-            "gpfa": {"x_dim": args.x_dim, "trial_length_s": args.trial_length,
+            "gpfa": {"x_dim": args.x_dim, "trial_length_s": trial_length,
                      "n_train_trials": n_train_trials, "n_test_trials": n_test_trials,
                      "em_max_iters": args.gpfa_em_iters,
                      "em_iterations": gp.get("gpfa_em_iterations"), "floor": args.gpfa_floor,

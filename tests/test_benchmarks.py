@@ -68,3 +68,40 @@ def test_device_check_says_when_cuda_is_missing(device_check):
     rc, res, log = _run(device_check, ["--device", "cuda", "--quick"])
     assert rc == 2 and res == {"device": "cuda", "available": False, "passed": False}
     assert "CUDA is not available" in log and "--device cpu" in log
+
+
+@pytest.fixture(scope="module")
+def spikes_vs_gpfa():
+    sys.path.insert(0, str(_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location("spikes_vs_gpfa", _DIR / "spikes_vs_gpfa.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.path.remove(str(_DIR))
+
+
+@pytest.mark.filterwarnings("ignore")   # a two-epoch fit: the figures are not the point
+def test_spikes_benchmark_on_trials_of_another_system(spikes_vs_gpfa):
+    rc, res, log = _run(spikes_vs_gpfa, [
+        "--system", "chen", "--trials", "10", "--trial-duration", "1", "--n-units", "12",
+        "--rate", "30", "--bin-size", "0.02", "--skip-gpfa", "--max-time", "0",
+        "--dsr", json.dumps({"epochs": 2})])
+    assert rc == 0, log
+    settings = res["settings"]
+    assert settings["system"] == "chen" and settings["n_trials"] == 10
+    assert settings["trial_duration_s"] == 1.0 and settings["bin_size_s"] == 0.02
+    # 8 training trials, 2 test trials of 50 bins; every test bin is scored
+    assert settings["n_bins_train"] == 400 and settings["n_bins_test"] == 100
+    assert settings["n_bins_co_bps"] == 100 and settings["mean_rate_hz"] == 30.0
+    assert res["lambda_max_true"] == pytest.approx(2.0272 * 0.5, abs=1e-4)
+    assert res["co_bps_ours"] is not None and res["latent_r2_train"] is not None
+    assert "10 trials (8 train, 2 test)" in log
+
+
+def test_spikes_benchmark_needs_both_trial_options(spikes_vs_gpfa):
+    with pytest.raises(SystemExit, match="go together"):
+        spikes_vs_gpfa.main(["--trials", "10", "--skip-gpfa"])
+    with pytest.raises(SystemExit, match="Unknown system"):
+        spikes_vs_gpfa.main(["--system", "duffing", "--skip-gpfa"])
