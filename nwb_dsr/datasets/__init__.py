@@ -6,7 +6,8 @@
 - :mod:`~nwb_dsr.datasets.populations`: Poisson populations and LFP mixtures they drive;
 - :mod:`~nwb_dsr.datasets.nwb`: such recordings written as NWB files, and read back.
 
-The latent of any registered system (Lorenz-63 by default) drives a Poisson population (and, optionally, an LFP-like linear mixture);
+The latent of any registered system (Lorenz-63 by default) drives a Poisson population (and,
+optionally, an LFP-like linear mixture);
 everything needed to judge a reconstruction — the latent, the loadings, the offsets, the largest
 Lyapunov exponent in 1/s — is kept next to the data, in memory (:class:`Population`) and in
 the NWB file (processing module ``ground_truth`` plus per-unit columns of the Units table).

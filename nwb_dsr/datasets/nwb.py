@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .populations import SPIKE_MODEL, Population, make_lorenz_population, make_population
-from .systems import ODESystem, _check_count, get_system
+from .systems import ODESystem, _check_count
 
 __all__ = ["write_population_nwb", "write_lorenz_nwb", "load_ground_truth"]
 

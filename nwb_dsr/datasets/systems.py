@@ -9,7 +9,7 @@ are the two historical entry points, now thin uses of the generic code.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import numpy as np
