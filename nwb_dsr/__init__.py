@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "DSR": "estimator", "NotFittedError": "estimator",
     "evaluate": "analysis", "prediction_error": "analysis", "co_bps": "analysis",
+    "ensemble_summary": "analysis",
     "lyapunov_spectrum": "analysis", "lyapunov_max_data": "analysis", "choose_tau": "policies",
     "DSRConfig": "config", "EvaluationProtocol": "protocol",
     "state_space_divergence": "analysis", "power_spectrum_distance": "analysis",

@@ -186,8 +186,10 @@ class OptimizationConfig:
                              choices=("exponential", "cosine", "constant"))
     epochs: int | None = _setting(200, "largest number of epochs", cli=True, metavar="N")
     max_time: float | None = _setting(
-        None, "wall-clock budget in seconds for the whole fit; the learning-rate schedule "
-        "follows the epochs or this budget, whichever ends first", cli=True, metavar="S")
+        None, "wall-clock budget in seconds for the whole fit (all ensemble members); it only "
+        "stops training early: the learning-rate schedule follows the epochs, so a fit that "
+        "ends within its budget is the same on a busy and on an idle machine", cli=True,
+        metavar="S")
     grad_clip: float | None = _setting(
         None, "gradient-norm clip (default: the scheme's, 10 for bptt, 1 otherwise: a rare "
         "large gradient of a chaotic window otherwise throws the map onto a fixed point)")
@@ -198,6 +200,11 @@ class OptimizationConfig:
         "auto", "stop after this many validations without improvement of the best score "
         "(validations whose free run collapsed do not count); auto: 10; None: never stop "
         "early", metavar="auto|N")
+    ensemble: Any = _setting(
+        "auto", "fits from the seeds seed, seed+1, ...: the member with the best validation "
+        "score becomes the model, and every member's lambda_max, D_stsp, D_H and held-out "
+        "likelihood are kept (members_) to show the spread; auto: 3 for spike counts, 1 "
+        "otherwise; 1: a single fit", cli=True, metavar="auto|N")
 
     def check(self):
         for name in ("batch_size", "eval_every"):
@@ -208,6 +215,8 @@ class OptimizationConfig:
         if self.patience != "auto":
             _int_at_least("patience", self.patience, 1, allow_none=True,
                           extra="'auto', None or ")
+        if self.ensemble != "auto":
+            _int_at_least("ensemble", self.ensemble, 1, extra="'auto' or ")
         _number("lr", self.lr, low=0, low_open=True, what="a positive learning rate")
         _number("lr_final", self.lr_final, low=0, low_open=True,
                 what="a positive learning rate")

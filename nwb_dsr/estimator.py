@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +27,25 @@ from .models.observation import make_observation_model
 from .models.rollout import free_run, infer_states, pad_state
 from .observations import Observations, as_observations
 from .policies import resolve
-from .protocol import EvaluationProtocol
+from .protocol import EvaluationProtocol, heldout_likelihood
 from .training.forcing import FORCING_SCHEMES, make_forcing
 from .training.trainer import Trainer, TrainingHistory
 
 __all__ = ["DSR", "NotFittedError", "as_observations"]
 
 STATE_FORMAT = "nwb_dsr.DSR/2"
+
+#: Steps of the Lyapunov estimate of each ensemble member (the selected model's spectrum in
+#: :func:`nwb_dsr.evaluate` uses its own, longer run).
+MEMBER_LYAPUNOV_STEPS = 10_000
+
+
+def _selection_key(member: dict) -> tuple:
+    """Ensemble rule: the lowest validation score wins; ties and missing scores go to the
+    earlier member."""
+    score = member.get("score")
+    return (score if score is not None and math.isfinite(score) else math.inf,
+            member["member"])
 
 
 def _settings_doc() -> str:
@@ -71,6 +86,15 @@ class DSR(BaseEstimator):
         How ``tau_`` was obtained (``{{"method": "fixed"}}`` or the λ_max estimate).
     forcing_states_ : ndarray or None
         With ``mode="shooting"``: the learned forcing states (n_bins, M) of the training data.
+    members_ : list of dict
+        One record per ensemble member (``ensemble`` setting), in seed order: ``seed``,
+        ``score`` (best validation score, lower is better), ``D_stsp`` and ``D_H`` of that
+        validation, ``collapse``, ``epochs``, ``best_epoch``, ``seconds``, ``selected`` and,
+        with more than one member, ``lambda_max`` (1/s), ``heldout_loglik`` (nats per bin and
+        channel of τ-step forecasts of the validation data from forced states, see
+        :func:`nwb_dsr.protocol.heldout_likelihood`) and ``heldout_bits_per_spike`` (counts).
+        The selected member (lowest score) is the model; the spread of the others is the
+        uncertainty of the fit (see :func:`nwb_dsr.analysis.ensemble_summary`).
     collapse_ : str or None
         Why the selected model's free runs collapsed on the validation data (``"fixed_point"``,
         ``"exploding"`` or ``"non_finite"``, see :func:`nwb_dsr.collapse.detect_collapse`), or
@@ -156,7 +180,8 @@ class DSR(BaseEstimator):
             ``validation_fraction`` of each segment.
         callback : callable, optional
             ``callback(trainer, epoch, seconds)`` after every epoch (see
-            :meth:`nwb_dsr.training.Trainer.fit`); its time is not counted.
+            :meth:`nwb_dsr.training.Trainer.fit`); its time is not counted. With an ensemble
+            it runs for every member in turn; ``trainer.member`` is the member's index.
 
         Returns
         -------
@@ -175,36 +200,85 @@ class DSR(BaseEstimator):
             raise ValueError(f"warm_start needs data with the fitted {self.n_features_in_} "
                              f"channels; got {data.n_channels}.")
         resolved = resolve(self.config(), data, validation=val is not None)
-        torch.manual_seed(self.seed)
-        if warm:
-            latent, readout = self.latent_model_.train(), self.observation_model_.train()
-        else:
-            latent, readout = self._build(resolved)
-            readout.fit_init(data.concatenated())
-        f = resolved.forcing
-        scheme = make_forcing(f.mode, tau=f.tau, alpha=f.alpha, window=f.seq_len,
-                              continuity=f.continuity)
-        trainer = Trainer(latent, readout, scheme, resolved.optimization, resolved.evaluation,
-                          resolved.run)
-        history = trainer.fit(data, val, callback=callback)
-        latent.cpu(); readout.cpu()
-        self.latent_model_ = latent.eval()
-        self.observation_model_ = readout.eval()
-        self.history_ = history
+        n_members = 1 if warm else int(resolved.optimization.ensemble)
+        budget = resolved.optimization.max_time
+        t0 = time.perf_counter()
+        members, chosen = [], None
+        for k in range(n_members):
+            opt = resolved.optimization
+            if budget is not None:  # what is left, shared by the members still to fit
+                left = budget - (time.perf_counter() - t0)
+                opt = dataclasses.replace(opt, max_time=max(left / (n_members - k), 1e-3))
+            run = dataclasses.replace(resolved.run, seed=int(self.seed) + k)
+            fitted = self._fit_member(resolved, data, val, opt, run, warm, callback, k)
+            members.append(fitted["member"])
+            if chosen is None or _selection_key(fitted["member"]) < _selection_key(
+                    chosen["member"]):
+                chosen = fitted
+        for m in members:
+            m["selected"] = m is chosen["member"]
+        for w in chosen["warnings"]:  # those of the other members concern fits not kept
+            warnings.warn(w.message, w.category, stacklevel=2)
+        self.latent_model_ = chosen["latent"]
+        self.observation_model_ = chosen["readout"]
+        self.history_ = chosen["history"]
         self.resolved_config_ = resolved
-        states = getattr(scheme, "states", None)
-        self.forcing_states_ = None if states is None else states.detach().cpu().numpy()
+        self.forcing_states_ = chosen["states"]
+        self.members_ = members
         self.n_features_in_ = data.n_channels
         self.channel_ids_ = np.asarray(data.ids)
         self.provenance_ = dict(data.provenance)
         self.noise_std_ = self._residual_std(data)
         return self
 
+    def _fit_member(self, resolved, data, val, optimization, run, warm, callback, index):
+        """One member of the ensemble: a fit from ``run.seed`` and its figures."""
+        torch.manual_seed(run.seed)
+        if warm:
+            latent, readout = self.latent_model_.train(), self.observation_model_.train()
+        else:
+            latent, readout = self._build(resolved, seed=run.seed)
+            readout.fit_init(data.concatenated())
+        f = resolved.forcing
+        scheme = make_forcing(f.mode, tau=f.tau, alpha=f.alpha, window=f.seq_len,
+                              continuity=f.continuity)
+        trainer = Trainer(latent, readout, scheme, optimization, resolved.evaluation, run)
+        trainer.member = index
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = trainer.fit(data, val, callback=callback)
+        latent.cpu(); readout.cpu()
+        latent.eval(); readout.eval()
+        states = getattr(scheme, "states", None)
+        member = {"member": int(index), "seed": int(run.seed), "score": history.best_score,
+                  "D_stsp": None, "D_H": None, "collapse": history.collapse,
+                  "epochs": int(history.epochs), "best_epoch": history.best_epoch,
+                  "seconds": float(history.seconds), "stopped": history.stopped}
+        if history.best_epoch is not None and history.best_epoch in history.val_epochs:
+            i = history.val_epochs.index(history.best_epoch)
+            member.update(D_stsp=history.val_dstsp[i], D_H=history.val_dh[i])
+        if resolved.optimization.ensemble > 1:
+            from .analysis.lyapunov import lyapunov_spectrum
+            with np.errstate(all="ignore"):
+                lam = lyapunov_spectrum(latent, n_steps=MEMBER_LYAPUNOV_STEPS, n_exponents=1,
+                                        dt=resolved.bin_size, seed=run.seed)
+            member["lambda_max"] = float(lam[0]) if np.isfinite(lam[0]) else None
+            held = heldout_likelihood(latent, readout, trainer.validation_segments,
+                                      horizon=int(f.tau))
+            member["heldout_loglik"] = held["loglik"]
+            member["heldout_bits_per_spike"] = held["bits_per_spike"]
+        member = {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                  for k, v in member.items()}
+        return {"latent": latent, "readout": readout, "history": history, "member": member,
+                "warnings": list(caught),
+                "states": None if states is None else states.detach().cpu().numpy()}
+
     @staticmethod
-    def _build(resolved: ResolvedConfig):
+    def _build(resolved: ResolvedConfig, seed: int | None = None):
         m, o = resolved.model, resolved.observation
         latent = make_latent_model(m.model, m.latent_dim, hidden_dim=m.hidden_dim,
-                                   n_bases=m.n_bases, seed=resolved.run.seed)
+                                   n_bases=m.n_bases,
+                                   seed=resolved.run.seed if seed is None else seed)
         okw = {"link": o.link, "smoothing": resolved.smoothing_bins} \
             if o.observation == "poisson" else {}
         # the read-out sees the M latent units (not state beyond them, e.g. an LSTM's cell)
@@ -365,6 +439,7 @@ class DSR(BaseEstimator):
             "observation": self.observation_model_.config(),
             "channel_ids": ids.tolist() if ids.dtype.kind in "iufUSb" else [str(i) for i in ids],
             "history": jsonable(self.history_.to_dict()),
+            "members": jsonable(getattr(self, "members_", [])),
             "provenance": jsonable(self.provenance_),
         }
         return config, params
@@ -398,6 +473,7 @@ class DSR(BaseEstimator):
         est.latent_model_ = latent.eval()
         est.observation_model_ = readout.eval()
         est.history_ = TrainingHistory.from_dict(config.get("history", {}))
+        est.members_ = [dict(m) for m in config.get("members", [])]
         est.resolved_config_ = ResolvedConfig.from_dict(config["resolved"])
         est.forcing_states_ = None
         est.n_features_in_ = int(est.resolved_config_.n_channels)

@@ -19,7 +19,10 @@ turned into numbers:
 - ``batches_per_epoch="auto"`` → one pass over the training windows per epoch
   (:func:`~nwb_dsr.training.trainer.auto_batches_per_epoch`, 10 to 50 gradient steps), so the
   epoch budget follows the amount of data;
-- ``patience="auto"`` → :data:`~nwb_dsr.training.trainer.AUTO_PATIENCE` validations.
+- ``patience="auto"`` → :data:`~nwb_dsr.training.trainer.AUTO_PATIENCE` validations;
+- ``ensemble="auto"`` → :data:`COUNTS_ENSEMBLE` members for the Poisson layer (a fit to counts
+  depends on its seed: the member with the best validation score is the model, the others show
+  the spread), one otherwise.
 
 The result, a :class:`~nwb_dsr.config.ResolvedConfig`, is what the trainer, the evaluation
 and the NWB record read.
@@ -41,7 +44,7 @@ from .training.trainer import (AUTO_PATIENCE, auto_batches_per_epoch, count_wind
 __all__ = ["resolve", "choose_tau", "default_latent_dim", "default_hidden_dim",
            "smoothing_bins",
            "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM",
-           "COUNTS_LATENT_DIM", "TIMESCALE_FRACTION", "is_field_potential", "data_dimension"]
+           "COUNTS_LATENT_DIM", "COUNTS_ENSEMBLE", "TIMESCALE_FRACTION", "is_field_potential", "data_dimension"]
 
 #: ``tau="auto"`` on spike counts: this fraction of the predictability time ln 2 / λ_max. With
 #: the noisy forcing signal of counts, longer free-running stretches let the fitted map collapse
@@ -54,6 +57,12 @@ FALLBACK_TAU = 20
 #: Default latent size for spike counts (at most the number of units): directions the counts
 #: do not pin down let the free run drift or diverge.
 COUNTS_LATENT_DIM = 3
+
+#: ``ensemble="auto"`` with the Poisson layer: fits from this many seeds, the best by validation
+#: score kept. A single fit to counts may stay on a limit cycle or a slow fixed point for most
+#: of its budget, depending on its seed (``benchmarks/spikes_vs_gpfa.py``); the validation
+#: score tells such members apart.
+COUNTS_ENSEMBLE = 3
 
 #: Largest default latent size for continuous data (the number of channels otherwise).
 MAX_CONTINUOUS_LATENT_DIM = 16
@@ -315,6 +324,8 @@ def resolve(config: DSRConfig, observations: Observations, *,
     'shallow_plrnn'
     >>> r.optimization.batches_per_epoch, r.optimization.patience, r.optimization.grad_clip
     (10, 10, 1.0)
+    >>> r.optimization.ensemble
+    3
     """
     config = config.check()
     kind, n_ch, bin_size = observations.kind, observations.n_channels, observations.bin_size
@@ -367,12 +378,15 @@ def resolve(config: DSRConfig, observations: Observations, *,
         n_windows = count_windows([len(s) for s in segments], seq_len, stride)
         n_batches = auto_batches_per_epoch(n_windows, o.batch_size)
     patience = AUTO_PATIENCE if o.patience == "auto" else o.patience
+    ensemble = o.ensemble
+    if ensemble == "auto":
+        ensemble = COUNTS_ENSEMBLE if obs_name == "poisson" else 1
     settings = config.replace(
         model=model, observation=obs_name, mode=mode, tau=int(tau), latent_dim=int(latent_dim),
         hidden_dim=int(hidden_dim),
         alpha=float(scheme.default_alpha if f.alpha is None else f.alpha), seq_len=seq_len,
         grad_clip=scheme.default_clip if grad_clip is None else float(grad_clip),
-        batches_per_epoch=int(n_batches), patience=patience)
+        batches_per_epoch=int(n_batches), patience=patience, ensemble=int(ensemble))
     return ResolvedConfig(settings=settings, kind=kind, bin_size=float(bin_size),
                           n_channels=int(n_ch), smoothing_bins=float(sm_bins),
                           tau_info=tau_info)

@@ -16,6 +16,9 @@ What a sweep leaves in its output folder ``out``:
 - ``summary.png``: validation score against each swept setting, one row of panels per session;
 - ``trials.jsonl``: one line per finished trial, written as trials finish.
 
+Each trial is a single fit (``ensemble=1``, unless the settings say otherwise): the seeds of the
+sweep play the part of :class:`~nwb_dsr.DSR`'s ensemble, each one a row of the table.
+
 Ray starts locally with the machine's cores unless ``address`` names a running cluster; each
 trial uses one CPU and one torch thread.
 
@@ -408,7 +411,8 @@ def _run_trial(config, spec):
     bin_size = settings.pop("bin_size", None)
     obs = _read(config["file"], config["source"], spec["readers"][config["source"]],
                       bin_size)
-    est = DSR(**{"progress": False, **settings, "seed": int(config["seed"])})
+    # the sweep's seeds are its ensemble: each trial is one fit unless ``ensemble`` is swept
+    est = DSR(**{"progress": False, "ensemble": 1, **settings, "seed": int(config["seed"])})
     seen = {"n": 0, "trainer": None}
 
     def report(trainer, epoch, seconds):

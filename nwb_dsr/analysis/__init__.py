@@ -1,6 +1,6 @@
 """Analysis of fitted dynamics: metrics, Lyapunov spectra, evaluation, plots."""
 from ..metrics import d_h, d_stsp, power_spectrum_distance, state_space_divergence
-from .evaluate import co_bps, evaluate, poisson_loglik, prediction_error
+from .evaluate import co_bps, ensemble_summary, evaluate, poisson_loglik, prediction_error
 from .lyapunov import (embedding_delay, embedding_dimension, lyapunov_max_data,
                        lyapunov_spectrum, predictability_time, signal_timescale, spectral_peak)
 from ..collapse import CollapseWarning, describe_collapse, detect_collapse

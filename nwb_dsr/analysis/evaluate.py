@@ -24,7 +24,12 @@ from ..models.rollout import infer_states
 from ..observations import as_observations
 from .lyapunov import lyapunov_spectrum, predictability_time
 
-__all__ = ["prediction_error", "co_bps", "poisson_loglik", "evaluate"]
+__all__ = ["prediction_error", "co_bps", "poisson_loglik", "evaluate", "ensemble_summary",
+           "ENSEMBLE_FIGURES"]
+
+#: The figures of every ensemble member that :func:`ensemble_summary` spreads.
+ENSEMBLE_FIGURES = ("lambda_max", "D_stsp", "D_H", "heldout_loglik", "heldout_bits_per_spike",
+                    "score")
 
 
 def _observations(estimator, X):
@@ -254,7 +259,8 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
         ``tau_pred_bins``, ``tau_pred_s``, ``tau``, ``tau_info``; for counts also
         ``poisson_loglik_per_bin`` and ``bits_per_spike_1step`` of the 1-step predictions
         (:meth:`DSR.predict`, first bin of each segment left out; the smoothed forcing target
-        sees a few bins ahead, see :func:`prediction_error`); with ``figures`` also
+        sees a few bins ahead, see :func:`prediction_error`); for a fit with more than one
+        ensemble member ``ensemble`` (:func:`ensemble_summary`); with ``figures`` also
         ``figures`` ({name: path}).
 
     Warns
@@ -316,9 +322,73 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
         if len(c):
             out["poisson_loglik_per_bin"] = poisson_loglik(r, c)
             out["bits_per_spike_1step"] = co_bps(r, c)
+    if len(getattr(estimator, "members_", None) or []) > 1:
+        out["ensemble"] = ensemble_summary(estimator)
     if figures is not None:
         rates = o.mean(res.latent).numpy().astype(np.float64) if counts else None
         out["figures"] = _write_figures(Path(figures), estimator, obs, res, rates, spec, seed)
+    return jsonable(out)
+
+
+def ensemble_summary(estimator) -> dict:
+    """The spread over a fit's ensemble members (the ``ensemble`` setting, ``members_``).
+
+    Each member is a fit from its own seed; the one with the lowest validation score is the
+    model. The spread of the members is what a single number hides: a λ_max whose members
+    agree in sign and lie close together is a property of the data; one whose members range
+    from below zero to far above it is not determined by this fit.
+
+    Parameters
+    ----------
+    estimator : DSR
+        A fitted estimator.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable: ``n_members``, ``selected_seed``; for each figure of
+        :data:`ENSEMBLE_FIGURES` that the members have, ``{"median", "min", "max", "sd",
+        "n"}`` over the members with a finite value (``sd`` with ddof 1, None for one value);
+        ``lambda_max_sign_agreement``: the fraction of members whose λ_max has the sign of
+        the median; and ``members``: ``{"seed_<s>": {figure: value, "selected": bool}}``.
+        Empty dict for a fit without members (loaded from an older file).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from nwb_dsr import DSR
+    >>> t = np.arange(3000) * 0.05
+    >>> x = np.stack([np.sin(t), np.cos(t)], axis=1)
+    >>> est = DSR(latent_dim=2, hidden_dim=8, tau=10, epochs=2, ensemble=2,
+    ...           progress=False).fit(x, bin_size=0.05)
+    >>> s = ensemble_summary(est)
+    >>> s["n_members"], sorted(s["members"])
+    (2, ['seed_0', 'seed_1'])
+    """
+    check_is_fitted(estimator, "latent_model_")
+    members = list(getattr(estimator, "members_", None) or [])
+    if not members:
+        return {}
+    out = {"n_members": len(members),
+           "selected_seed": next((m["seed"] for m in members if m.get("selected")), None)}
+    for name in ENSEMBLE_FIGURES:
+        vals = np.array([m[name] for m in members if m.get(name) is not None], dtype=float)
+        vals = vals[np.isfinite(vals)]
+        if not any(name in m for m in members):
+            continue
+        out[name] = {"median": float(np.median(vals)) if len(vals) else None,
+                     "min": float(vals.min()) if len(vals) else None,
+                     "max": float(vals.max()) if len(vals) else None,
+                     "sd": float(vals.std(ddof=1)) if len(vals) > 1 else None,
+                     "n": int(len(vals))}
+    lam = out.get("lambda_max", {})
+    if lam.get("n"):
+        vals = np.array([m["lambda_max"] for m in members if m.get("lambda_max") is not None])
+        out["lambda_max_sign_agreement"] = float(np.mean(np.sign(vals) ==
+                                                         np.sign(lam["median"])))
+    out["members"] = {f"seed_{m['seed']}": {**{k: m.get(k) for k in ENSEMBLE_FIGURES if k in m},
+                                            "selected": bool(m.get("selected"))}
+                      for m in members}
     return jsonable(out)
 
 

@@ -53,6 +53,9 @@ _METRIC_NAMES = {
     "n_generate": ("n_generate", "bins"),
     "n_bins": ("n_bins", "bins"),
 }
+# units of nested figures (e.g. ensemble.lambda_max.median), by a component of their name
+_NESTED_UNITS = {"lambda_max": "1/s", "heldout_loglik": "nats/bin",
+                 "heldout_bits_per_spike": "bits/spike"}
 # stored elsewhere (attributes, the lyapunov_spectrum dataset) or not metrics
 _METRIC_SKIP = {"lyapunov_spectrum", "figures", "tau_info", "kind", "bin_size", "tau"}
 
@@ -111,7 +114,12 @@ def _flatten_metrics(metrics, prefix=""):
         if not prefix and key == "collapse":  # 1 if the free run collapsed; the reason as unit
             rows.append(("collapsed", 0.0 if value is None else 1.0, str(value or "")))
             continue
-        name, unit = _METRIC_NAMES.get(key, (key, "")) if not prefix else (prefix + key, "")
+        if prefix:
+            name = prefix + key
+            unit = "" if key == "n" else next(
+                (_NESTED_UNITS[p] for p in name.split(".") if p in _NESTED_UNITS), "")
+        else:
+            name, unit = _METRIC_NAMES.get(key, (key, ""))
         if isinstance(value, dict):
             rows.extend(_flatten_metrics(value, prefix=name + "."))
             continue

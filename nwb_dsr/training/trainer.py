@@ -3,9 +3,11 @@
 What happens inside a window (which states are forced, and how) is the forcing scheme's
 (:mod:`nwb_dsr.training.forcing`); how a checkpoint is judged is the evaluation protocol's
 (:mod:`nwb_dsr.protocol`). The loop samples windows across segments (never across a boundary),
-steps Adam or RAdam along a learning-rate schedule, validates every ``eval_every`` epochs and
-keeps the best checkpoint, and stops on the epoch budget, the time budget, patience, or a
-diverging loss (keeping the last good state).
+steps Adam or RAdam along a learning-rate schedule over the epoch budget, validates every
+``eval_every`` epochs and keeps the best checkpoint, and stops on the epoch budget, the time
+budget, patience, or a diverging loss (keeping the last good state). The time budget only stops
+training early; nothing else depends on the wall clock, so a seed gives the same fit on a busy
+and on an idle machine as long as the fit ends within its budget.
 """
 from __future__ import annotations
 
@@ -120,6 +122,7 @@ class TrainingHistory:
     epochs: int = 0
     seconds: float = 0.0
     best_epoch: int | None = None
+    best_score: float | None = None
     stopped: str = ""
     collapse: str | None = None
 
@@ -310,9 +313,8 @@ class Trainer:
             if opt_cfg.max_time is not None and elapsed() >= opt_cfg.max_time:
                 hist.stopped = "max_time"
                 break
-            prog = epoch / opt_cfg.epochs if opt_cfg.epochs else 0.0
-            if opt_cfg.max_time:
-                prog = max(prog, elapsed() / opt_cfg.max_time)
+            # the schedule follows the epoch budget (the wall clock only without one)
+            prog = epoch / opt_cfg.epochs if opt_cfg.epochs else elapsed() / opt_cfg.max_time
             for g in opt.param_groups:
                 g["lr"] = opt_cfg.lr * self._lr_factor(prog)
             total, diverged, done = 0.0, False, 0
@@ -371,6 +373,8 @@ class Trainer:
             validate_now()
         if best is not None:
             self._restore(best)
+            hist.best_score = float(best_score)
+        self.validation_segments = val_segs
         if hist.best_epoch is not None and hist.val_epochs:
             hist.collapse = hist.val_collapse[hist.val_epochs.index(hist.best_epoch)]
         elif hist.val_collapse and all(c is not None for c in hist.val_collapse):

@@ -1,0 +1,108 @@
+"""Ensembles over seeds: the selection rule, the members' figures, and how they are kept."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nwb_dsr import DSR, Observations, ensemble_summary, evaluate
+from nwb_dsr.datasets import make_lorenz_population
+
+
+@pytest.fixture(scope="module")
+def counts():
+    pop = make_lorenz_population(n_units=20, duration=40.0, n_lfp_channels=0, spike_times=False,
+                                 seed=1)
+    return Observations(pop.counts, kind="counts", bin_size=0.01)
+
+
+KW = dict(epochs=4, eval_every=2, batches_per_epoch=4, batch_size=32, hidden_dim=16,
+          progress=False)
+
+
+@pytest.fixture(scope="module")
+def ensemble_fit(counts):
+    return DSR(seed=5, **KW).fit(counts)
+
+
+def test_counts_fit_an_ensemble_of_three_by_default(ensemble_fit):
+    est = ensemble_fit
+    assert est.resolved_config_.optimization.ensemble == 3
+    assert [m["seed"] for m in est.members_] == [5, 6, 7]
+    for m in est.members_:
+        for key in ("score", "D_stsp", "D_H", "lambda_max", "heldout_loglik",
+                    "heldout_bits_per_spike", "epochs", "seconds"):
+            assert key in m
+        assert m["epochs"] == 4
+        assert m["heldout_loglik"] is not None and m["heldout_loglik"] < 0
+
+
+def test_the_member_with_the_lowest_validation_score_is_the_model(ensemble_fit, counts):
+    est = ensemble_fit
+    scores = [m["score"] for m in est.members_]
+    selected = [m for m in est.members_ if m["selected"]]
+    assert len(selected) == 1 and selected[0]["score"] == min(scores)
+    assert est.history_.best_score == min(scores)
+    # the selected member is exactly the single fit from its seed: switched off, the ensemble
+    # is the plain fit
+    single = DSR(seed=selected[0]["seed"], ensemble=1, **KW).fit(counts)
+    a, b = est.to_state()[1], single.to_state()[1]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert len(single.members_) == 1 and "lambda_max" not in single.members_[0]
+
+
+def test_continuous_data_fit_one_member_by_default(lorenz_series):
+    est = DSR(hidden_dim=8, tau=10, epochs=2, batches_per_epoch=3, progress=False)
+    est.fit(lorenz_series[:1500])
+    assert est.resolved_config_.optimization.ensemble == 1
+    assert len(est.members_) == 1 and est.members_[0]["selected"]
+    assert "ensemble" not in evaluate(est, lorenz_series[:500], n_lyapunov=200, pe_steps=(1,))
+
+
+def test_summary_spreads_the_members_figures(ensemble_fit):
+    s = ensemble_summary(ensemble_fit)
+    lams = [m["lambda_max"] for m in ensemble_fit.members_]
+    assert s["n_members"] == 3
+    assert s["lambda_max"]["median"] == pytest.approx(np.median(lams))
+    assert s["lambda_max"]["sd"] == pytest.approx(np.std(lams, ddof=1))
+    assert (s["lambda_max"]["min"], s["lambda_max"]["max"]) == (min(lams), max(lams))
+    assert s["selected_seed"] in (5, 6, 7)
+    assert 0 < s["lambda_max_sign_agreement"] <= 1
+    assert s["members"][f"seed_{s['selected_seed']}"]["selected"] is True
+
+
+def test_members_survive_save_load_and_nwb_write_back(ensemble_fit, counts, tmp_path):
+    from nwb_dsr.nwb import read_dynamics, write_dynamics
+    from nwb_dsr.datasets import write_lorenz_nwb
+    loaded = DSR.load(ensemble_fit.save(tmp_path / "m.npz"))
+    assert loaded.members_ == ensemble_fit.members_
+    metrics = evaluate(ensemble_fit, counts, n_lyapunov=500, pe_steps=(1,))
+    src = write_lorenz_nwb(tmp_path / "rec.nwb", n_units=20, duration=40.0, n_lfp_channels=0,
+                           seed=1)
+    out = write_dynamics(src, ensemble_fit, counts, metrics=metrics, out=tmp_path / "fit.nwb")
+    back = read_dynamics(out)
+    assert back.members_ == ensemble_fit.members_
+    from pynwb import NWBHDF5IO
+    with NWBHDF5IO(str(out), "r") as io:
+        table = io.read().processing["dynamics"]["dsr"].metrics.to_dataframe()
+    rows = dict(zip(table.metric, zip(table.value, table.unit)))
+    lams = [m["lambda_max"] for m in ensemble_fit.members_]
+    assert rows["ensemble.lambda_max.median"] == (pytest.approx(np.median(lams)), "1/s")
+    for m in ensemble_fit.members_:
+        assert rows[f"ensemble.members.seed_{m['seed']}.lambda_max"][0] == \
+            pytest.approx(m["lambda_max"])
+
+
+def test_a_time_budget_only_stops_training_early(lorenz_series):
+    """The schedule follows the epochs: a budget the fit stays within changes nothing."""
+    kw = dict(hidden_dim=8, tau=10, epochs=3, batches_per_epoch=3, progress=False, seed=2)
+    a = DSR(**kw).fit(lorenz_series[:1500]).to_state()[1]
+    b = DSR(max_time=600.0, **kw).fit(lorenz_series[:1500]).to_state()[1]
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_the_time_budget_is_shared_by_the_members(counts):
+    est = DSR(epochs=None, max_time=3.0, **{k: v for k, v in KW.items() if k != "epochs"})
+    est.fit(counts)
+    assert len(est.members_) == 3
+    assert all(m["stopped"] == "max_time" for m in est.members_)
+    assert sum(m["seconds"] for m in est.members_) < 6.0
