@@ -362,6 +362,10 @@ def main(argv=None) -> int:
         else:
             log(f"GPFA: fitting x_dim {args.x_dim} on {len(gp_train[0])} training windows "
                 f"(cache {cache / key}.npz) ...")
+            import logging
+            # elephant logs one line per spike train whose spikes it shifts at a bin edge
+            import elephant.utils
+            elephant.utils.logger.setLevel(logging.ERROR)
             spikes = _unit_spike_times(path, obs.ids)
             train_trials = spike_trains_of_windows(spikes, gp_train[0], gp_train[1], bs)
             _check_binning(train_trials, gp_train_counts, bs, log)
