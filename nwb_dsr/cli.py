@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -81,6 +82,78 @@ def _id_list(text: str) -> list:
     if not out:
         raise argparse.ArgumentTypeError("needs at least one id")
     return out
+
+
+_ID_LIST = re.compile(r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$")
+
+
+def _row_selector(text: str, option: str, *, allow_all: bool = False):
+    """A row selection of a table from its command-line text.
+
+    ``"all"`` (where allowed) stays ``"all"``; comma-separated integers and ranges become a list
+    (``"0,3,5-7"`` -> [0, 3, 5, 6, 7]); a bare name is a boolean column; anything else is a
+    pandas expression evaluated on the table as a DataFrame (e.g. ``"quality == 'good'"``),
+    whose result must be one boolean per row.
+    """
+    text = str(text).strip()
+    if not text:
+        raise CLIError(f"{option} needs a value; got an empty string.")
+    if allow_all and text.lower() == "all":
+        return "all"
+    if _ID_LIST.match(text):
+        return _id_list(text)
+    if text.isidentifier():
+        return text
+
+    def mask(df, expr=text):
+        return np.asarray(df.eval(expr, engine="python"))
+    return mask
+
+
+def _trial_options(args) -> dict:
+    """read_units / read_lfp keywords of the trial options (empty without --trials)."""
+    trials = getattr(args, "trials", None)
+    extra = {"--align-to": getattr(args, "align_to", None),
+             "--trial-window": getattr(args, "trial_window", None),
+             "--trial-filter": getattr(args, "trial_filter", None)}
+    if trials is None:
+        given = [k for k, v in extra.items() if v is not None]
+        if given:
+            raise CLIError(f"{', '.join(given)} applies to trials; add --trials (all trials) or "
+                           "--trials ROWS|COLUMN to read one segment per trial.")
+        return {}
+    kw = {"trials": _row_selector(trials, "--trials", allow_all=True)}
+    if args.trial_window is not None:
+        before, after = args.trial_window
+        if not (math.isfinite(before) and math.isfinite(after)) or after <= before:
+            raise CLIError(f"--trial-window BEFORE AFTER must be finite with BEFORE < AFTER "
+                           f"(seconds around the alignment event); got {before:g} {after:g}.")
+        kw["trial_window"] = (float(before), float(after))
+    if args.align_to is not None:
+        if args.trial_window is None:
+            raise CLIError(f"--align-to {args.align_to} needs --trial-window BEFORE AFTER in "
+                           "seconds relative to that event, e.g. --trial-window -0.5 1.0.")
+        kw["align_to"] = args.align_to
+    if args.trial_filter is not None:
+        kw["trial_filter"] = _row_selector(args.trial_filter, "--trial-filter")
+        if isinstance(kw["trial_filter"], list):
+            raise CLIError("--trial-filter takes a boolean column or an expression on the "
+                           "trials table (e.g. \"correct\" or \"rt < 0.5\"); select trials by "
+                           f"row with --trials ROWS; got {args.trial_filter!r}.")
+    return kw
+
+
+def _record_cli_selection(obs, args) -> None:
+    """Add the selection as typed on the command line to the data's provenance."""
+    typed = {"trials": getattr(args, "trials", None),
+             "trial_filter": getattr(args, "trial_filter", None),
+             "align_to": getattr(args, "align_to", None),
+             "trial_window": getattr(args, "trial_window", None),
+             "units": getattr(args, "units", None)}
+    typed = {k: (list(v) if isinstance(v, tuple) else v) for k, v in typed.items()
+             if v is not None}
+    if typed and obs.provenance is not None:
+        obs.provenance.setdefault("selection", {})["command_line"] = jsonable(typed)
 
 
 def _fmt(value) -> str:
@@ -183,10 +256,10 @@ def _preprocess_line(obs) -> str:
 
 
 def _read(path, source: str, *, bin_size=None, units=None, channels=None, interval=None,
-          lfp=None):
+          lfp=None, trials=None):
     """Observations from an NWB file: spike counts of the Units table or an LFP series."""
     from .io import read_source
-    kwargs = {}
+    kwargs = dict(trials or {})
     if interval is not None:
         kwargs["interval"] = tuple(interval)
     if source == "units" and channels is not None:
@@ -194,7 +267,7 @@ def _read(path, source: str, *, bin_size=None, units=None, channels=None, interv
     if source == "lfp" and units is not None:
         raise CLIError("--units selects units; with --source lfp use --channels.")
     if units is not None:
-        kwargs["units"] = list(units)
+        kwargs["units"] = _row_selector(units, "--units")
     if channels is not None:
         kwargs["channels"] = list(channels)
     kwargs.update(lfp or {})
@@ -315,7 +388,9 @@ def _cmd_fit(args) -> int:
                  overwrite=args.overwrite)  # fail before the (long) fit, not after it
     lfp = _lfp_kwargs(args) if args.source == "lfp" else None
     obs = _read(path, args.source, bin_size=None if lfp else args.bin_size, units=args.units,
-                channels=args.channels, interval=args.interval, lfp=lfp)
+                channels=args.channels, interval=args.interval, lfp=lfp,
+                trials=_trial_options(args))
+    _record_cli_selection(obs, args)
     summary = _fit_and_write(args, path, obs, out=out, in_place=args.in_place,
                              overwrite=args.overwrite, report=args.report,
                              n_lyapunov=args.lyapunov_steps, n_generate=args.n_generate)
@@ -337,7 +412,8 @@ def _fit_url(args) -> int:
     if not out.resolve().parent.is_dir():
         raise CLIError(f"the folder of --out {out} does not exist; create it first.")
     obs = _read(args.file, args.source, bin_size=args.bin_size, units=args.units,
-                channels=args.channels, interval=args.interval)
+                channels=args.channels, interval=args.interval, trials=_trial_options(args))
+    _record_cli_selection(obs, args)
     with local_copy(args.file, out.resolve().parent) as local:
         summary = _fit_and_write(args, local, obs, out=out, in_place=False, overwrite=True,
                                  report=args.report, n_lyapunov=args.lyapunov_steps,
@@ -699,12 +775,34 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--bin-size", type=_positive_float, default=None, metavar="S",
                      help=f"bin width in seconds (units: default {DEFAULT_SPIKE_BIN_SIZE:g}; lfp: "
                      "resample to 1/S Hz, as --rate)")
-    sel.add_argument("--units", type=_id_list, default=None, metavar="IDS",
-                     help="unit ids, e.g. 0,3,5-9 (default: all)")
+    sel.add_argument("--units", default=None, metavar="IDS|COLUMN|EXPR",
+                     help="units to read (--source units): ids, e.g. 0,3,5-9; a boolean column "
+                     "of the Units table; or an expression on it, e.g. \"quality == 'good'\" "
+                     "(default: all)")
     sel.add_argument("--channels", type=_id_list, default=None, metavar="IDS",
                      help="LFP channel indices, e.g. 0-3 (default: all)")
     sel.add_argument("--interval", type=float, nargs=2, default=None, metavar=("START", "STOP"),
                      help="time interval in seconds (default: the whole recording)")
+    tr = p.add_argument_group(
+        "trials (one segment per trial of /intervals/trials; see nwb-dsr info FILE for its "
+        "columns)")
+    tr.add_argument("--trials", nargs="?", const="all", default=None,
+                    metavar="all|ROWS|COLUMN|EXPR",
+                    help="read one segment per trial: all trials (--trials alone), row indices "
+                    "such as 0-99,120, the rows True in a boolean column, or an expression on "
+                    "the trials table such as \"stop_time - start_time > 1\" (default: one "
+                    "continuous read)")
+    tr.add_argument("--align-to", default=None, metavar="COLUMN",
+                    help="trials column of event times to align each window to (needs "
+                    "--trial-window)")
+    tr.add_argument("--trial-window", type=float, nargs=2, default=None,
+                    metavar=("BEFORE", "AFTER"),
+                    help="window in seconds around --align-to (or around each start_time), "
+                    "e.g. -0.5 1.5 (default: each trial's start_time to stop_time)")
+    tr.add_argument("--trial-filter", default=None, metavar="COLUMN|EXPR",
+                    help="keep only trials True in a boolean column, or for which an "
+                    "expression on the trials table is true, e.g. \"correct\" or "
+                    "\"tap2_time - tap1_time < 0.8\"")
     _add_lfp_options(p)
     _add_fit_options(p)
     o = p.add_argument_group("output")

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import numpy as np
 import torch
 
 _DIR = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -82,6 +83,7 @@ def spikes_vs_gpfa():
         sys.path.remove(str(_DIR))
 
 
+
 @pytest.mark.filterwarnings("ignore")   # a two-epoch fit: the figures are not the point
 def test_spikes_benchmark_on_trials_of_another_system(spikes_vs_gpfa):
     rc, res, log = _run(spikes_vs_gpfa, [
@@ -105,3 +107,76 @@ def test_spikes_benchmark_needs_both_trial_options(spikes_vs_gpfa):
         spikes_vs_gpfa.main(["--trials", "10", "--skip-gpfa"])
     with pytest.raises(SystemExit, match="Unknown system"):
         spikes_vs_gpfa.main(["--system", "duffing", "--skip-gpfa"])
+
+
+# ------------------------------------------------------------------ real_population.py
+@pytest.fixture(scope="module")
+def real_population():
+    sys.path.insert(0, str(_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location("real_population",
+                                                      _DIR / "real_population.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.path.remove(str(_DIR))
+
+
+
+@pytest.fixture(scope="module")
+def trial_file(tmp_path_factory):
+    from nwb_dsr.datasets import write_lorenz_nwb
+    path = tmp_path_factory.mktemp("realpop") / "tiny_trials.nwb"
+    return write_lorenz_nwb(path, n_units=6, duration=20.0, n_trials=10, lfp=False, seed=0)
+
+
+_TINY_DSR = ["--max-time", "0", "--dsr", '{"epochs": 2, "batches_per_epoch": 2}']
+
+
+def test_real_population_trials_json_and_gpfa_cache(real_population, trial_file, tmp_path):
+    cache = tmp_path / "gpfa"
+    argv = [str(trial_file), "--seeds", "0", "1", "--x-dim", "2", "--gpfa-em-iters", "3",
+            "--cache", str(cache), *_TINY_DSR]
+    rc, res, log = _run(real_population, argv)
+    assert rc == 0, log
+    assert {"per_seed", "lambda_max_mean", "lambda_max_sd", "lambda_max_cv", "sign_agreement",
+            "class_agreement", "epsilon", "co_bps_ours_mean", "co_bps_gpfa",
+            "co_bps_gpfa_variants", "fit_seconds_gpfa", "gpfa_cached", "gpfa_cache_file",
+            "held_out_units", "trials", "settings"} <= set(res)
+    assert res["trials"] is True and res["gpfa_cached"] is False
+    assert res["settings"]["n_train_segments"] == 8 and res["settings"]["n_test_segments"] == 2
+    assert [r["seed"] for r in res["per_seed"]] == [0, 1]
+    for r in res["per_seed"]:
+        assert {"co_bps", "lambda_max", "dynamics", "protocol_D_H", "protocol_D_stsp",
+                "rate_generated_hz", "rate_data_hz", "fit_seconds"} <= set(r)
+        assert r["dynamics"] in ("fixed point", "limit cycle", "chaos", "undetermined")
+        assert r["epochs"] == 2
+    key = Path(res["gpfa_cache_file"])
+    assert key.parent == cache and key.is_file() and key.with_suffix(".json").is_file()
+    assert set(np.load(key, allow_pickle=False).files) == {"C", "d", "R", "gamma", "eps"}
+
+    rc, again, log = _run(real_population, argv[:3] + ["0"] + argv[4:])  # seed 0 only
+    assert rc == 0 and again["gpfa_cached"] is True and "from the cache" in log
+    assert again["co_bps_gpfa"] == res["co_bps_gpfa"]
+    assert again["per_seed"][0]["co_bps"] == res["per_seed"][0]["co_bps"]
+
+
+def test_real_population_without_trials(real_population, trial_file, tmp_path):
+    argv = [str(trial_file), "--no-trials", "--seeds", "0", "--trial-length", "1.0",
+            "--x-dim", "2", "--gpfa-em-iters", "2", "--cache", str(tmp_path), *_TINY_DSR]
+    rc, res, log = _run(real_population, argv)
+    assert rc == 0, log
+    assert res["trials"] is False and res["settings"]["n_train_segments"] == 1
+    # 20 s: 1600 training bins (16 GPFA windows), 400 test bins scored in 4 windows of 1 s
+    assert res["settings"]["n_test_bins_scored"] == 400 and res["co_bps_gpfa"] is not None
+
+
+def test_real_population_dynamics_class_and_errors(real_population, trial_file):
+    dc = real_population.dynamics_class
+    assert [dc(v, 0.02) for v in (-0.5, -0.02, 0.0, 0.02, 0.03, float("nan"))] == [
+        "fixed point", "limit cycle", "limit cycle", "limit cycle", "chaos", "undetermined"]
+    with pytest.raises(ValueError, match="epsilon must be a number >= 0"):
+        dc(0.1, -1.0)
+    with pytest.raises(SystemExit, match="--x-dim must be between 1 and"):
+        real_population.main([str(trial_file), "--x-dim", "8", "--seeds", "0"])

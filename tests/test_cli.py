@@ -180,6 +180,129 @@ def test_demo_quick(tmp_path, capsys):
     assert "true" in cap.out and str(report) in cap.out
 
 
+# ---------------------------------------------------------------------------- trials
+@pytest.fixture(scope="module")
+def trial_recording(tmp_path_factory):
+    """12 trials of 1 s (0.5-s gaps) with a go cue, a boolean and a float column; 4 units."""
+    from pynwb.testing.mock.file import mock_NWBFile
+    rng = np.random.default_rng(0)
+    nwb = mock_NWBFile()
+    nwb.add_unit_column("good", "usable unit")
+    nwb.add_unit_column("quality", "sorting quality")
+    for k in range(4):
+        t = np.sort(rng.uniform(0.0, 18.0, rng.poisson(18.0 * 20.0)))
+        nwb.add_unit(spike_times=t, good=k != 3, quality="mua" if k == 0 else "good")
+    nwb.add_trial_column("go_time", "go cue (s)")
+    nwb.add_trial_column("correct", "correct response")
+    nwb.add_trial_column("rt", "reaction time (s)")
+    for k in range(12):
+        start = 1.5 * k
+        nwb.add_trial(start_time=start, stop_time=start + 1.0, go_time=start + 0.3,
+                      correct=k % 3 != 0, rt=0.2 + 0.05 * k)
+    path = tmp_path_factory.mktemp("trials") / "trials.nwb"
+    with pynwb.NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return path
+
+
+def test_fit_trials_aligned_filtered_units_by_column(trial_recording, tmp_path, capsys):
+    out = tmp_path / "fit.nwb"
+    argv = ["fit", str(trial_recording), "--source", "units", "--bin-size", "0.02",
+            "--trials", "--align-to", "go_time", "--trial-window", "-0.2", "0.6",
+            "--trial-filter", "correct", "--units", "good", "--out", str(out), "--json", *TINY]
+    assert main(argv) == 0
+    cap = capsys.readouterr()
+    assert "n_segments=8, n_bins=320, n_channels=3" in cap.out  # 8 trials x 40 bins
+    est = read_dynamics(out)
+    sel = est.provenance_["selection"]
+    assert sel["trials"] == [1, 2, 4, 5, 7, 8, 10, 11]  # correct == k % 3 != 0
+    assert sel["align_to"] == "go_time" and sel["trial_window"] == [-0.2, 0.6]
+    assert sel["unit_ids"] == [0, 1, 2]
+    assert sel["command_line"] == {"trials": "all", "trial_filter": "correct",
+                                   "align_to": "go_time", "trial_window": [-0.2, 0.6],
+                                   "units": "good"}
+    # the stored selection reads the same 8 aligned trials of 40 bins again
+    assert main(["evaluate", str(out), "--lyapunov-steps", "200"]) == 0
+    assert "data:" in capsys.readouterr().out
+
+
+def test_fit_trials_by_rows_and_expressions(trial_recording, tmp_path):
+    out = tmp_path / "fit.nwb"
+    argv = ["fit", str(trial_recording), "--source", "units", "--bin-size", "0.02",
+            "--trials", "0-7", "--trial-filter", "rt < 0.45", "--units",
+            "quality == 'good'", "--out", str(out), *TINY]
+    assert main(argv) == 0
+    sel = read_dynamics(out).provenance_["selection"]
+    assert sel["trials"] == [0, 1, 2, 3, 4]  # rt = 0.2 + 0.05 k < 0.45
+    assert sel["trial_window"] is None and sel["unit_ids"] == [1, 2, 3]
+    assert sel["command_line"]["trial_filter"] == "rt < 0.45"
+
+
+def test_fit_help_documents_trial_options(capsys):
+    assert main(["fit", "--help"]) == 0
+    text = capsys.readouterr().out
+    for flag in ("--trials", "--align-to", "--trial-window", "--trial-filter", "--units"):
+        assert flag in text
+    assert "IDS|COLUMN|EXPR" in text and "BEFORE AFTER" in text
+
+
+def test_info_shows_trial_columns(trial_recording, capsys):
+    assert main(["info", str(trial_recording)]) == 0
+    out = capsys.readouterr().out
+    assert "12 trials" in out and "go_time" in out and "correct" in out
+
+
+TRIAL_ERRORS = [
+    (["--align-to", "go_time"], r"--align-to applies to trials; add --trials"),
+    (["--trial-window", "0", "1"], r"--trial-window applies to trials"),
+    (["--trials", "--align-to", "go_time"], r"needs --trial-window BEFORE AFTER"),
+    (["--trials", "--align-to", "cue", "--trial-window", "-0.1", "0.5"],
+     r"does not have; its columns are .*go_time"),
+    (["--trials", "--trial-window", "0.5", "0.1"], r"BEFORE < AFTER"),
+    (["--trials", "nope"], r"trials table has no column 'nope'; its columns are .*correct"),
+    (["--trials", "0-99"], r"out of range: the trials table has 12 rows"),
+    (["--trials", "rt >"], r"trials selection callable failed .* columns are .*rt"),
+    (["--trials", "--trial-filter", "rt"], r"column 'rt' of the trials table holds float64"),
+    (["--trials", "--trial-filter", "0-3"], r"select trials by row with --trials ROWS"),
+    (["--trials", "--trial-filter", "rt > 9"], r"kept no trials"),
+    (["--units", "sorted"], r"Units table has no column 'sorted'; its columns are .*good"),
+]
+
+
+@pytest.mark.parametrize("options, message", TRIAL_ERRORS)
+def test_trial_option_errors(trial_recording, tmp_path, capsys, options, message):
+    import re
+    argv = ["fit", str(trial_recording), "--source", "units", "--out",
+            str(tmp_path / "x.nwb"), *options, *TINY]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and re.search(message, err), err
+    assert not (tmp_path / "x.nwb").exists()
+
+
+def test_trials_on_a_file_without_trials(recording, tmp_path, capsys):
+    assert main(["fit", str(recording), "--source", "units", "--trials", "--out",
+                 str(tmp_path / "x.nwb"), *TINY]) == 2
+    assert "no trials table" in capsys.readouterr().err
+
+
+def test_fit_real_lever_task_trials(tmp_path, capsys):
+    from conftest import SHARED
+    path = SHARED / "nwb" / "rat_m1_lever_taps.nwb"
+    if not path.is_file():
+        pytest.skip(f"shared NWB file not found at {path}")
+    out = tmp_path / "rat.nwb"
+    argv = ["fit", str(path), "--source", "units", "--trials", "0-199", "--align-to",
+            "tap1_time", "--trial-window", "-0.2", "0.8", "--trial-filter",
+            "tap2_time - tap1_time < 0.26", "--units", "0-9", "--out", str(out), "--json",
+            *TINY]
+    assert main(argv) == 0
+    payload = _last_json(capsys.readouterr().out)
+    sel = read_dynamics(out).provenance_["selection"]
+    assert 0 < len(sel["trials"]) < 200 and sel["unit_ids"] == list(range(10))
+    assert sel["align_to"] == "tap1_time" and payload["epochs"] == 1
+
+
 def _errors():
     return [
         (["fit", "{missing}", "--source", "units"], "no file at"),
