@@ -306,7 +306,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
-    from nwb_dsr.analysis.evaluate import co_bps
+    from nwb_dsr.analysis.evaluate import co_bps, ensemble_summary
     from nwb_dsr.analysis.lyapunov import lyapunov_spectrum
     from nwb_dsr.datasets import make_population
 
@@ -446,6 +446,7 @@ def main(argv=None) -> int:
         "fit_seconds_ours": rnd(fit_ours), "fit_cpu_seconds_ours": rnd(fit_cpu_ours),
         "fit_seconds_gpfa": rnd(gp.get("fit_seconds_gpfa")),
         "co_bps_gpfa_variants": {k: rnd(v) for k, v in gp.get("co_bps_gpfa_variants", {}).items()},
+        "ensemble": ensemble_summary(est) if len(est.members_) > 1 else None,
         "latent_r2_train": rnd(r2_train), "latent_r2_test": rnd(r2_test),
         "settings": {
             "system": pop.system, "mean_rate_hz": args.rate,

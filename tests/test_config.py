@@ -54,8 +54,9 @@ def test_resolve_turns_every_rule_into_a_number():
     assert r.smoothing_bins == pytest.approx(2.5) and r.forcing.seq_len == 8
     assert r.forcing.alpha == 1.0 and r.optimization.grad_clip == 1.0
     # the budget follows the data: 720 training bins, windows every tau = 8 bins -> 90
-    # windows, fewer than one batch of 256: the floor of 10 steps per epoch
-    assert (r.optimization.batches_per_epoch, r.optimization.patience) == (10, 10)
+    # windows, fewer than one batch of 256: the floor of 20 steps per epoch for counts, which
+    # run their whole schedule (no early stopping)
+    assert (r.optimization.batches_per_epoch, r.optimization.patience) == (20, None)
     x = Observations(rng.normal(size=(800, 4)), bin_size=0.01)
     r = resolve(DSRConfig.from_params(tau=8, mode="bptt"), x)
     assert (r.observation.observation, r.model.latent_dim, r.forcing.seq_len,
@@ -149,3 +150,26 @@ SKLEARN_CHECKS = [checks.check_parameters_default_constructible,
 @pytest.mark.parametrize("check", SKLEARN_CHECKS, ids=lambda c: c.__name__)
 def test_sklearn_estimator_checks(check):
     check("DSR", DSR(**TINY))
+
+
+def test_tau_auto_on_short_trials_of_a_chaotic_population_falls_back_instead_of_guessing():
+    """Rosenstein's curve pooled over 2-s trials cannot level off: the estimate would sit in
+    the noise-driven first rise (several times the true λ_max), so the fallback is used."""
+    from nwb_dsr.datasets import make_population
+    pop = make_population("lorenz63", n_units=30, n_trials=120, trial_duration=2.0, seed=0)
+    with pytest.warns(RuntimeWarning, match="too short for Rosenstein's divergence curve"):
+        r = resolve(DSRConfig(), pop.observations())
+    assert r.forcing.tau == FALLBACK_TAU and r.tau_info["fallback"] is True
+
+
+def test_tau_auto_on_counts_is_at_least_four_kernel_widths(monkeypatch):
+    import nwb_dsr.policies as policies
+    monkeypatch.setattr(policies, "choose_tau",
+                        lambda *a, **k: (2, {"method": "rosenstein", "bounded": False}))
+    counts = np.random.default_rng(0).poisson(1.0, (3000, 5))
+    r = resolve(DSRConfig(), Observations(counts, kind="counts", bin_size=0.01))
+    # the default kernel is 0.05 s = 5 bins
+    assert r.forcing.tau == 20 and r.tau_info["method"] == "kernel_bound"
+    r = resolve(DSRConfig.from_params(smoothing=0.1),
+                Observations(counts, kind="counts", bin_size=0.01))
+    assert r.forcing.tau == 40 and r.tau_info["lower_bound"] == 40.0

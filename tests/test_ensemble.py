@@ -21,12 +21,18 @@ KW = dict(epochs=4, eval_every=2, batches_per_epoch=4, batch_size=32, hidden_dim
 
 @pytest.fixture(scope="module")
 def ensemble_fit(counts):
-    return DSR(seed=5, **KW).fit(counts)
+    return DSR(seed=5, ensemble=3, **KW).fit(counts)
 
 
-def test_counts_fit_an_ensemble_of_three_by_default(ensemble_fit):
+def test_counts_fit_an_ensemble_of_two_by_default(counts):
+    est = DSR(seed=5, epochs=1, batches_per_epoch=2, batch_size=16, hidden_dim=8,
+              progress=False).fit(counts)
+    assert est.resolved_config_.optimization.ensemble == 2
+    assert [m["seed"] for m in est.members_] == [5, 6]
+
+
+def test_every_member_keeps_its_figures(ensemble_fit):
     est = ensemble_fit
-    assert est.resolved_config_.optimization.ensemble == 3
     assert [m["seed"] for m in est.members_] == [5, 6, 7]
     for m in est.members_:
         for key in ("score", "D_stsp", "D_H", "lambda_max", "heldout_loglik",
@@ -45,6 +51,7 @@ def test_the_member_with_the_lowest_validation_score_is_the_model(ensemble_fit, 
     # the selected member is exactly the single fit from its seed: switched off, the ensemble
     # is the plain fit
     single = DSR(seed=selected[0]["seed"], ensemble=1, **KW).fit(counts)
+    assert single.resolved_config_.optimization.ensemble == 1
     a, b = est.to_state()[1], single.to_state()[1]
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert len(single.members_) == 1 and "lambda_max" not in single.members_[0]
@@ -101,7 +108,8 @@ def test_a_time_budget_only_stops_training_early(lorenz_series):
 
 
 def test_the_time_budget_is_shared_by_the_members(counts):
-    est = DSR(epochs=None, max_time=3.0, **{k: v for k, v in KW.items() if k != "epochs"})
+    est = DSR(epochs=None, max_time=3.0, ensemble=3,
+              **{k: v for k, v in KW.items() if k != "epochs"})
     est.fit(counts)
     assert len(est.members_) == 3
     assert all(m["stopped"] == "max_time" for m in est.members_)

@@ -505,7 +505,8 @@ def lyapunov_max_data(x, dt: float = 1.0, *, delay: int | None = None, dim: int 
     ----------
     x : array of shape (n_bins,) or (n_bins, n_channels), or list of such arrays
         The series (time on axis 0); a list holds separate segments or trials, which are
-        embedded separately (no delay vector or trajectory crosses a segment boundary).
+        embedded separately (no delay vector or trajectory crosses a segment boundary) and
+        pooled: reference points and their neighbours come from all segments.
     dt : float
         Bin width (seconds): λ_max per second = slope per bin / dt.
     delay, dim : int, optional
@@ -530,7 +531,9 @@ def lyapunov_max_data(x, dt: float = 1.0, *, delay: int | None = None, dim: int 
     -------
     dict
         ``lambda_max_per_s`` and ``lambda_max_per_bin`` (NaN when no linear part was found),
-        ``delay``, ``delay_method``, ``dim``, ``fnn_fractions``, ``theiler``, ``fit_range``
+        ``delay``, ``delay_method``, ``embedding_capped`` (True when short segments made the
+        automatic delay and largest dimension smaller, so that a delay vector spans at most a
+        quarter of the longest segment), ``dim``, ``fnn_fractions``, ``theiler``, ``fit_range``
         (steps), ``divergence`` (y(k) for k = 0..horizon, natural log), ``fit_r2``,
         ``n_pairs``, ``explained_variance`` (of the component used), ``dt``. Arrays are
         returned as lists so that the dict is JSON-serialisable.
@@ -554,16 +557,24 @@ def lyapunov_max_data(x, dt: float = 1.0, *, delay: int | None = None, dim: int 
     if longest < 50:
         raise ValueError(f"x is too short for Rosenstein's method: the longest segment has "
                          f"{longest} bins; give at least several hundred.")
+    max_dim = _positive_int(max_dim, "max_dim")
+    capped = False
     if delay is None:
         delay, how = _delay(segs)
+        # short segments (trials): a delay vector spans at most a quarter of the longest one,
+        # leaving the rest for the divergence curve; the delay shrinks before the dimension
+        span = max(longest // 4, 2)
+        if dim is None and (max_dim - 1) * delay > span:
+            capped = True
+            delay = max(1, min(delay, span // max(min(max_dim, 5) - 1, 1)))
+            max_dim = int(max(2, min(max_dim, span // delay + 1)))
     else:
         delay, how = _positive_int(delay, "delay"), "given"
     w = int(round(_mean_period(segs))) if theiler is None else _positive_int(theiler, "theiler", 0)
     w = int(min(w, longest // 10))
     fr = None
     if dim is None:
-        fr = _fnn_fractions(segs, delay, w, _positive_int(max_dim, "max_dim"), 10.0, 2.0,
-                            max_points, rng)
+        fr = _fnn_fractions(segs, delay, w, max_dim, 10.0, 2.0, max_points, rng)
         dim = _choose_dim(fr, 0.01)
     else:
         dim = _positive_int(dim, "dim")
@@ -590,6 +601,9 @@ def lyapunov_max_data(x, dt: float = 1.0, *, delay: int | None = None, dim: int 
     if y is None:
         raise ValueError("too few delay vectors with enough future to follow: the segments are "
                          "too short for this horizon; give longer segments or a smaller horizon.")
+    q = max(len(y) // 4, 1)
+    tail, total = y[-1] - y[-q - 1], np.nanmedian(y[-q:]) - y[0]
+    levelled = bool(np.isfinite(tail) and total > 0 and tail < 0.05 * total)
     if fit_range is None:
         rng_fit, _ = _auto_fit_range(y)
     else:
@@ -614,11 +628,15 @@ def lyapunov_max_data(x, dt: float = 1.0, *, delay: int | None = None, dim: int 
         "lambda_max_per_bin": lam,
         "delay": int(delay),
         "delay_method": how,
+        "embedding_capped": capped,
         "dim": int(dim),
         "fnn_fractions": None if fr is None else [float(v) for v in fr],
         "theiler": int(w),
         "fit_range": None if rng_fit is None else [int(rng_fit[0]), int(rng_fit[1])],
         "divergence": [float(v) for v in y],
+        "levelled": levelled,
+        "horizon_limited": bool(horizon is None and fit_range is None and not levelled
+                                and H >= h_max),
         "fit_r2": r2,
         "n_pairs": int(n_pairs),
         "explained_variance": float(evr),
