@@ -414,7 +414,11 @@ def main(argv=None) -> int:
                "protocol_collapse": prot.collapse,
                "rate_generated_hz": rnd(r_gen), "rate_data_hz": rnd(r_dat),
                "fit_seconds": rnd(fit_s), "fit_cpu_seconds": rnd(fit_cpu),
-               "epochs": int(h.epochs), "best_epoch": h.best_epoch, "tau": int(est.tau_)}
+               "epochs": int(h.epochs), "best_epoch": h.best_epoch, "tau": int(est.tau_),
+               "tau_method": (est.tau_info_ or {}).get("method"),
+               "members": [{k: m.get(k) for k in ("seed", "score", "lambda_max",
+                                                  "heldout_bits_per_spike", "selected")}
+                           for m in est.members_]}
         per_seed.append(row)
         print(f"seed {seed}: co-bps {bps:.4f}, lambda_max {lam:.4f} /s ({row['dynamics']}), "
               f"protocol D_H {_f(prot.dh)}, D_stsp {_f(prot.dstsp)}, rate generated "

@@ -35,9 +35,10 @@ __all__ = ["DSR", "NotFittedError", "as_observations"]
 
 STATE_FORMAT = "nwb_dsr.DSR/2"
 
-#: Steps of the Lyapunov estimate of each ensemble member (the selected model's spectrum in
-#: :func:`nwb_dsr.evaluate` uses its own, longer run).
-MEMBER_LYAPUNOV_STEPS = 10_000
+#: Steps of the Lyapunov estimate of each ensemble member: that of
+#: ``lyapunov_spectrum(estimator)``, from the same state, so the selected member's λ_max is the
+#: estimator's.
+MEMBER_LYAPUNOV_STEPS = 20_000
 
 
 def _selection_key(member: dict) -> tuple:
@@ -259,9 +260,13 @@ class DSR(BaseEstimator):
             member.update(D_stsp=history.val_dstsp[i], D_H=history.val_dh[i])
         if resolved.optimization.ensemble > 1:
             from .analysis.lyapunov import lyapunov_spectrum
-            with np.errstate(all="ignore"):
-                lam = lyapunov_spectrum(latent, n_steps=MEMBER_LYAPUNOV_STEPS, n_exponents=1,
-                                        dt=resolved.bin_size, seed=run.seed)
+            # from the state generate() starts at, as lyapunov_spectrum(estimator) does
+            with torch.no_grad():
+                z0 = pad_state(readout.invert(readout.b.detach()[None]), latent.state_dim)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lam = lyapunov_spectrum(latent, n_steps=MEMBER_LYAPUNOV_STEPS,
+                                        dt=resolved.bin_size, z0=z0[0].numpy())
             member["lambda_max"] = float(lam[0]) if np.isfinite(lam[0]) else None
             held = heldout_likelihood(latent, readout, trainer.validation_segments,
                                       horizon=int(f.tau))

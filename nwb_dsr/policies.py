@@ -11,8 +11,8 @@ turned into numbers:
   :func:`default_hidden_dim` of it;
 - ``tau="auto"`` → :func:`choose_tau` (τ_pred = ln 2 / λ_max of the data, bounded below by the
   signal's own time scale for continuous data; a quarter of it, :data:`COUNTS_TAU_FRACTION`,
-  for counts and field potentials, and for counts at least :data:`COUNTS_MIN_TAU_KERNELS`
-  widths of the smoothing kernel); when the data cannot support an estimate (e.g. trials too
+  for counts and field potentials, and for counts between :data:`COUNTS_MIN_TAU_KERNELS` and
+  :data:`COUNTS_MAX_TAU_KERNELS` widths of the smoothing kernel); when the data cannot support an estimate (e.g. trials too
   short for the divergence curve to level off), the fallback :data:`FALLBACK_TAU` with a
   warning;
 - ``mode="auto"`` → ``"shooting"`` for the Poisson layer and for field potentials,
@@ -49,7 +49,7 @@ __all__ = ["resolve", "choose_tau", "default_latent_dim", "default_hidden_dim",
            "smoothing_bins",
            "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM",
            "COUNTS_LATENT_DIM", "COUNTS_ENSEMBLE", "COUNTS_MIN_BATCHES",
-           "COUNTS_MIN_TAU_KERNELS", "TIMESCALE_FRACTION", "is_field_potential", "data_dimension"]
+           "COUNTS_MIN_TAU_KERNELS", "COUNTS_MAX_TAU_KERNELS", "TIMESCALE_FRACTION", "is_field_potential", "data_dimension"]
 
 #: ``tau="auto"`` on spike counts: this fraction of the predictability time ln 2 / λ_max. With
 #: the noisy forcing signal of counts, longer free-running stretches let the fitted map collapse
@@ -61,6 +61,13 @@ COUNTS_TAU_FRACTION = 0.25
 #: counts, and a λ_max estimate faster than the kernel (Rosenstein's curve of a noisy
 #: population rises at once) describes the noise, not the dynamics.
 COUNTS_MIN_TAU_KERNELS = 4
+
+#: ``tau="auto"`` on spike counts: τ is at most this many kernel widths. An underestimated
+#: λ_max of the counts (Rosenstein's estimate varies by ±30 % between recordings of one system)
+#: would otherwise lengthen the free-running stretches until the fitted map settles on a cycle
+#: or a fixed point: on the spike benchmark τ of 28–32 bins did so on three recordings out of
+#: three, 20–23 bins on none.
+COUNTS_MAX_TAU_KERNELS = 5
 
 #: τ in bins when λ_max of the data cannot be estimated (too short or too noisy data).
 FALLBACK_TAU = 20
@@ -377,10 +384,15 @@ def resolve(config: DSRConfig, observations: Observations, *,
             tau, tau_info = choose_tau(observations, smooth=counts_smoothing,
                                        fraction=COUNTS_TAU_FRACTION)
             floor = int(math.ceil(COUNTS_MIN_TAU_KERNELS * counts_smoothing))
+            ceiling = int(math.floor(COUNTS_MAX_TAU_KERNELS * counts_smoothing))
             if tau < floor:
                 tau_info = {**tau_info, "method": "kernel_bound", "bounded": True,
                             "lower_bound": float(floor)}
                 tau = floor
+            elif tau > ceiling:
+                tau_info = {**tau_info, "method": "kernel_bound", "bounded": True,
+                            "upper_bound": float(ceiling)}
+                tau = ceiling
         else:
             tau, tau_info = choose_tau(observations,
                                        fraction=COUNTS_TAU_FRACTION if field else 1.0)

@@ -162,7 +162,7 @@ def test_tau_auto_on_short_trials_of_a_chaotic_population_falls_back_instead_of_
     assert r.forcing.tau == FALLBACK_TAU and r.tau_info["fallback"] is True
 
 
-def test_tau_auto_on_counts_is_at_least_four_kernel_widths(monkeypatch):
+def test_tau_auto_on_counts_spans_four_to_five_kernel_widths(monkeypatch):
     import nwb_dsr.policies as policies
     monkeypatch.setattr(policies, "choose_tau",
                         lambda *a, **k: (2, {"method": "rosenstein", "bounded": False}))
@@ -173,3 +173,7 @@ def test_tau_auto_on_counts_is_at_least_four_kernel_widths(monkeypatch):
     r = resolve(DSRConfig.from_params(smoothing=0.1),
                 Observations(counts, kind="counts", bin_size=0.01))
     assert r.forcing.tau == 40 and r.tau_info["lower_bound"] == 40.0
+    monkeypatch.setattr(policies, "choose_tau",
+                        lambda *a, **k: (31, {"method": "rosenstein", "bounded": False}))
+    r = resolve(DSRConfig(), Observations(counts, kind="counts", bin_size=0.01))
+    assert r.forcing.tau == 25 and r.tau_info["upper_bound"] == 25.0

@@ -114,3 +114,11 @@ def test_the_time_budget_is_shared_by_the_members(counts):
     assert len(est.members_) == 3
     assert all(m["stopped"] == "max_time" for m in est.members_)
     assert sum(m["seconds"] for m in est.members_) < 6.0
+
+
+def test_the_selected_members_lambda_max_is_the_estimators(ensemble_fit):
+    from nwb_dsr.analysis import lyapunov_spectrum
+    selected = next(m for m in ensemble_fit.members_ if m["selected"])
+    assert selected["lambda_max"] is not None
+    assert selected["lambda_max"] == pytest.approx(float(lyapunov_spectrum(ensemble_fit)[0]),
+                                                   rel=1e-3)
