@@ -203,8 +203,8 @@ class OptimizationConfig:
     ensemble: Any = _setting(
         "auto", "fits from the seeds seed, seed+1, ...: the member with the best validation "
         "score becomes the model, and every member's lambda_max, D_stsp, D_H and held-out "
-        "likelihood are kept (members_) to show the spread; auto: 2 for spike counts, 1 "
-        "otherwise; 1: a single fit", cli=True, metavar="auto|N")
+        "likelihood are kept (members_) to show the spread; auto: 2 for spike counts and "
+        "field potentials, 1 otherwise; 1: a single fit", cli=True, metavar="auto|N")
 
     def check(self):
         for name in ("batch_size", "eval_every"):
