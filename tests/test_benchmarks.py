@@ -15,16 +15,21 @@ import torch
 _DIR = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def device_check():
+def _benchmark(name):
+    """The script benchmarks/<name>.py as a module (benchmarks/ on sys.path meanwhile)."""
     sys.path.insert(0, str(_DIR))
     try:
-        spec = importlib.util.spec_from_file_location("device_check", _DIR / "device_check.py")
+        spec = importlib.util.spec_from_file_location(name, _DIR / f"{name}.py")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         yield mod
     finally:
         sys.path.remove(str(_DIR))
+
+
+@pytest.fixture(scope="module")
+def device_check():
+    yield from _benchmark("device_check")
 
 
 def _run(mod, argv):
@@ -73,14 +78,7 @@ def test_device_check_says_when_cuda_is_missing(device_check):
 
 @pytest.fixture(scope="module")
 def spikes_vs_gpfa():
-    sys.path.insert(0, str(_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("spikes_vs_gpfa", _DIR / "spikes_vs_gpfa.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        yield mod
-    finally:
-        sys.path.remove(str(_DIR))
+    yield from _benchmark("spikes_vs_gpfa")
 
 
 
@@ -112,15 +110,7 @@ def test_spikes_benchmark_needs_both_trial_options(spikes_vs_gpfa):
 # ------------------------------------------------------------------ real_population.py
 @pytest.fixture(scope="module")
 def real_population():
-    sys.path.insert(0, str(_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("real_population",
-                                                      _DIR / "real_population.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        yield mod
-    finally:
-        sys.path.remove(str(_DIR))
+    yield from _benchmark("real_population")
 
 
 
