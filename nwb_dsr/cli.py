@@ -296,7 +296,7 @@ def _ensemble_line(ens: dict) -> str:
             return None
         return (f"{name} median {_fmt(d['median'])}{unit} "
                 f"[{_fmt(d['min'])}, {_fmt(d['max'])}]")
-    seeds = sorted(int(k.split("_")[1]) for k in ens.get("members", {}))
+    seeds = [int(k.split("_")[1]) for k in ens.get("members", {})]
     parts = [f"{ens['n_members']} fits (seeds {', '.join(map(str, seeds))}), seed "
              f"{ens.get('selected_seed')} selected (lowest validation score)"]
     parts += [p for p in (spread("lambda_max", " 1/s"), spread("D_stsp"), spread("D_H"),

@@ -201,7 +201,7 @@ class OptimizationConfig:
         "(validations whose free run collapsed do not count); auto: 10; None: never stop "
         "early", metavar="auto|N")
     ensemble: Any = _setting(
-        "auto", "fits from the seeds seed, seed+1, ...: the member with the best validation "
+        "auto", "fits from several seeds (the first is seed): the member with the best validation "
         "score becomes the model, and every member's lambda_max, D_stsp, D_H and held-out "
         "likelihood are kept (members_) to show the spread; auto: 2 for spike counts and "
         "field potentials, 1 otherwise; 1: a single fit", cli=True, metavar="auto|N")

@@ -31,7 +31,7 @@ from .protocol import EvaluationProtocol, heldout_likelihood
 from .training.forcing import FORCING_SCHEMES, make_forcing
 from .training.trainer import Trainer, TrainingHistory
 
-__all__ = ["DSR", "NotFittedError", "as_observations"]
+__all__ = ["DSR", "NotFittedError", "as_observations", "member_seed"]
 
 STATE_FORMAT = "nwb_dsr.DSR/2"
 
@@ -39,6 +39,24 @@ STATE_FORMAT = "nwb_dsr.DSR/2"
 #: ``lyapunov_spectrum(estimator)``, from the same state, so the selected member's λ_max is the
 #: estimator's.
 MEMBER_LYAPUNOV_STEPS = 20_000
+
+
+def member_seed(seed: int, index: int) -> int:
+    """Seed of ensemble member ``index``: the estimator's own seed for the first member (so
+    ``ensemble=1`` is the plain fit), then seeds drawn from (seed, index), so that the
+    ensembles of two different seeds share no member.
+
+    Examples
+    --------
+    >>> member_seed(7, 0)
+    7
+    >>> member_seed(0, 1) == member_seed(0, 1) != member_seed(1, 1)
+    True
+    """
+    if index == 0:
+        return int(seed)
+    state = np.random.SeedSequence([int(seed) % 2 ** 32, int(index)]).generate_state(1)
+    return int(state[0] >> 1)
 
 
 def _selection_key(member: dict) -> tuple:
@@ -88,7 +106,8 @@ class DSR(BaseEstimator):
     forcing_states_ : ndarray or None
         With ``mode="shooting"``: the learned forcing states (n_bins, M) of the training data.
     members_ : list of dict
-        One record per ensemble member (``ensemble`` setting), in seed order: ``seed``,
+        One record per ensemble member (``ensemble`` setting; member k fits from
+        :func:`member_seed` (seed, k), the first from ``seed`` itself): ``seed``,
         ``score`` (best validation score, lower is better), ``D_stsp`` and ``D_H`` of that
         validation, ``collapse``, ``epochs``, ``best_epoch``, ``seconds``, ``selected`` and,
         with more than one member, ``lambda_max`` (1/s), ``heldout_loglik`` (nats per bin and
@@ -210,7 +229,7 @@ class DSR(BaseEstimator):
             if budget is not None:  # what is left, shared by the members still to fit
                 left = budget - (time.perf_counter() - t0)
                 opt = dataclasses.replace(opt, max_time=max(left / (n_members - k), 1e-3))
-            run = dataclasses.replace(resolved.run, seed=int(self.seed) + k)
+            run = dataclasses.replace(resolved.run, seed=member_seed(self.seed, k))
             fitted = self._fit_member(resolved, data, val, opt, run, warm, callback, k)
             members.append(fitted["member"])
             if chosen is None or _selection_key(fitted["member"]) < _selection_key(

@@ -6,6 +6,7 @@ import pytest
 
 from nwb_dsr import DSR, Observations, ensemble_summary, evaluate
 from nwb_dsr.datasets import make_lorenz_population
+from nwb_dsr.estimator import member_seed
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +29,12 @@ def test_counts_fit_an_ensemble_of_two_by_default(counts):
     est = DSR(seed=5, epochs=1, batches_per_epoch=2, batch_size=16, hidden_dim=8,
               progress=False).fit(counts)
     assert est.resolved_config_.optimization.ensemble == 2
-    assert [m["seed"] for m in est.members_] == [5, 6]
+    assert [m["seed"] for m in est.members_] == [5, member_seed(5, 1)]
 
 
 def test_every_member_keeps_its_figures(ensemble_fit):
     est = ensemble_fit
-    assert [m["seed"] for m in est.members_] == [5, 6, 7]
+    assert [m["seed"] for m in est.members_] == [member_seed(5, k) for k in range(3)]
     for m in est.members_:
         for key in ("score", "D_stsp", "D_H", "lambda_max", "heldout_loglik",
                     "heldout_bits_per_spike", "epochs", "seconds"):
@@ -72,7 +73,7 @@ def test_summary_spreads_the_members_figures(ensemble_fit):
     assert s["lambda_max"]["median"] == pytest.approx(np.median(lams))
     assert s["lambda_max"]["sd"] == pytest.approx(np.std(lams, ddof=1))
     assert (s["lambda_max"]["min"], s["lambda_max"]["max"]) == (min(lams), max(lams))
-    assert s["selected_seed"] in (5, 6, 7)
+    assert s["selected_seed"] in [m["seed"] for m in ensemble_fit.members_]
     assert 0 < s["lambda_max_sign_agreement"] <= 1
     assert s["members"][f"seed_{s['selected_seed']}"]["selected"] is True
 
@@ -122,3 +123,8 @@ def test_the_selected_members_lambda_max_is_the_estimators(ensemble_fit):
     assert selected["lambda_max"] is not None
     assert selected["lambda_max"] == pytest.approx(float(lyapunov_spectrum(ensemble_fit)[0]),
                                                    rel=1e-3)
+
+
+def test_the_ensembles_of_nearby_seeds_share_no_member():
+    seeds = {member_seed(s, k) for s in range(50) for k in range(4)}
+    assert len(seeds) == 200 and all(0 <= v < 2 ** 31 for v in seeds)
