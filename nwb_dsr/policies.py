@@ -12,9 +12,9 @@ turned into numbers:
 - ``tau="auto"`` → :func:`choose_tau` (τ_pred = ln 2 / λ_max of the data, bounded below by the
   signal's own time scale for continuous data; a quarter of it, :data:`COUNTS_TAU_FRACTION`,
   for counts and field potentials, and for counts between :data:`COUNTS_MIN_TAU_KERNELS` and
-  :data:`COUNTS_MAX_TAU_KERNELS` widths of the smoothing kernel); when the data cannot support an estimate (e.g. trials too
-  short for the divergence curve to level off), the fallback :data:`FALLBACK_TAU` with a
-  warning;
+  :data:`COUNTS_MAX_TAU_KERNELS` widths of the smoothing kernel); when the data cannot support
+  an estimate (e.g. trials too short for the divergence curve to level off), the fallback
+  :data:`FALLBACK_TAU` with a warning;
 - ``mode="auto"`` → ``"shooting"`` for the Poisson layer and for field potentials,
   ``"sparse"`` otherwise;
 - ``alpha``, ``seq_len``, ``grad_clip`` → the forcing scheme's defaults when not given;
@@ -49,7 +49,8 @@ __all__ = ["resolve", "choose_tau", "default_latent_dim", "default_hidden_dim",
            "smoothing_bins",
            "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM",
            "COUNTS_LATENT_DIM", "COUNTS_ENSEMBLE", "COUNTS_MIN_BATCHES",
-           "COUNTS_MIN_TAU_KERNELS", "COUNTS_MAX_TAU_KERNELS", "TIMESCALE_FRACTION", "is_field_potential", "data_dimension"]
+           "COUNTS_MIN_TAU_KERNELS", "COUNTS_MAX_TAU_KERNELS", "TIMESCALE_FRACTION",
+           "is_field_potential", "data_dimension"]
 
 #: ``tau="auto"`` on spike counts: this fraction of the predictability time ln 2 / λ_max. With
 #: the noisy forcing signal of counts, longer free-running stretches let the fitted map collapse
@@ -84,7 +85,7 @@ COUNTS_MIN_BATCHES = 20
 
 #: ``ensemble="auto"`` with the Poisson layer: fits from this many seeds, the best by validation
 #: score kept. A single fit to counts may end on a limit cycle or a fixed point, depending on
-#: its seed (one in ten on ``benchmarks/spikes_vs_gpfa.py``); the validation score tells such
+#: its seed (3 members in 20 on ``benchmarks/spikes_vs_gpfa.py``); the validation score tells such
 #: members apart, and two members make it rare that none reconstructs the dynamics. Field
 #: potentials get as many (a fit to EEG came to rest on one seed in three).
 COUNTS_ENSEMBLE = 2
