@@ -126,13 +126,27 @@ class _FileServer:
 
 @pytest.fixture
 def file_server():
-    """``file_server(folder, ranges=True)`` starts a server; all are stopped after the test."""
+    """``file_server(folder, ranges=True)`` starts a server; all are stopped after the test.
+
+    The server runs in a thread of the test process, so the cyclic garbage collector is off
+    while it runs: a collection in a server thread that finalises an h5py object waits for
+    h5py's global lock, which the reading thread holds while it waits for that server.
+    """
+    import gc
     servers = []
 
     def start(folder, ranges=True):
         servers.append(_FileServer(folder, ranges=ranges))
         return servers[-1]
 
-    yield start
-    for s in servers:
-        s.close()
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield start
+    finally:
+        for s in servers:
+            s.close()
+        if enabled:
+            gc.enable()
+        gc.collect()
