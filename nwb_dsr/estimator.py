@@ -24,7 +24,7 @@ from ._json import jsonable
 from .config import DSRConfig, ResolvedConfig
 from .models.latent import make_latent_model
 from .models.observation import make_observation_model
-from .models.rollout import free_run, infer_states, pad_state
+from .models.rollout import free_run, infer_states, mean_state
 from .observations import Observations, as_observations
 from .policies import resolve
 from .protocol import EvaluationProtocol, heldout_likelihood
@@ -279,9 +279,7 @@ class DSR(BaseEstimator):
             member.update(D_stsp=history.val_dstsp[i], D_H=history.val_dh[i])
         if resolved.optimization.ensemble > 1:
             from .analysis.lyapunov import lyapunov_spectrum
-            # from the state generate() starts at, as lyapunov_spectrum(estimator) does
-            with torch.no_grad():
-                z0 = pad_state(readout.invert(readout.b.detach()[None]), latent.state_dim)
+            z0 = mean_state(latent, readout)  # where lyapunov_spectrum(estimator) starts
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 lam = lyapunov_spectrum(latent, n_steps=MEMBER_LYAPUNOV_STEPS,
@@ -408,7 +406,7 @@ class DSR(BaseEstimator):
             if z.shape[1] != lat.state_dim:
                 raise ValueError(f"z0 must have {lat.state_dim} entries; got {z.shape[1]}.")
         elif x0 is None:
-            z = pad_state(readout.invert(readout.b.detach()[None]), lat.state_dim)
+            z = mean_state(lat, readout)
         else:
             x0 = np.asarray(x0, dtype=np.float64).reshape(-1, self.n_features_in_)
             z = infer_states(lat, readout, x0)[-1:]

@@ -302,10 +302,11 @@ def heldout_likelihood(latent: LatentModel, readout: ObservationModel, segments,
     Returns
     -------
     dict
-        ``loglik``: mean log-likelihood per bin and channel in nats (Poisson for counts;
-        Gaussian with each channel's residual variance otherwise); ``bits_per_spike`` (counts
-        only, else None): the gain over each unit's mean rate on the same bins in bits per spike
-        (0: no better than constant rates); ``n_bins``: bins forecast. NaN values when no
+        ``loglik``: mean log-likelihood per bin and channel in nats (Poisson,
+        :func:`nwb_dsr.analysis.poisson_loglik`, for counts; Gaussian with each channel's
+        residual variance otherwise); ``bits_per_spike`` (counts only, else None): the gain over
+        each unit's mean rate on the same bins, :func:`nwb_dsr.analysis.co_bps` (0: no better
+        than constant rates); ``n_bins``: bins forecast. NaN values when no
         segment has two bins or a forecast is not finite.
 
     Examples
@@ -341,16 +342,11 @@ def heldout_likelihood(latent: LatentModel, readout: ObservationModel, segments,
     pred, x = np.concatenate(preds), np.concatenate(targets)
     if not np.all(np.isfinite(pred)):
         return {**nan, "n_bins": int(len(x))}
-    if counts:
-        from scipy.special import gammaln
-        r = np.clip(pred, 1e-9, None)
-        ll = x * np.log(r) - r - gammaln(x + 1)
-        r0 = np.clip(x.mean(0, keepdims=True), 1e-9, None)
-        ll0 = x * np.log(r0) - r0 - gammaln(x + 1)
-        n_spikes = float(x.sum())
-        bps = float((ll.sum() - ll0.sum()) / (n_spikes * math.log(2))) if n_spikes > 0 \
-            else math.nan
-        return {"loglik": float(ll.mean()), "bits_per_spike": bps, "n_bins": int(len(x))}
+    if counts:  # the project's Poisson likelihood and bits per spike (../METRICS.md)
+        from .analysis.evaluate import co_bps, poisson_loglik
+        rates = np.clip(pred, 0.0, None)
+        return {"loglik": poisson_loglik(rates, x) / x.shape[1],
+                "bits_per_spike": co_bps(rates, x), "n_bins": int(len(x))}
     var = np.maximum(((x - pred) ** 2).mean(0), 1e-12)
     ll = -0.5 * np.log(2 * math.pi * var) - 0.5
     return {"loglik": float(ll.mean()), "bits_per_spike": None, "n_bins": int(len(x))}

@@ -128,3 +128,17 @@ def test_the_selected_members_lambda_max_is_the_estimators(ensemble_fit):
 def test_the_ensembles_of_nearby_seeds_share_no_member():
     seeds = {member_seed(s, k) for s in range(50) for k in range(4)}
     assert len(seeds) == 200 and all(0 <= v < 2 ** 31 for v in seeds)
+
+
+def test_heldout_likelihood_is_that_of_the_forecasts_from_forced_states(ensemble_fit, counts):
+    """Horizon 1: the forecasts are DSR.predict's one-step predictions."""
+    from nwb_dsr.analysis import co_bps, poisson_loglik
+    from nwb_dsr.protocol import heldout_likelihood
+    seg = counts.data[0][:600]
+    res = heldout_likelihood(ensemble_fit.latent_model_, ensemble_fit.observation_model_,
+                             [seg], horizon=1)
+    rates = ensemble_fit.predict(Observations(seg, kind="counts", bin_size=0.01))[0][1:]
+    assert res["n_bins"] == 599
+    assert res["bits_per_spike"] == pytest.approx(co_bps(rates, seg[1:]), rel=1e-6)
+    assert res["loglik"] == pytest.approx(poisson_loglik(rates, seg[1:]) / seg.shape[1],
+                                          rel=1e-6)

@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 from sklearn.utils.validation import check_is_fitted
 
 from ..models.latent import LatentModel
-from ..models.rollout import free_run, pad_state
+from ..models.rollout import free_run, mean_state
 
 __all__ = ["lyapunov_spectrum", "lyapunov_max_data", "predictability_time",
            "embedding_delay", "embedding_dimension", "spectral_peak", "signal_timescale"]
@@ -134,9 +134,8 @@ def lyapunov_spectrum(model_or_estimator, n_steps: int = 20_000, n_exponents: in
             raise ValueError(f"z0 must have state_dim = {S} entries; got {z.shape[0]}.")
     else:
         if est is not None:
-            o = est.observation_model_
-            with torch.no_grad():  # the state DSR.generate starts from by default
-                z = pad_state(o.invert(o.b.detach()[None]), S)[0].cpu().double().numpy()
+            # the state DSR.generate starts from by default
+            z = mean_state(est.latent_model_, est.observation_model_)[0].cpu().double().numpy()
         else:
             z = 0.1 * rng.standard_normal(S)
         z = z + 1e-3 * (1.0 + np.abs(z)) * rng.standard_normal(S)
@@ -463,6 +462,14 @@ def _divergence_curve(Y, t, rem, H, w, max_points, rng):
     return y, int(ok.sum())
 
 
+def _levelled(y) -> bool:
+    """Whether a divergence curve has levelled off: its last quarter rose by less than 5 % of
+    its total rise."""
+    q = max((len(y) - 1) // 4, 1)
+    tail, total = y[-1] - y[-q - 1], np.nanmedian(y[-q:]) - y[0]
+    return bool(np.isfinite(tail) and total > 0 and tail < 0.05 * total)
+
+
 def _auto_fit_range(y, lo=0.1, hi=0.6):
     """Fit range of the linear part: from where y has risen by ``lo`` of its total rise
     (y(0) to the plateau, the median of the last quarter) to where it has risen by ``hi``."""
@@ -593,17 +600,13 @@ def lyapunov_max_data(x, dt: float = 1.0, *, delay: int | None = None, dim: int 
             y, n_pairs = _divergence_curve(Y, t, rem, H, w, max_points, rng)
             if y is None or H >= h_max or fit_range is not None:
                 break
-            q = max(H // 4, 1)  # levelled off: the last quarter rose by < 5 % of the total rise
-            tail, total = y[-1] - y[-q - 1], np.nanmedian(y[-q:]) - y[0]
-            if np.isfinite(tail) and total > 0 and tail < 0.05 * total:
+            if _levelled(y):
                 break
             H = int(min(2 * H, h_max))
     if y is None:
         raise ValueError("too few delay vectors with enough future to follow: the segments are "
                          "too short for this horizon; give longer segments or a smaller horizon.")
-    q = max(len(y) // 4, 1)
-    tail, total = y[-1] - y[-q - 1], np.nanmedian(y[-q:]) - y[0]
-    levelled = bool(np.isfinite(tail) and total > 0 and tail < 0.05 * total)
+    levelled = _levelled(y)
     if fit_range is None:
         rng_fit, _ = _auto_fit_range(y)
     else:

@@ -12,7 +12,7 @@ import torch
 from .latent import LatentModel
 from .observation import ObservationModel
 
-__all__ = ["free_run", "pad_state", "infer_states"]
+__all__ = ["free_run", "pad_state", "infer_states", "mean_state"]
 
 
 def pad_state(z: torch.Tensor, state_dim: int) -> torch.Tensor:
@@ -52,6 +52,13 @@ def infer_states(latent: LatentModel, readout: ObservationModel, x) -> torch.Ten
 
 
 @torch.no_grad()
+@torch.no_grad()
+def mean_state(latent: LatentModel, readout: ObservationModel) -> torch.Tensor:
+    """The forced state of the read-out's offset b (the mean activity), shape (1, state_dim):
+    where :meth:`nwb_dsr.DSR.generate` and the Lyapunov spectrum of a fit start by default."""
+    return pad_state(readout.invert(readout.b.detach()[None]), latent.state_dim)
+
+
 def free_run(latent: LatentModel, z0: torch.Tensor, n_steps: int) -> torch.Tensor:
     """Run the latent map freely for ``n_steps`` from states z0 (batch, state_dim).
 
