@@ -7,7 +7,7 @@ the speed-up, the rows of the results table, and the checks of the written-back 
 
 Usage::
 
-    .venv/bin/python benchmarks/sweep.py [--workers 1,2] [--epochs 30] [--keep DIR]
+    .venv/bin/python benchmarks/sweep.py [--workers 1,2] [--epochs 100] [--keep DIR]
 
 The last line printed is one JSON object with all figures.
 """
@@ -51,7 +51,8 @@ def _readable_without_nwb_dsr(path: Path) -> bool:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", default="1,2", help="worker counts to time (default 1,2)")
-    parser.add_argument("--epochs", type=int, default=30, help="epochs per trial (default 30)")
+    parser.add_argument("--epochs", type=int, default=100,
+                        help="epochs of 20 batches per trial (default 100: about 5 s a trial)")
     parser.add_argument("--keep", default=None, help="folder to keep the outputs in")
     args = parser.parse_args(argv)
 

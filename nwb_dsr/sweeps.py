@@ -45,6 +45,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -625,15 +626,12 @@ def _output_names(files, folder: Path, suffix: str) -> dict:
 def _write_session(file, rows, readers, folder: Path, target: Path, fit_name: str) -> dict:
     """Write one session's best finished fit per source into ``target``; the trial ids used.
 
-    ``rows`` holds the session's finished trials (records of the results table). Runs in the
-    driver or as a Ray task, one per session.
+    ``rows`` holds the session's finished trials (records of the results table).
     """
     import pandas as pd
-    import torch
 
     from .estimator import DSR
     from .nwb import write_dynamics
-    torch.set_num_threads(1)
     sub = pd.DataFrame.from_records(rows)
     sources = list(dict.fromkeys(sub["source"]))
     best = {}
@@ -661,31 +659,22 @@ def _write_session(file, rows, readers, folder: Path, target: Path, fit_name: st
 def _write_best(df, readers, folder: Path, fit_name: str) -> tuple[dict, dict]:
     """Write each session's best finished fit into a new NWB file; mark it in the table.
 
-    With Ray running, the sessions are written as parallel tasks (one CPU each).
+    The files are written by this (the driver's) process, so they land in ``folder`` on this
+    machine also when the trials ran on the nodes of a cluster; a session costs a fraction of a
+    second once the modules are loaded. :func:`sweep` runs this in a thread while Ray shuts
+    down.
     """
     done = df[(df["status"] == "finished") & df["checkpoint"].notna() & df["val_score"].notna()]
     files = list(dict.fromkeys(df["file"]))
     targets = _output_names(files, folder, "_dsr")
-    jobs = {}
+    chosen = {}
     for file in files:
         sub = done[done["file"] == file]
         if not len(sub):
             print(f"{_short(file)}: no finished trial, nothing written back")
             continue
-        jobs[file] = sub.to_dict("records")
-    try:
-        import ray
-        parallel = ray.is_initialized() and len(jobs) > 1
-    except ImportError:  # pragma: no cover - ray comes with the distributed extra
-        parallel = False
-    if parallel:
-        task = ray.remote(num_cpus=1)(_write_session)
-        refs = {f: task.remote(f, rows, readers, folder, targets[f], fit_name)
-                for f, rows in jobs.items()}
-        chosen = {f: ray.get(r) for f, r in refs.items()}
-    else:
-        chosen = {f: _write_session(f, rows, readers, folder, targets[f], fit_name)
-                  for f, rows in jobs.items()}
+        chosen[file] = _write_session(file, sub.to_dict("records"), readers, folder,
+                                      targets[file], fit_name)
     written, best = {}, {}
     for file, per_source in chosen.items():
         for source, trial_id in per_source.items():
@@ -865,6 +854,7 @@ def sweep(files=None, *, config=None, sources="units", settings=None, seeds=1,
     if given["progress"] != "tune":  # no Tune tables besides the progress lines
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     started = _ray_init(given["address"], given["num_cpus"])
+    writer = written_back = None
     try:
         import ray
         n_workers = given["workers"]
@@ -890,13 +880,17 @@ def sweep(files=None, *, config=None, sources="units", settings=None, seeds=1,
                                run_config=run_config)
         results = tuner.fit()
         df = _table(results, setting_names)
-        written, best = {}, {}
-        if given["write_back"] and len(df):
-            written, best = _write_best(df, readers, nwb_folder, given["fit_name"])
+        if given["write_back"] and len(df):  # written while Ray shuts down
+            writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nwb_dsr-write")
+            written_back = writer.submit(_write_best, df, readers, nwb_folder,
+                                         given["fit_name"])
     finally:
         if started:
             import ray
             ray.shutdown()
+        if writer is not None:
+            writer.shutdown(wait=True)
+    written, best = written_back.result() if written_back is not None else ({}, {})
 
     _write_table(df, folder)
     figure = _summary_figure(df, setting_names, folder / "summary.png")
@@ -909,3 +903,4 @@ def sweep(files=None, *, config=None, sources="units", settings=None, seeds=1,
         print(f"best fit of {_short(file)} written to {target}", flush=True)
     return SweepResult(table=df, folder=folder, written=written, best=best, figure=figure,
                        seconds=seconds)
+
