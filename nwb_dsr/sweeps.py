@@ -4,7 +4,8 @@ Each trial reads one recording (a path or an http(s) URL, streamed), fits one :c
 with one seed and one combination of settings, reports its validation score to Tune whenever the
 fit computes one, and at the end evaluates the fit and stores the model as a Tune checkpoint.
 A scheduler (ASHA) may stop poor trials early on the same validation number that model selection
-inside a fit uses (lower is better). The experiment is stored under ``<out>/ray``, so an
+inside a fit uses (lower is better); the round at the end of the epoch budget comes with the
+final report, so a trial that has finished training is always evaluated and kept. The experiment is stored under ``<out>/ray``, so an
 interrupted sweep can be resumed: finished trials are kept, unfinished ones are run again.
 
 What a sweep leaves in its output folder ``out``:
@@ -419,6 +420,10 @@ def _run_trial(config, spec):
     def report(trainer, epoch, seconds):
         seen["trainer"] = trainer
         scores = _validation_scores(trainer)
+        budget = trainer.optimization.epochs
+        if budget is not None and epoch >= budget:
+            return  # the last round comes with the final report: a scheduler stopping the
+            # trial on it would lose a fit that has finished training
         if len(scores) > seen["n"]:
             seen["n"] = len(scores)
             loss = trainer.history.loss[-1] if trainer.history.loss else None
