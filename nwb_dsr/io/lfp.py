@@ -1,9 +1,9 @@
 """NWB ElectricalSeries (LFP or any continuous voltage) → continuous observations: :func:`read_lfp`.
 
 The series is read in blocks of time, so memory stays bounded whatever the recording's length
-(the output and one block are in memory, never the whole dataset). Reads are of whole HDF5
-chunks (each read and decompressed once); blocks of a few MiB are converted and filtered while
-still in the processor's cache.
+(the output and a few blocks are in memory, never the whole dataset). Reads are of whole HDF5
+chunks (each read and decompressed once; gzip chunks by worker threads, ahead of the filters);
+blocks of a few MiB are converted and filtered while still in the processor's cache.
 
 1. **Anti-aliased resampling** to ``rate`` and 2. an **optional band-pass** and mains notch,
    zero phase, in blocks (:mod:`nwb_dsr.io.filters`).
@@ -572,13 +572,14 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
     Returns
     -------
     Observations
-        ``kind="continuous"``, one (n_samples_k, n_channels) float64 array per segment, in
-        volts (``conversion``, ``offset`` and ``channel_conversion`` applied) unless
-        ``zscore`` (then in standard deviations; with principal components, one column per
-        component); ``bin_size = 1 / output rate``; ``start_times`` the time of each
-        segment's first sample minus half a sample, so ``obs.times(k)`` are sample times;
-        ``ids`` the electrode ids (column indices if the series has no electrodes);
-        ``channel_info`` the electrodes table's scalar columns.
+        ``kind="continuous"``, one (n_samples_k, n_channels) array per segment, in volts
+        (``conversion``, ``offset`` and ``channel_conversion`` applied) unless ``zscore``
+        (then in standard deviations; with principal components, one column per component);
+        float32 for series of 8- or 16-bit integers or float32 (whose precision float32
+        holds), else float64, and float64 for principal components; ``bin_size = 1 / output
+        rate``; ``start_times`` the time of each segment's first sample minus half a sample,
+        so ``obs.times(k)`` are sample times; ``ids`` the electrode ids (column indices if the
+        series has no electrodes); ``channel_info`` the electrodes table's scalar columns.
 
     Raises
     ------
@@ -597,7 +598,9 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
     -----
     The data are read in blocks of at most ``chunk_seconds`` (rounded to the HDF5 chunking,
     each chunk read once), so memory is the output plus a few blocks whatever the recording's
-    length.
+    length. Gzip-compressed chunks are decompressed by ``threads`` worker threads (with
+    libdeflate where the system has it, else zlib) while the calling thread filters the
+    blocks before them.
     A series with ``timestamps`` has them read whole (8 bytes per sample, small next to the
     data); they must be strictly increasing and regular within the segments read. See the
     module docstring for the filters.
@@ -836,8 +839,9 @@ def _step(res, block: int, dtype, width: int) -> int:
 
 
 def _read_segment(src, res, scale, offset, i0, i1, n, up, down, sos, margin, block):
+    """One segment, (n_out, channels) of the working dtype (float32 for 16-bit data)."""
     n_out = -(-(i1 - i0) * up // down)
-    out = np.empty((n_out, scale.size), dtype=np.float64)
+    out = np.empty((n_out, scale.size), dtype=src.dtype)
     if sos is None:
         for k, Y, rs in _stream_raw(src, res, i0, 0, n_out, block):
             dest = out[k:k + Y.shape[0]]
@@ -867,10 +871,12 @@ def _read_segment(src, res, scale, offset, i0, i1, n, up, down, sos, margin, blo
     return out
 
 
-def _zscore(segs, ids, rows: int = 1 << 16) -> None:
-    """Z-score each channel over all segments, in place and in row blocks (no full copies)."""
+def _zscore(segs, ids, block: int = 1 << 19) -> None:
+    """Z-score each channel over all segments, in place and in row blocks of about ``block``
+    values (no full copies); sums in float64 whatever the segments' dtype."""
+    rows = max(1, block // max(1, segs[0].shape[1]))
     n = sum(s.shape[0] for s in segs)
-    mean = sum(s.sum(axis=0) for s in segs) / n
+    mean = sum(s.sum(axis=0, dtype=np.float64) for s in segs) / n
     var = np.zeros_like(mean)
     for s in segs:
         for a in range(0, s.shape[0], rows):
