@@ -30,6 +30,18 @@ def _as_segment(x: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _first_not_finite(arr: np.ndarray, block: int = 1 << 20):
+    """(row, column) of the first NaN or inf of ``arr``, or None; checked in row blocks of
+    about ``block`` values, so no mask of the whole array is made."""
+    rows = max(1, block // max(1, arr.shape[1]))
+    for a in range(0, arr.shape[0], rows):
+        ok = np.isfinite(arr[a:a + rows])
+        if not ok.all():
+            r, c = np.argwhere(~ok)[0]
+            return a + int(r), int(c)
+    return None
+
+
 @dataclass
 class Observations:
     """Binned observations of a recording: one array per trial or segment.
@@ -38,7 +50,9 @@ class Observations:
     ----------
     data : list of ndarray
         One array of shape (n_bins_k, n_channels) per segment; every segment has the same
-        channels. A single 2-D array is accepted as one segment.
+        channels. A single 2-D array is accepted as one segment. Stored as float: counts as
+        float32 (float64 from 2**24 on), continuous float32 arrays as given, other continuous
+        data as float64.
     kind : {"counts", "continuous"}
         ``"counts"`` for spike counts per bin (non-negative integers, modelled as Poisson),
         ``"continuous"`` for LFP, rates or any real-valued signal (modelled as Gaussian).
@@ -98,8 +112,8 @@ class Observations:
         segs = []
         for k, x in enumerate(self.data):
             arr = _as_segment(x, f"segment {k}")
-            if arr.dtype.kind not in "iub" and not np.isfinite(arr).all():
-                bad = np.argwhere(~np.isfinite(arr))[0]
+            bad = None if arr.dtype.kind in "iub" else _first_not_finite(arr)
+            if bad is not None:
                 raise ValueError(f"segment {k} contains NaN or inf (first at bin {bad[0]}, channel "
                                  f"{bad[1]}); remove or interpolate those samples, or split the "
                                  "recording into segments around them.")
@@ -109,7 +123,7 @@ class Observations:
                                      "spike counts >= 0; use kind='continuous' for signed signals.")
                 exact32 = arr.dtype.kind == "b" or arr.max() < 2**24  # float32 holds these exactly
                 arr = arr.astype(np.float32 if exact32 else np.float64, copy=False)
-            else:
+            elif arr.dtype != np.float32:   # float32 kept (as readers of 16-bit data give it)
                 arr = arr.astype(np.float64, copy=False)
             segs.append(arr)
         n = {s.shape[1] for s in segs}

@@ -187,6 +187,8 @@ CASES = [
      NWBReadError, r"channels \[5\] are out of range: .* has 2 channels"),
     ("unknown-electrodes", lambda tmp: read_lfp(_series(), electrodes=[42]),
      NWBReadError, r"electrode ids \[42\] are not among the electrodes"),
+    ("threads-negative", lambda tmp: read_lfp(_series(), threads=-1),
+     NWBReadError, r"threads must be None or an integer >= 0"),
 ]
 
 

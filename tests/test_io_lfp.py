@@ -6,6 +6,7 @@ values in volts at the series' rate unless ``rate``/``band``/``zscore`` are give
 preprocessing is tested in test_lfp_preprocess.py."""
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 
 import numpy as np
@@ -72,7 +73,8 @@ def test_conversion_offset_channel_conversion_in_volts():
     nwb = _lfp_file(raw, conversion=1e-6, offset=0.01, channel_conversion=cc)
     obs = read_raw(nwb)
     assert obs.kind == "continuous" and obs.bin_size == pytest.approx(1e-3)
-    np.testing.assert_allclose(obs.data[0], raw * 1e-6 * cc + 0.01, rtol=1e-12)
+    assert obs.data[0].dtype == np.float32  # 16-bit samples: float32 holds their precision
+    np.testing.assert_allclose(obs.data[0], raw * 1e-6 * cc + 0.01, rtol=3e-7)
     np.testing.assert_array_equal(obs.ids, [100, 101, 102])
     assert obs.provenance["object"] == "/processing/ecephys/LFP/LFP_series"
     assert obs.provenance["unit"] == "volts"
@@ -270,3 +272,92 @@ def test_file_is_closed_after_reading(tmp_path):
 def test_interval_outside_recording_is_an_error():
     with pytest.raises(NWBReadError, match="holds no samples"):
         read_raw(_lfp_file(np.ones((100, 1))), interval=(5.0, 6.0))
+
+
+# ---- gzip chunks decoded by worker threads -------------------------------------------------
+
+def _inflate_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("nwb_dsr-inflate")]
+
+
+def _h5py_only(monkeypatch):
+    """read_lfp reading every chunk through h5py (the reference for the decoded chunks)."""
+    monkeypatch.setattr(lfp_module._ChunkRows, "of", classmethod(lambda cls, *a: None))
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("inflater", ["libdeflate", "zlib"])
+def test_gzip_chunks_decoded_in_threads_equal_the_h5py_read(tmp_path, monkeypatch, shuffle,
+                                                           inflater):
+    """Chunks of 700 rows x 2 channels (a row of chunks spans 3 of them, the last cut), any
+    channel selection, an interval, a band: the decoded chunks, in 0 to 3 threads, give the
+    same output bit for bit as h5py reading them, and no thread is left running."""
+    if inflater == "zlib":
+        monkeypatch.setattr(lfp_module._Inflate, "_lib", False)
+    elif not lfp_module._Inflate.libdeflate():
+        pytest.skip("libdeflate is not installed")
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(9000, 5)).cumsum(0) * 20).astype("int16")
+    data = H5DataIO(x, chunks=(700, 2), compression="gzip", shuffle=shuffle)
+    path = _write(_lfp_file(data, conversion=1e-6), tmp_path / "gz.nwb")
+    cases = [dict(rate=100.0), dict(rate=250.0, channels=[1, 2, 3], interval=(1.1, 7.3)),
+             dict(rate=None, channels=[4, 0]), dict(rate=200.0, band=(2.0, 40.0),
+                                                   chunk_seconds=0.3)]
+    decoded = []
+    orig = lfp_module._ChunkRows._decode
+
+    def spy(self, i):
+        decoded.append(orig(self, i))
+        return decoded[-1]
+
+    monkeypatch.setattr(lfp_module._ChunkRows, "_decode", spy)
+    got = {(k, t): read_raw(path, threads=t, **kw).data[0]
+           for k, kw in enumerate(cases) for t in (0, 1, 3)}
+    assert decoded and all(d is not None for d in decoded)    # none fell back to h5py
+    assert not _inflate_threads()
+    with monkeypatch.context() as m:
+        _h5py_only(m)
+        for k, kw in enumerate(cases):
+            ref = read_raw(path, **kw).data[0]
+            for t in (0, 1, 3):
+                np.testing.assert_array_equal(got[k, t], ref)
+
+
+def _corrupt_chunk(path, row):
+    import h5py
+    with h5py.File(path, "r+") as f:
+        d = f["processing/ecephys/LFP/LFP_series/data"]
+        d.id.write_direct_chunk((row, 0), b"\x78\x9c not a deflate stream" * 8)
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_corrupt_gzip_chunk_is_a_read_error_and_threads_end(tmp_path, threads):
+    x = (np.random.default_rng(4).normal(size=(20000, 3)) * 100).astype("int16")
+    path = _write(_lfp_file(H5DataIO(x, chunks=(1000, 3), compression="gzip")),
+                  tmp_path / "bad.nwb")
+    _corrupt_chunk(path, 5000)
+    with pytest.raises(NWBReadError, match=r"LFP_series in .* could not be read \(.*\); check "
+                                           r"the file with nwbinspector"):
+        read_raw(path, rate=100.0, threads=threads)
+    assert not _inflate_threads()
+
+
+def test_error_in_the_caller_ends_the_decoding_threads(tmp_path):
+    """NaN samples found by the calling thread while worker threads decode the chunks ahead:
+    the reader's error, and no thread left running."""
+    x = np.random.default_rng(5).normal(size=(40000, 3)).astype("float32")
+    x[3000, 1] = np.nan
+    path = _write(_lfp_file(H5DataIO(x, chunks=(500, 3), compression="gzip")),
+                  tmp_path / "nan.nwb")
+    with pytest.raises(NWBReadError, match=r"NaN or infinite samples \(first at sample 3000, "
+                                           r"selected channel 1\)"):
+        read_raw(path, rate=100.0, threads=2)
+    assert not _inflate_threads()
+
+
+def test_default_threads_follow_the_cores(monkeypatch):
+    monkeypatch.setattr(lfp_module.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert lfp_module._threads(None) == 0                # one core: all in the caller's thread
+    monkeypatch.setattr(lfp_module.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert lfp_module._threads(None) == 1
+    assert lfp_module._threads(3) == 3

@@ -162,7 +162,8 @@ def test_real_eeg_defaults():
     assert pre["notch"] == 60.0 and pre["line_ratios"]["60.0"] > 100   # US mains, detected
     assert pre["rate"] == 75.0 and obs.n_channels == 8 and pre["pca"] is None
     assert obs.n_bins == pytest.approx(89.96 * 75, abs=2)
-    np.testing.assert_allclose(obs.concatenated().std(0), 1.0, atol=1e-9)
+    z = obs.concatenated()                        # float32: 16-bit samples
+    np.testing.assert_allclose(z.std(0, dtype=np.float64), 1.0, atol=1e-6)
     # no 60-Hz residue aliased into the band (it would land at 15 Hz)
     from scipy.signal import welch
     f, P = welch(obs.data[0], fs=75.0, nperseg=600, axis=0)

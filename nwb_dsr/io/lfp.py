@@ -1,9 +1,9 @@
 """NWB ElectricalSeries (LFP or any continuous voltage) → continuous observations: :func:`read_lfp`.
 
 The series is read in blocks of time, so memory stays bounded whatever the recording's length
-(the output and one block are in memory, never the whole dataset). Reads are of whole HDF5
-chunks (each read and decompressed once); blocks of a few MiB are converted and filtered while
-still in the processor's cache.
+(the output and a few blocks are in memory, never the whole dataset). Reads are of whole HDF5
+chunks (each read and decompressed once; gzip chunks by worker threads, ahead of the filters);
+blocks of a few MiB are converted and filtered while still in the processor's cache.
 
 1. **Anti-aliased resampling** to ``rate`` and 2. an **optional band-pass** and mains notch,
    zero phase, in blocks (:mod:`nwb_dsr.io.filters`).
@@ -16,8 +16,14 @@ whole recording.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import math
+import os
+import queue
 import warnings
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import h5py
 import numpy as np
@@ -35,6 +41,9 @@ from .preprocess import (DEFAULT_BAND, LINE_FREQUENCIES, MAX_CHANNELS, RATE_FACT
 __all__ = ["read_lfp", "find_electrical_series"]
 
 _CACHE_BYTES = 1 << 22  # input of one filter step (working dtype): a few MiB, to stay in cache
+_AHEAD_BYTES = 1 << 25  # decoded chunk rows held ahead of the filters, at most
+_MAX_THREADS = 4        # decoding threads, at most (one keeps ahead of the filters on 2 cores)
+_DEFLATE, _SHUFFLE = 1, 2  # HDF5 filter ids decoded here
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,15 +143,181 @@ def find_electrical_series(nwbfile, series=None):
 # reading
 # ---------------------------------------------------------------------------------------------
 
+class _Inflate:
+    """Inflation of zlib streams (HDF5's deflate filter) into a given buffer, by libdeflate
+    where the system has it (found with :func:`ctypes.util.find_library`; about 1.6 times
+    faster than zlib), else by :mod:`zlib`. Both release the GIL while they inflate, and both
+    give the same bytes."""
+
+    _lib = None          # the libdeflate library, False where there is none
+    _free = queue.SimpleQueue()   # libdeflate decompressors not in use (one per thread)
+
+    @classmethod
+    def libdeflate(cls):
+        if cls._lib is None:
+            cls._lib = False
+            name = ctypes.util.find_library("deflate")
+            try:
+                lib = ctypes.CDLL(name) if name else None
+                if lib is not None:
+                    lib.libdeflate_alloc_decompressor.restype = ctypes.c_void_p
+                    lib.libdeflate_alloc_decompressor.argtypes = []
+                    lib.libdeflate_zlib_decompress.restype = ctypes.c_int
+                    lib.libdeflate_zlib_decompress.argtypes = [
+                        ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
+                        ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
+                    cls._lib = lib
+            except (OSError, AttributeError):  # not loadable, or not libdeflate's interface
+                cls._lib = False
+        return cls._lib
+
+    @classmethod
+    def into(cls, raw: bytes, out: np.ndarray) -> None:
+        """Inflate the zlib stream ``raw`` into ``out`` (C-contiguous), which it must fill
+        exactly; ValueError otherwise."""
+        lib = cls.libdeflate()
+        if not lib:
+            b = zlib.decompress(raw, zlib.MAX_WBITS, out.nbytes)
+            if len(b) != out.nbytes:
+                raise ValueError("a chunk decoded to an unexpected size")
+            out.reshape(-1).view(np.uint8)[:] = np.frombuffer(b, np.uint8)
+            return
+        try:
+            dec = cls._free.get_nowait()
+        except queue.Empty:
+            dec = lib.libdeflate_alloc_decompressor()
+            if not dec:
+                raise MemoryError("libdeflate could not allocate a decompressor")
+        try:
+            got = ctypes.c_size_t(0)
+            rc = lib.libdeflate_zlib_decompress(dec, raw, len(raw), out.ctypes.data,
+                                                out.nbytes, ctypes.byref(got))
+        finally:
+            cls._free.put(dec)
+        if rc != 0 or got.value != out.nbytes:
+            raise ValueError("a chunk could not be inflated")
+
+
+class _ChunkRows:
+    """Decoder of the chunks of an HDF5 dataset compressed with HDF5's deflate filter (after
+    its byte shuffle or not), one row of chunks at a time, for rows ``[i * rows, (i + 1) *
+    rows)`` and columns ``[lo, hi)`` (then ``pick`` of those, if given).
+
+    The stored chunks are read with ``read_direct_chunk`` and inflated with :mod:`zlib`, which
+    releases the GIL while it inflates (HDF5 holds it for a whole read); with ``threads`` > 0
+    the chunk rows after the one asked for are decoded by that many worker threads meanwhile,
+    at most ``_AHEAD_BYTES`` ahead, so decompression runs beside the caller's filters.
+    :meth:`get` returns None for a chunk row it cannot decode (a chunk not stored, a filter
+    skipped, corrupt data): the caller then reads those rows through h5py, which reports any
+    error. :meth:`close` cancels what is pending and waits for the threads to end.
+    """
+
+    @classmethod
+    def of(cls, data, lo: int, hi: int, pick, threads: int):
+        """A decoder for ``data`` (an h5py.Dataset), or None where its chunks are not deflate
+        (with or without shuffle) or not chunked."""
+        chunks = getattr(data, "chunks", None)
+        if not isinstance(data, h5py.Dataset) or not chunks or data.ndim not in (1, 2):
+            return None
+        try:
+            plist = data.id.get_create_plist()
+            filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        except Exception:  # an HDF5 without these calls: h5py reads the chunks
+            return None
+        if _DEFLATE not in filters or not set(filters) <= {_DEFLATE, _SHUFFLE}:
+            return None
+        return cls(data, filters, lo, hi, pick, threads)
+
+    def __init__(self, data, filters, lo, hi, pick, threads):
+        self.id, self.filters = data.id, filters[::-1]       # undone in reverse order
+        self.dtype = np.dtype(data.dtype)
+        self.n = int(data.shape[0])
+        self.rows = int(data.chunks[0])
+        self.cols = 1 if data.ndim == 1 else int(data.chunks[1])
+        self.one_d = data.ndim == 1
+        self.lo, self.hi, self.pick = lo, hi, pick
+        self.n_rows = -(-self.n // self.rows)
+        width = hi - lo if pick is None else len(pick)
+        row_bytes = self.rows * max(width, self.cols) * self.dtype.itemsize
+        self.ahead = max(1, min(2 * threads, _AHEAD_BYTES // max(1, row_bytes)))
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="nwb_dsr-inflate") \
+            if threads > 0 else None
+        self.pending = {}                                     # chunk row -> Future
+
+    def _chunk(self, offset) -> np.ndarray:
+        """One stored chunk, decoded: (rows, cols) of the dataset's dtype."""
+        mask, raw = self.id.read_direct_chunk(offset)
+        if mask:
+            raise ValueError("a filter was skipped for this chunk")
+        size = self.rows * self.cols * self.dtype.itemsize
+        x = None
+        for f in self.filters:
+            if f == _DEFLATE:
+                x = np.empty(size, np.uint8)
+                _Inflate.into(raw, x)
+            else:   # shuffle: byte j of every element stored together, j = 0 .. itemsize - 1
+                b = np.frombuffer(raw, np.uint8) if x is None else x
+                if b.size != size:
+                    raise ValueError("a chunk decoded to an unexpected size")
+                x = b.reshape(self.dtype.itemsize, -1).T.copy()
+            raw = x
+        return x.reshape(-1).view(self.dtype).reshape(self.rows, self.cols)
+
+    def _decode(self, i: int):
+        """Rows of chunk row ``i`` (the last one cut to the dataset's length) of the selected
+        columns, or None if they cannot be decoded here."""
+        try:
+            a = i * self.rows
+            m = min(self.n, a + self.rows) - a
+            if self.one_d:
+                return self._chunk((a,))[:m]
+            q0, q1 = self.lo // self.cols, (self.hi - 1) // self.cols
+            if q0 == q1:
+                x = self._chunk((a, q0 * self.cols))[:m, self.lo - q0 * self.cols:
+                                                     self.hi - q0 * self.cols]
+            else:
+                x = np.empty((m, self.hi - self.lo), dtype=self.dtype)
+                for q in range(q0, q1 + 1):
+                    c0, c1 = max(self.lo, q * self.cols), min(self.hi, (q + 1) * self.cols)
+                    x[:, c0 - self.lo:c1 - self.lo] = self._chunk((a, q * self.cols))[
+                        :m, c0 - q * self.cols:c1 - q * self.cols]
+            return x if self.pick is None else x[:, self.pick]
+        except Exception:  # read through h5py instead, which raises any real error
+            return None
+
+    def get(self, i: int):
+        """Decoded rows of chunk row ``i`` (see :meth:`_decode`), the next ones queued."""
+        if self.pool is None:
+            return self._decode(i)
+        keep = range(i, min(self.n_rows, i + 1 + self.ahead))
+        for j in list(self.pending):
+            if j not in keep:                               # a jump: drop what is not needed
+                self.pending.pop(j).cancel()
+        for j in keep:
+            if j not in self.pending:
+                self.pending[j] = self.pool.submit(self._decode, j)
+        return self.pending.pop(i).result()
+
+    def close(self) -> None:
+        for f in self.pending.values():
+            f.cancel()
+        self.pending.clear()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
 class _Source:
     """Block reader of one ElectricalSeries: selected channels, odd extension at the ends.
 
-    Requests are served from a slab of whole HDF5 chunks, read into one reused buffer and
-    converted to the working dtype from there: consecutive requests read (and decompress) each
-    chunk once, and each sample is copied once, by the conversion.
+    Requests are served from a slab of whole HDF5 chunks, converted to the working dtype from
+    there: consecutive requests read (and decompress) each chunk once, and each sample is
+    copied once, by the conversion. Deflate-compressed chunks are decoded by
+    :class:`_ChunkRows` (in worker threads, ahead of the requests, with ``threads`` > 0);
+    other data are read through h5py into one reused buffer. :meth:`close` ends the threads.
     """
 
-    def __init__(self, data, cols, work_dtype, name):
+    def __init__(self, data, cols, work_dtype, name, threads: int = 0):
         self.data, self.name = data, name
         self.n = int(data.shape[0])
         self.one_d = data.ndim == 1
@@ -161,6 +336,21 @@ class _Source:
         self.direct = self.h5 and not self.one_d and (self.all or self.contig)
         self._buf = None                   # reused slab buffer (HDF5 reads)
         self._rows = (0, 0, None)          # (first row, end row, raw rows) of the current slab
+        lo = 0 if self.one_d or cols.size == 0 else int(cols.min())
+        hi = 1 if self.one_d or cols.size == 0 else int(cols.max()) + 1
+        pick = None if self.one_d or self.all or self.contig else cols - lo
+        self.chunk_rows = _ChunkRows.of(data, lo, hi, pick, threads) if self.h5 else None
+
+    def close(self) -> None:
+        """End the decoding threads, if any."""
+        if self.chunk_rows is not None:
+            self.chunk_rows.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def _fetch(self, a: int, b: int, buf=None) -> np.ndarray:
         """Raw rows [a, b) of the selected channels; read into ``buf`` where it can be."""
@@ -193,10 +383,16 @@ class _Source:
             s0, s1, raw = self._rows
             if not s0 <= a < s1:             # the chunks holding rows [a, b)
                 s0 = a - a % self.align
-                s1 = min(self.n, -(-b // self.align) * self.align)
-                if self.direct and (self._buf is None or self._buf.shape[0] < s1 - s0):
-                    self._buf = np.empty((s1 - s0, self.width), dtype=self.raw_dtype)
-                raw = self._fetch(s0, s1, self._buf)
+                raw = None
+                if self.chunk_rows is not None:    # one row of chunks, decoded here
+                    s1 = min(self.n, s0 + self.align)
+                    raw = self.chunk_rows.get(s0 // self.align)
+                else:
+                    s1 = min(self.n, -(-b // self.align) * self.align)
+                if raw is None:
+                    if self.direct and (self._buf is None or self._buf.shape[0] < s1 - s0):
+                        self._buf = np.empty((s1 - s0, self.width), dtype=self.raw_dtype)
+                    raw = self._fetch(s0, s1, self._buf)
                 self._rows = (s0, s1, raw)
             k = min(b, s1) - a
             out[:k] = self._finite(raw[a - s0:a - s0 + k], a)
@@ -305,7 +501,8 @@ def _check_regular(t, i0: int, i1: int, fs: float, label: str):
 def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto", band="auto",
              notch="auto", n_components="auto", interval=None, trials=None, trial_window=None,
              align_to=None, trial_filter=None, zscore=None, preprocess: bool = True,
-             chunk_seconds: float = 5.0, filter_order: int = 4) -> Observations:
+             chunk_seconds: float = 5.0, filter_order: int = 4,
+             threads: int | None = None) -> Observations:
     """Read an ElectricalSeries (LFP, ECoG, EEG) as continuous observations.
 
     By default (``preprocess=True``) the signal is prepared for dynamical-systems
@@ -366,17 +563,23 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
         still in the processor's cache.
     filter_order : int, default 4
         Order of the Butterworth band-pass.
+    threads : int, optional
+        Threads decompressing gzip (deflate) HDF5 chunks ahead of the filters, which run in
+        the calling thread meanwhile. Default: one per processor core beyond the first, at most
+        4 (none on one core); 0 decompresses in the calling thread. The output does not depend
+        on it.
 
     Returns
     -------
     Observations
-        ``kind="continuous"``, one (n_samples_k, n_channels) float64 array per segment, in
-        volts (``conversion``, ``offset`` and ``channel_conversion`` applied) unless
-        ``zscore`` (then in standard deviations; with principal components, one column per
-        component); ``bin_size = 1 / output rate``; ``start_times`` the time of each
-        segment's first sample minus half a sample, so ``obs.times(k)`` are sample times;
-        ``ids`` the electrode ids (column indices if the series has no electrodes);
-        ``channel_info`` the electrodes table's scalar columns.
+        ``kind="continuous"``, one (n_samples_k, n_channels) array per segment, in volts
+        (``conversion``, ``offset`` and ``channel_conversion`` applied) unless ``zscore``
+        (then in standard deviations; with principal components, one column per component);
+        float32 for series of 8- or 16-bit integers or float32 (whose precision float32
+        holds), else float64, and float64 for principal components; ``bin_size = 1 / output
+        rate``; ``start_times`` the time of each segment's first sample minus half a sample,
+        so ``obs.times(k)`` are sample times; ``ids`` the electrode ids (column indices if the
+        series has no electrodes); ``channel_info`` the electrodes table's scalar columns.
 
     Raises
     ------
@@ -395,7 +598,9 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
     -----
     The data are read in blocks of at most ``chunk_seconds`` (rounded to the HDF5 chunking,
     each chunk read once), so memory is the output plus a few blocks whatever the recording's
-    length.
+    length. Gzip-compressed chunks are decompressed by ``threads`` worker threads (with
+    libdeflate where the system has it, else zlib) while the calling thread filters the
+    blocks before them.
     A series with ``timestamps`` has them read whole (8 bytes per sample, small next to the
     data); they must be strictly increasing and regular within the segments read. See the
     module docstring for the filters.
@@ -422,6 +627,7 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
     """
     chunk = seconds(chunk_seconds, "chunk_seconds")
     interval = check_interval(interval)
+    threads = _threads(threads)
     if channels is not None and electrodes is not None:
         raise NWBReadError("give channels (column indices) or electrodes (electrode ids), not "
                            "both.")
@@ -467,12 +673,11 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
             work = np.float32 if np.dtype(data.dtype).itemsize <= 2 or \
                 np.dtype(data.dtype) == np.float32 else np.float64
             res = Resampler(up, down, work) if (up, down) != (1, 1) else None
-            src = _Source(data, cols, work, name)
             step = _step(res, max(64, int(round(chunk * fs_out))), work, cols.size)
             margin = 0 if sos is None else iir_margin(sos, fs_out, limit=int(
                 max(1024, 600 * fs_out)))
             out = []
-            with _one_blas_thread():
+            with _one_blas_thread(), _Source(data, cols, work, name, threads) as src:
                 for i0, i1 in segs:
                     out.append(_read_segment(src, res, scale, offset, i0, i1, n, up, down, sos,
                                              margin, step))
@@ -585,6 +790,20 @@ def _detect_line(data, cols, fs, max_rows: int = 1 << 17, max_cols: int = 16):
     return detect_line_frequency(raw, fs)
 
 
+def _threads(threads) -> int:
+    """Decoding threads: ``threads`` checked, or the default for this machine's cores."""
+    if threads is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # no affinity on this platform
+            cores = os.cpu_count() or 1
+        return min(_MAX_THREADS, cores - 1)
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
+        raise NWBReadError(f"threads must be None or an integer >= 0 (0: no decoding threads); "
+                           f"got {threads!r}.")
+    return int(threads)
+
+
 def _one_blas_thread():
     """Context limiting BLAS to one thread: the resampler runs many small matrix products,
     for which BLAS threads only add synchronisation (several times slower on a busy machine)."""
@@ -620,8 +839,9 @@ def _step(res, block: int, dtype, width: int) -> int:
 
 
 def _read_segment(src, res, scale, offset, i0, i1, n, up, down, sos, margin, block):
+    """One segment, (n_out, channels) of the working dtype (float32 for 16-bit data)."""
     n_out = -(-(i1 - i0) * up // down)
-    out = np.empty((n_out, scale.size), dtype=np.float64)
+    out = np.empty((n_out, scale.size), dtype=src.dtype)
     if sos is None:
         for k, Y, rs in _stream_raw(src, res, i0, 0, n_out, block):
             dest = out[k:k + Y.shape[0]]
@@ -651,10 +871,12 @@ def _read_segment(src, res, scale, offset, i0, i1, n, up, down, sos, margin, blo
     return out
 
 
-def _zscore(segs, ids, rows: int = 1 << 16) -> None:
-    """Z-score each channel over all segments, in place and in row blocks (no full copies)."""
+def _zscore(segs, ids, block: int = 1 << 19) -> None:
+    """Z-score each channel over all segments, in place and in row blocks of about ``block``
+    values (no full copies); sums in float64 whatever the segments' dtype."""
+    rows = max(1, block // max(1, segs[0].shape[1]))
     n = sum(s.shape[0] for s in segs)
-    mean = sum(s.sum(axis=0) for s in segs) / n
+    mean = sum(s.sum(axis=0, dtype=np.float64) for s in segs) / n
     var = np.zeros_like(mean)
     for s in segs:
         for a in range(0, s.shape[0], rows):

@@ -216,7 +216,7 @@ def principal_components(segs, n_components="auto", *, max_channels: int = MAX_C
     n_ch = segs[0].shape[1]
     if n_components is None or n_components == 0:
         return segs, None
-    allx = np.concatenate(segs)
+    allx = np.concatenate(segs, dtype=np.float64)   # float64 whatever the segments' dtype
     mu = allx.mean(0)
     _, sv, vt = np.linalg.svd(allx - mu, full_matrices=False)
     ev = sv ** 2 / max(float(np.sum(sv ** 2)), 1e-300)
