@@ -24,7 +24,7 @@ from ._json import jsonable
 from .config import DSRConfig, ResolvedConfig
 from .models.latent import make_latent_model
 from .models.observation import make_observation_model
-from .models.rollout import free_run, infer_states, mean_state
+from .models.rollout import SMOOTHER_WEIGHT, free_run, infer_states, mean_state, smooth_states
 from .observations import Observations, as_observations
 from .policies import resolve
 from .protocol import EvaluationProtocol, heldout_likelihood
@@ -337,6 +337,63 @@ class DSR(BaseEstimator):
         data = self._data(X)
         return [infer_states(self.latent_model_, self.observation_model_, s).numpy()
                 for s in data.data]
+
+    def smooth(self, X, channels=None, weight: float = SMOOTHER_WEIGHT) -> list:
+        """Latent trajectories inferred through time: the fitted map as a prior.
+
+        :meth:`transform` inverts each bin on its own; ``smooth`` finds the state trajectory
+        that best explains the data together with the fitted dynamics (a MAP smoother,
+        :func:`nwb_dsr.models.rollout.smooth_states`), which matters for sparse counts. With
+        ``channels`` the data hold only those channels of the fit, and the read-out of the
+        result predicts the others: co-smoothing of held-out units with the model's dynamics.
+
+        Parameters
+        ----------
+        X : Observations, array or list of arrays
+            Data, one (n_bins_k, n_channels) array per segment, or only the ``channels``.
+        channels : array of int, optional
+            Indices of the fit's channels that ``X`` holds (default: all).
+        weight : float, default :data:`nwb_dsr.models.rollout.SMOOTHER_WEIGHT`
+            Weight of the dynamics prior (0: bin by bin, on the raw data).
+
+        Returns
+        -------
+        list of ndarray
+            One (n_bins_k, state_dim) array per segment; :meth:`rates_from_states` reads
+            them out.
+
+        Examples
+        --------
+        >>> import numpy as np, nwb_dsr
+        >>> counts = np.random.default_rng(0).poisson(1.0, size=(600, 6))
+        >>> est = nwb_dsr.DSR(latent_dim=2, hidden_dim=8, epochs=2, tau=5,
+        ...                   progress=False).fit(nwb_dsr.Observations(counts, kind="counts"))
+        >>> z = est.smooth(counts[:, :4], channels=[0, 1, 2, 3])[0]
+        >>> rates = est.rates_from_states(z)[:, 4:]   # the two held-out units
+        >>> rates.shape
+        (600, 2)
+        """
+        self._check_fitted()
+        n = self.n_features_in_ if channels is None else len(np.asarray(channels).ravel())
+        if channels is not None:
+            channels = np.asarray(channels).ravel()
+            if channels.dtype.kind not in "iu" or channels.size == 0 or \
+                    channels.min() < 0 or channels.max() >= self.n_features_in_ or \
+                    len(np.unique(channels)) != channels.size:
+                raise ValueError(f"channels must be distinct indices of the fit's "
+                                 f"{self.n_features_in_} channels; got {channels.tolist()}.")
+        data = as_observations(X, bin_size=self.bin_size_, n_channels=n)
+        return [z.numpy() for z in smooth_states(self.latent_model_, self.observation_model_,
+                                                 list(data.data), rows=channels,
+                                                 weight=weight)]
+
+    @torch.no_grad()
+    def rates_from_states(self, Z) -> np.ndarray:
+        """Expected observations (counts per bin, or signal in data units) of states
+        (n_bins, state_dim), e.g. from :meth:`transform` or :meth:`smooth`."""
+        self._check_fitted()
+        Z = torch.as_tensor(np.asarray(Z), dtype=self.observation_model_.B.dtype)
+        return self.observation_model_.mean(Z).numpy().astype(np.float64)
 
     @torch.no_grad()
     def predict(self, X, n_ahead: int = 1) -> list:
