@@ -94,7 +94,7 @@ COUNTS_ENSEMBLE = 2
 
 #: ``n_final_checks="auto"`` with the Poisson layer: the best checkpoints by validation score
 #: checked again with longer free runs when training ends. The check of counts draws and
-#: smooths Poisson counts of every unit along each run: about 1.6 s a checkpoint for 60 units
+#: smooths Poisson counts of every unit along each run: about 2.3 s a checkpoint for 60 units
 #: (0.4 s for the 3-d Gaussian lorenz63), paid by every ensemble member.
 COUNTS_FINAL_CHECKS = 2
 
