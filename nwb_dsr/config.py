@@ -245,11 +245,28 @@ class EvaluationConfig:
         "after the others (one start lets it be selected)")
     dh_weight: float = _setting(
         4.0, "weight of D_H in the model-selection score D_stsp + weight * D_H")
+    n_final_checks: Any = _setting(
+        "auto", "checkpoints with the best validation scores that are checked again when "
+        "training ends, with longer free runs (n_final_steps) from the same starts on the "
+        "held-back data; the one with the best score of that check becomes the model (a map "
+        "that leaves its attractor for a fixed point after the validation runs is caught); "
+        "auto: 8, 2 for spike counts (whose check costs several times more); 1: the best "
+        "validation checkpoint, no final check", metavar="auto|N")
+    n_final_steps: int = _setting(
+        50_000, "steps of each free run of the final check of the n_final_checks best "
+        "checkpoints (at least n_val_steps)")
 
     def check(self):
         _int_at_least("n_val_steps", self.n_val_steps, 100)
         _int_at_least("n_val_starts", self.n_val_starts, 1)
         _number("dh_weight", self.dh_weight, low=0, what="a weight >= 0")
+        if self.n_final_checks != "auto":
+            _int_at_least("n_final_checks", self.n_final_checks, 1, extra="'auto' or ")
+        _int_at_least("n_final_steps", self.n_final_steps, 100)
+        if self.n_final_steps < self.n_val_steps:
+            raise ValueError(f"n_final_steps must be at least n_val_steps "
+                             f"({self.n_val_steps}): the final check runs longer than "
+                             f"validation; got {self.n_final_steps!r}.")
 
 
 @dataclass(frozen=True)
@@ -363,8 +380,8 @@ class ResolvedConfig:
     ----------
     settings : DSRConfig
         The settings with ``tau``, ``latent_dim``, ``mode``, ``observation``, ``alpha``,
-        ``seq_len``, ``grad_clip``, ``batches_per_epoch`` and ``patience`` made concrete
-        (``grad_clip`` None: no clipping; ``patience`` None: no early stop).
+        ``seq_len``, ``grad_clip``, ``batches_per_epoch``, ``patience`` and ``n_final_checks``
+        made concrete (``grad_clip`` None: no clipping; ``patience`` None: no early stop).
     kind : {"counts", "continuous"}
     bin_size : float
         Seconds per bin.

@@ -60,8 +60,9 @@ def member_seed(seed: int, index: int) -> int:
 
 
 def _selection_key(member: dict) -> tuple:
-    """Ensemble rule: the lowest validation score wins; ties and missing scores go to the
-    earlier member."""
+    """Ensemble rule: the lowest score of the selected checkpoint (``history.best_score``: its
+    final check's with ``n_final_checks`` > 1, else its validation score) wins; ties and
+    missing scores go to the earlier member."""
     score = member.get("score")
     return (score if score is not None and math.isfinite(score) else math.inf,
             member["member"])
@@ -108,8 +109,10 @@ class DSR(BaseEstimator):
     members_ : list of dict
         One record per ensemble member (``ensemble`` setting; member k fits from
         :func:`member_seed` (seed, k), the first from ``seed`` itself): ``seed``,
-        ``score`` (best validation score, lower is better), ``D_stsp`` and ``D_H`` of that
-        validation, ``collapse``, ``epochs``, ``best_epoch``, ``seconds``, ``selected`` and,
+        ``score`` (the selected checkpoint's ``history_.best_score``, lower is better: its
+        score in the final check of the best checkpoints, or in validation with
+        ``n_final_checks=1``), ``D_stsp`` and ``D_H`` of that check, ``collapse``, ``epochs``,
+        ``best_epoch``, ``seconds``, ``selected`` and,
         with more than one member, ``lambda_max`` (1/s), ``heldout_loglik`` (nats per bin and
         channel of τ-step forecasts of the validation data from forced states, see
         :func:`nwb_dsr.protocol.heldout_likelihood`) and ``heldout_bits_per_spike`` (counts).
@@ -117,9 +120,10 @@ class DSR(BaseEstimator):
         uncertainty of the fit (see :func:`nwb_dsr.analysis.ensemble_summary`).
     collapse_ : str or None
         Why the selected model's free runs collapsed on the validation data (``"fixed_point"``,
-        ``"exploding"`` or ``"non_finite"``, see :func:`nwb_dsr.collapse.detect_collapse`), or
-        None. Model selection prefers any checkpoint that did not collapse; when every one
-        did, :meth:`fit` warns with a :class:`~nwb_dsr.collapse.CollapseWarning`.
+        ``"exploding"`` or ``"non_finite"``, see :func:`nwb_dsr.collapse.detect_collapse`), in
+        its final check (or its validation with ``n_final_checks=1``), or None. Model selection
+        prefers any checkpoint that did not collapse; when every one did, :meth:`fit` warns
+        with a :class:`~nwb_dsr.collapse.CollapseWarning`.
     bin_size_ : float
     kind_ : str
     n_features_in_ : int
@@ -274,7 +278,10 @@ class DSR(BaseEstimator):
                   "D_stsp": None, "D_H": None, "collapse": history.collapse,
                   "epochs": int(history.epochs), "best_epoch": history.best_epoch,
                   "seconds": float(history.seconds), "stopped": history.stopped}
-        if history.best_epoch is not None and history.best_epoch in history.val_epochs:
+        if history.best_epoch is not None and history.best_epoch in history.final_epochs:
+            i = history.final_epochs.index(history.best_epoch)
+            member.update(D_stsp=history.final_dstsp[i], D_H=history.final_dh[i])
+        elif history.best_epoch is not None and history.best_epoch in history.val_epochs:
             i = history.val_epochs.index(history.best_epoch)
             member.update(D_stsp=history.val_dstsp[i], D_H=history.val_dh[i])
         if resolved.optimization.ensemble > 1:

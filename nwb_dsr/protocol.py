@@ -10,7 +10,8 @@ The protocol (../METRICS.md):
    layer's inverse of it; for counts the smoothing sees the bins around it), or, with
    ``n_starts`` > 1, at that many bins spread evenly over the reference (validation and
    ``score`` use :meth:`EvaluationProtocol.from_config`: ``n_val_starts`` runs of
-   ``n_val_steps`` steps).
+   ``n_val_steps`` steps; the final check of the best checkpoints when training ends the same
+   runs with ``n_final_steps`` steps).
 2. **Free run.** The map runs ``n + transient·n`` steps without forcing from each start and the
    first ``transient·n`` are dropped; n is the number of reference bins unless given, at least
    ``min_steps`` and at most ``max_steps``.
@@ -160,17 +161,23 @@ class EvaluationProtocol:
     n_starts: int = 1
 
     @classmethod
-    def from_config(cls, evaluation, seed: int = 0) -> "EvaluationProtocol":
+    def from_config(cls, evaluation, seed: int = 0, final: bool = False) -> "EvaluationProtocol":
         """The protocol of validation and ``score`` for an
-        :class:`~nwb_dsr.config.EvaluationConfig`: runs of ``n_val_steps`` steps, its weight.
+        :class:`~nwb_dsr.config.EvaluationConfig`: ``n_val_starts`` runs of ``n_val_steps``
+        steps, its weight; with ``final``, the final check of the best checkpoints at the end
+        of training: the same runs with ``n_final_steps`` steps.
 
         Examples
         --------
         >>> from nwb_dsr.config import EvaluationConfig
-        >>> EvaluationProtocol.from_config(EvaluationConfig(n_val_steps=2000)).length(10)
+        >>> cfg = EvaluationConfig(n_val_steps=2000, n_final_steps=8000)
+        >>> EvaluationProtocol.from_config(cfg).length(10)
         2000
+        >>> EvaluationProtocol.from_config(cfg, final=True).length(10)
+        8000
         """
-        return cls(n_steps=int(evaluation.n_val_steps), dh_weight=float(evaluation.dh_weight),
+        n = evaluation.n_final_steps if final else evaluation.n_val_steps
+        return cls(n_steps=int(n), dh_weight=float(evaluation.dh_weight),
                    seed=int(seed), n_starts=int(evaluation.n_val_starts))
 
     def length(self, n_ref: int) -> int:

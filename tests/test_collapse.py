@@ -85,7 +85,7 @@ def _fake_validation(pattern):
 
 
 KW = dict(latent_dim=2, hidden_dim=8, tau=5, epochs=4, eval_every=1, batches_per_epoch=2,
-          batch_size=8, progress=False, seed=0)
+          batch_size=8, progress=False, seed=0, n_final_checks=1)
 
 
 def test_selection_skips_collapsed_checkpoints(monkeypatch):
@@ -110,6 +110,23 @@ def test_fit_warns_once_when_every_checkpoint_collapsed(monkeypatch):
     assert est.history_.best_epoch == 2 and est.collapse_ == "fixed_point"
     # the record survives saving and loading
     assert DSR.from_state(*est.to_state()).collapse_ == "fixed_point"
+
+
+def test_final_check_decides_the_collapse_record(monkeypatch):
+    # validation saw no collapse; the longer final runs of both kept checkpoints come to rest
+    pattern = [(2.0, None), (1.0, None), (3.0, None)]
+    monkeypatch.setattr(trainer_module.Trainer, "validate", _fake_validation(pattern))
+    final = [(1000.9, "fixed_point"), (1000.4, "exploding")]
+    monkeypatch.setattr(trainer_module.Trainer, "final_check",
+                        lambda self, segments, _f=_fake_validation(final): _f(self, segments))
+    with pytest.warns(CollapseWarning, match="exploded .* in the final check of the 2 best "
+                      "checkpoints of this fit") as rec:
+        est = DSR(**{**KW, "epochs": 3, "n_final_checks": 2}).fit(DATA[:800], bin_size=0.05)
+    assert len([w for w in rec if issubclass(w.category, CollapseWarning)]) == 1
+    h = est.history_
+    assert h.final_epochs == [2, 1] and h.final_collapse == ["fixed_point", "exploding"]
+    assert h.best_epoch == 1 and est.collapse_ == "exploding"
+    assert h.best_score == pytest.approx(1000.4 + COLLAPSE_PENALTY)
 
 
 def test_validation_score_detects_a_collapsed_model():

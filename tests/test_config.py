@@ -82,6 +82,35 @@ def test_batches_per_epoch_follow_the_amount_of_data():
         DSRConfig.from_params(batches_per_epoch="many")
 
 
+def test_final_checks_auto_follow_the_observation_layer():
+    from nwb_dsr.policies import COUNTS_FINAL_CHECKS
+    from nwb_dsr.training.trainer import AUTO_FINAL_CHECKS
+    rng = np.random.default_rng(0)
+    counts = Observations(rng.poisson(2.0, (800, 12)), kind="counts", bin_size=0.02)
+    x = Observations(rng.normal(size=(800, 3)), bin_size=0.01)
+    assert resolve(DSRConfig.from_params(tau=8), counts).evaluation.n_final_checks == \
+        COUNTS_FINAL_CHECKS
+    assert resolve(DSRConfig.from_params(tau=8), x).evaluation.n_final_checks == \
+        AUTO_FINAL_CHECKS
+    assert resolve(DSRConfig.from_params(tau=8, n_final_checks=1), x).evaluation \
+        .n_final_checks == 1
+    final = EvaluationProtocol.from_config(DSRConfig().evaluation, final=True)
+    assert (final.n_steps, final.n_starts) == (50_000, 5)
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(n_final_checks=0), "n_final_checks must be 'auto' or an integer >= 1; got 0."),
+    (dict(n_final_checks=2.0), "n_final_checks must be 'auto' or an integer >= 1; got 2.0."),
+    (dict(n_final_steps=99), "n_final_steps must be an integer >= 100; got 99."),
+    (dict(n_val_steps=20_000, n_final_steps=15_000),
+     r"n_final_steps must be at least n_val_steps \(20000\): the final check runs longer "
+     r"than validation; got 15000."),
+])
+def test_final_check_settings_give_one_clear_error(params, match):
+    with pytest.raises(ValueError, match=match):
+        DSRConfig.from_params(**params)
+
+
 def test_tau_auto_falls_back_with_a_warning_on_data_too_short_for_an_estimate():
     trials = [np.random.default_rng(k).poisson(1.0, (40, 5)) for k in range(30)]
     obs = Observations(trials, kind="counts", bin_size=0.01)

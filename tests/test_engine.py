@@ -1,6 +1,8 @@
 """The sparse-forcing engine: models, observation layers, trainer, estimator."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -416,10 +418,98 @@ def test_divergence_keeps_the_last_good_parameters(lorenz_series, monkeypatch):
 
 def test_validation_keeps_the_best_model(lorenz_series):
     est = DSR(hidden_dim=16, tau=10, epochs=20, batches_per_epoch=20, eval_every=4,
-              progress=False, validation_fraction=0.2).fit(lorenz_series[:3000])
+              progress=False, validation_fraction=0.2, n_final_checks=1).fit(lorenz_series[:3000])
     h = est.history_
     assert len(h.val_score) == 5 and np.isfinite(min(h.val_score))
     assert h.best_epoch == h.val_epochs[int(np.argmin(h.val_score))]
+
+
+def _recording_validation(monkeypatch, scores):
+    """Trainer.validate replacement: validation k scores scores[k] (no collapse) and keeps a
+    copy of the parameters it saw; final checks are recorded in order."""
+    from nwb_dsr.protocol import ProtocolResult
+    seen, checked = [], []
+
+    def fake(self, segments):
+        seen.append({k: v.clone() for k, v in self.latent.state_dict().items()})
+        s = scores[len(seen) - 1]
+        return ProtocolResult(s, s / 10, s, None, None, None, None)
+
+    def never(self, segments):
+        checked.append({k: v.clone() for k, v in self.latent.state_dict().items()})
+        raise AssertionError("no final check with n_final_checks=1")
+
+    monkeypatch.setattr(Trainer, "validate", fake)
+    monkeypatch.setattr(Trainer, "final_check", never)
+    return seen, checked
+
+
+FINAL_KW = dict(hidden_dim=8, tau=5, epochs=5, batches_per_epoch=2, batch_size=8, eval_every=1,
+                patience=None, progress=False)
+
+
+def test_one_final_check_keeps_the_best_validation_checkpoint_bitwise(lorenz_series,
+                                                                      monkeypatch):
+    # the earlier of two equal best scores, as a single best checkpoint always was
+    seen, _ = _recording_validation(monkeypatch, [5.0, 1.0, 3.0, 1.0, 4.0])
+    est = DSR(**FINAL_KW, n_final_checks=1).fit(lorenz_series[:800])
+    h = est.history_
+    assert (h.best_epoch, h.best_score) == (2, 1.0) and h.final_epochs == []
+    for k, v in est.latent_model_.state_dict().items():
+        assert torch.equal(v, seen[1][k])
+    assert est.members_[0]["score"] == 1.0 and est.members_[0]["D_stsp"] == 1.0
+
+
+def test_final_check_picks_among_the_best_checkpoints_and_records_the_choice(lorenz_series,
+                                                                             monkeypatch):
+    from nwb_dsr.protocol import ProtocolResult
+    from nwb_dsr.training import TrainingHistory
+    seen, _ = _recording_validation(monkeypatch, [5.0, 1.0, 3.0, 2.0, 4.0])
+    final = [(9.0, None), (0.5, None), (1000.2, "fixed_point")]
+    checked = []
+
+    def check(self, segments):  # called on the kept checkpoints, best validation first
+        checked.append({k: v.clone() for k, v in self.latent.state_dict().items()})
+        s, reason = final[len(checked) - 1]
+        return ProtocolResult(s / 2, s / 10, s, reason, None, None, None)
+
+    monkeypatch.setattr(Trainer, "final_check", check)
+    est = DSR(**FINAL_KW, n_final_checks=3).fit(lorenz_series[:800])
+    h = est.history_
+    assert h.final_epochs == [2, 4, 3]
+    for snapshot, epoch in zip(checked, h.final_epochs):
+        assert all(torch.equal(v, seen[epoch - 1][k]) for k, v in snapshot.items())
+    assert h.final_score == [9.0, 0.5, 1000.2] and h.final_dstsp == [4.5, 0.25, 500.1]
+    assert h.final_collapse == [None, None, "fixed_point"]
+    # the best of the final check is the model, and the history's best refers to it
+    assert (h.best_epoch, h.best_score, h.collapse) == (4, 0.5, None)
+    for k, v in est.latent_model_.state_dict().items():
+        assert torch.equal(v, seen[3][k])
+    assert est.members_[0]["score"] == 0.5 and est.members_[0]["D_stsp"] == 0.25
+    # the record survives to_dict / from_dict and saving the estimator
+    assert TrainingHistory.from_dict(h.to_dict()) == h
+    assert DSR.from_state(*est.to_state()).history_.final_epochs == [2, 4, 3]
+
+
+def test_final_check_runs_longer_free_runs_on_the_validation_data(lorenz_series, monkeypatch):
+    from nwb_dsr.protocol import EvaluationProtocol
+    lengths = []
+    orig = EvaluationProtocol.evaluate
+
+    def spy(self, latent, readout, segments, z0=None):
+        lengths.append((self.n_steps, self.n_starts, sum(len(s) for s in segments)))
+        res = orig(self, latent, readout, segments, z0)
+        # scores 1, 2, 3 in validation (an untrained map may not give a finite one), then 4, 5
+        return dataclasses.replace(res, score=float(len(lengths)))
+
+    monkeypatch.setattr(EvaluationProtocol, "evaluate", spy)
+    est = DSR(**{**FINAL_KW, "epochs": 3}, n_val_steps=300, n_val_starts=2, n_final_steps=900,
+              n_final_checks=2).fit(lorenz_series[:1000])
+    # three validations, then the two best checkpoints again, on the held-back 100 bins
+    assert lengths == [(300, 2, 100)] * 3 + [(900, 2, 100)] * 2
+    h = est.history_
+    assert (h.final_epochs, h.final_score) == ([1, 2], [4.0, 5.0])
+    assert (h.best_epoch, h.best_score) == (1, 4.0)
 
 
 @pytest.mark.parametrize("collapses, stopped_at", [
@@ -440,7 +530,7 @@ def test_patience_counts_validations_whose_run_did_not_collapse(lorenz_series, m
 
     monkeypatch.setattr(T, "validate", fake)
     est = DSR(hidden_dim=8, tau=5, epochs=100, batches_per_epoch=1, batch_size=8, eval_every=1,
-              patience=14, progress=False).fit(lorenz_series[:600])
+              patience=14, progress=False, n_final_checks=1).fit(lorenz_series[:600])
     assert est.history_.stopped == "early_stop" and est.history_.best_epoch == 1
     assert est.history_.epochs == stopped_at
 
@@ -513,6 +603,14 @@ BAD_INPUT = [
      "ensemble must be 'auto' or an integer"),
     (dict(epochs=None, max_time=None), np.zeros((100, 2)), ValueError, "give epochs, max_time"),
     (dict(device="tpu"), np.zeros((100, 2)), ValueError, "device must be"),
+    (dict(n_final_checks=0), np.zeros((100, 2)), ValueError,
+     "n_final_checks must be 'auto' or an integer >= 1"),
+    (dict(n_final_checks="all"), np.zeros((100, 2)), ValueError,
+     "n_final_checks must be 'auto' or an integer >= 1"),
+    (dict(n_final_steps=5000), np.zeros((100, 2)), ValueError,
+     r"n_final_steps must be at least n_val_steps \(10000\)"),
+    (dict(n_final_steps=2.5e4), np.zeros((100, 2)), ValueError,
+     "n_final_steps must be an integer >= 100"),
     (dict(alpha=0.0), np.zeros((100, 2)), ValueError, r"alpha must be a forcing strength in \(0, 1\]"),
     (dict(smoothing=-0.01), Observations(np.ones((100, 2)), kind="counts", bin_size=0.01),
      ValueError, "smoothing must be a width in seconds"),

@@ -4,10 +4,12 @@ What happens inside a window (which states are forced, and how) is the forcing s
 (:mod:`nwb_dsr.training.forcing`); how a checkpoint is judged is the evaluation protocol's
 (:mod:`nwb_dsr.protocol`). The loop samples windows across segments (never across a boundary),
 steps Adam or RAdam along a learning-rate schedule over the epoch budget, validates every
-``eval_every`` epochs and keeps the best checkpoint, and stops on the epoch budget, the time
-budget, patience, or a diverging loss (keeping the last good state). The time budget only stops
-training early; nothing else depends on the wall clock, so a seed gives the same fit on a busy
-and on an idle machine as long as the fit ends within its budget.
+``eval_every`` epochs and keeps the ``n_final_checks`` best checkpoints, and stops on the epoch
+budget, the time budget, patience, or a diverging loss (keeping the last good state). When it
+stops, the kept checkpoints are checked again with longer free runs (``n_final_steps``) on the
+same held-back data, and the best of that final check becomes the model. The time budget only
+stops training early; nothing else depends on the wall clock, so a seed gives the same fit on a
+busy and on an idle machine as long as the fit ends within its budget.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from .forcing import ForcingScheme
 
 __all__ = ["Trainer", "TrainingHistory", "TrainingDivergedWarning", "CollapseWarning",
            "free_run", "resolve_device", "split_validation", "count_windows",
-           "auto_batches_per_epoch", "AUTO_PATIENCE", "AUTO_BATCHES"]
+           "auto_batches_per_epoch", "AUTO_PATIENCE", "AUTO_BATCHES", "AUTO_FINAL_CHECKS"]
 
 #: ``batches_per_epoch="auto"``: one pass over the training windows, within these bounds.
 AUTO_BATCHES = (10, 50)
@@ -40,6 +42,13 @@ AUTO_BATCHES = (10, 50)
 #: stops (50 epochs at the default ``eval_every``). Validations whose free run collapsed do not
 #: count (see :class:`Trainer`).
 AUTO_PATIENCE = 10
+
+#: ``n_final_checks="auto"``: the best checkpoints by validation score that are checked again
+#: with longer free runs when training ends. On lorenz63 (``benchmarks/reconstruct.py``) a fit
+#: whose best validation checkpoints all came to rest on a fixed point within 50,000 steps had
+#: its first checkpoint that stayed on the attractor at the sixth place of the validation
+#: ranking; a check costs about 0.4 s there.
+AUTO_FINAL_CHECKS = 8
 
 
 def count_windows(lengths, window: int, stride: int) -> int:
@@ -111,7 +120,17 @@ def split_validation(segments: list, fraction: float, min_len: int):
 
 @dataclass
 class TrainingHistory:
-    """Record of a training run."""
+    """Record of a training run.
+
+    ``val_epochs``, ``val_score``, ``val_dstsp``, ``val_dh`` and ``val_collapse`` hold every
+    validation. With ``n_final_checks`` > 1 the checkpoints with the best validation scores are
+    checked again with longer free runs when training ends: ``final_epochs`` (best validation
+    first), ``final_score``, ``final_dstsp``, ``final_dh`` and ``final_collapse`` hold that
+    check (empty without one). ``best_epoch`` is the epoch of the selected checkpoint and
+    ``best_score`` its score in the last check it went through: the final check's when there
+    was one (lowest there wins), else its validation score (lowest wins); ``collapse`` is its
+    collapse reason in that same check.
+    """
 
     loss: list = field(default_factory=list)
     val_epochs: list = field(default_factory=list)
@@ -125,6 +144,11 @@ class TrainingHistory:
     best_score: float | None = None
     stopped: str = ""
     collapse: str | None = None
+    final_epochs: list = field(default_factory=list)
+    final_score: list = field(default_factory=list)
+    final_dstsp: list = field(default_factory=list)
+    final_dh: list = field(default_factory=list)
+    final_collapse: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -184,6 +208,14 @@ class Trainer:
         self.device = resolve_device(run.device)
         self.history = TrainingHistory()
         self.protocol = EvaluationProtocol.from_config(evaluation, seed=run.seed)
+        self.final_protocol = EvaluationProtocol.from_config(evaluation, seed=run.seed,
+                                                             final=True)
+
+    @property
+    def n_final_checks(self) -> int:
+        """Checkpoints kept for the final check (the setting, or :data:`AUTO_FINAL_CHECKS`)."""
+        k = self.evaluation.n_final_checks
+        return AUTO_FINAL_CHECKS if k == "auto" else int(k)
 
     @property
     def grad_clip(self) -> float | None:
@@ -233,6 +265,11 @@ class Trainer:
         """The evaluation protocol's result for the current parameters on ``segments``."""
         return self.protocol.evaluate(self.latent, self.readout, segments)
 
+    def final_check(self, segments: list):
+        """The final check's result (``n_final_steps`` steps a run) for the current parameters
+        on ``segments``."""
+        return self.final_protocol.evaluate(self.latent, self.readout, segments)
+
     # ------------------------------------------------------------------ loop
     def fit(self, obs: Observations, val_obs: Observations | None = None,
             callback=None) -> TrainingHistory:
@@ -281,7 +318,8 @@ class Trainer:
         ar = torch.arange(L + 1, device=self.device)
         hist = self.history
         last_good = self._snapshot()
-        best, best_score = None, float("inf")
+        # the n_final_checks best checkpoints as (validation score, epoch, snapshot), best first
+        kept, n_kept, best_score = [], self.n_final_checks, math.inf
         n_starts = data.starts.numel()
         bar = None
         if self.run.progress:
@@ -293,13 +331,17 @@ class Trainer:
             return time.perf_counter() - t_start - excluded
 
         def validate_now():
-            nonlocal best, best_score, stale
+            nonlocal best_score, stale
             res = self.validate(val_segs)
             hist.val_epochs.append(epoch); hist.val_score.append(res.score)
             hist.val_dstsp.append(res.dstsp); hist.val_dh.append(res.dh)
             hist.val_collapse.append(res.collapse)
+            if res.score < math.inf and (len(kept) < n_kept or res.score < kept[-1][0]):
+                kept.append((res.score, epoch, self._snapshot()))
+                kept.sort(key=lambda c: c[0])  # stable: of equal scores the earlier first
+                del kept[n_kept:]
             if res.score < best_score:
-                best_score, best, stale = res.score, self._snapshot(), 0
+                best_score, stale = res.score, 0
                 hist.best_epoch = epoch
             elif res.collapse is None:
                 # patience counts runs that say something about the dynamics: a collapsed
@@ -371,16 +413,21 @@ class Trainer:
         if val_segs and epoch > 0 and (not hist.val_epochs or hist.val_epochs[-1] != epoch) \
                 and hist.stopped != "diverged":
             validate_now()
-        if best is not None:
-            self._restore(best)
-            hist.best_score = float(best_score)
+        if kept:
+            self._select(kept, val_segs)
         self.validation_segments = val_segs
-        if hist.best_epoch is not None and hist.val_epochs:
+        where = "at every validation of this fit"
+        if hist.final_epochs:
+            hist.collapse = hist.final_collapse[hist.final_epochs.index(hist.best_epoch)]
+            if not all(c is not None for c in hist.val_collapse):
+                where = (f"in the final check of the {len(hist.final_epochs)} best checkpoints "
+                         "of this fit")
+        elif hist.best_epoch is not None and hist.val_epochs:
             hist.collapse = hist.val_collapse[hist.val_epochs.index(hist.best_epoch)]
         elif hist.val_collapse and all(c is not None for c in hist.val_collapse):
             hist.collapse = hist.val_collapse[-1]
         if hist.collapse is not None:
-            warnings.warn(f"{describe_collapse(hist.collapse)} at every validation of this fit, "
+            warnings.warn(f"{describe_collapse(hist.collapse)} {where}, "
                           "so the model does not reproduce the data's dynamics although its "
                           "one-step predictions may look good. Try another seed, tau='auto', a "
                           "longer budget, or check the preprocessing of the data.",
@@ -388,3 +435,22 @@ class Trainer:
         hist.epochs = epoch
         hist.seconds = time.perf_counter() - t_start - excluded
         return hist
+
+    def _select(self, kept: list, segments: list):
+        """Restore the model from the kept checkpoints, (validation score, epoch, snapshot) best
+        first: the first one, or with ``n_final_checks`` > 1 the one with the lowest score in
+        the final check on ``segments`` (of equal scores the better validation), and record
+        the choice in the history."""
+        hist = self.history
+        score, epoch, snap = kept[0]
+        if self.n_final_checks > 1:
+            for _, ep, sn in kept:
+                self._restore(sn)
+                res = self.final_check(segments)
+                hist.final_epochs.append(ep); hist.final_score.append(res.score)
+                hist.final_dstsp.append(res.dstsp); hist.final_dh.append(res.dh)
+                hist.final_collapse.append(res.collapse)
+            i = int(np.argmin(hist.final_score))
+            score, epoch, snap = hist.final_score[i], kept[i][1], kept[i][2]
+        self._restore(snap)
+        hist.best_epoch, hist.best_score = epoch, float(score)
