@@ -250,7 +250,7 @@ class EvaluationConfig:
         "training ends, with longer free runs (n_final_steps) from the same starts on the "
         "held-back data; the one with the best score of that check becomes the model (a map "
         "that leaves its attractor for a fixed point after the validation runs is caught); "
-        "auto: 8, 2 for spike counts (whose check costs several times more); 1: the best "
+        "auto: 8, 1 for spike counts (whose check costs several times more); 1: the best "
         "validation checkpoint, no final check", metavar="auto|N")
     n_final_steps: int = _setting(
         50_000, "steps of each free run of the final check of the n_final_checks best "
