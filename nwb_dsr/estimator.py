@@ -24,7 +24,7 @@ from ._json import jsonable
 from .config import DSRConfig, ResolvedConfig
 from .models.latent import make_latent_model
 from .models.observation import make_observation_model
-from .models.rollout import SMOOTHER_WEIGHT, free_run, infer_states, mean_state, smooth_states
+from .models.rollout import free_run, infer_states, mean_state, smooth_states
 from .observations import Observations, as_observations
 from .policies import resolve
 from .protocol import EvaluationProtocol, heldout_likelihood
@@ -345,7 +345,7 @@ class DSR(BaseEstimator):
         return [infer_states(self.latent_model_, self.observation_model_, s).numpy()
                 for s in data.data]
 
-    def smooth(self, X, channels=None, weight: float = SMOOTHER_WEIGHT) -> list:
+    def smooth(self, X, channels=None, weight="auto") -> list:
         """Latent trajectories inferred through time: the fitted map as a prior.
 
         :meth:`transform` inverts each bin on its own; ``smooth`` finds the state trajectory
@@ -360,8 +360,10 @@ class DSR(BaseEstimator):
             Data, one (n_bins_k, n_channels) array per segment, or only the ``channels``.
         channels : array of int, optional
             Indices of the fit's channels that ``X`` holds (default: all).
-        weight : float, default :data:`nwb_dsr.models.rollout.SMOOTHER_WEIGHT`
-            Weight of the dynamics prior (0: bin by bin, on the raw data).
+        weight : float or "auto", default "auto"
+            Weight of the dynamics prior (0: bin by bin, on the raw data); "auto" chooses it
+            by cross-validation over the channels (see
+            :func:`~nwb_dsr.models.rollout.smooth_states`).
 
         Returns
         -------

@@ -111,7 +111,7 @@ def test_dsr_cosmooth_rates_with_the_true_read_out(bench, population):
         o.B.copy_(torch.as_tensor(truth["C"], dtype=torch.float32))
         o.b.copy_(torch.as_tensor(truth["d"], dtype=torch.float32))
     est.observation_model_ = o
-    rates = bench.dsr_cosmooth_rates(est, counts[:, held_in], held_in, held_out)
+    rates = bench.dsr_cosmooth_rates(est, counts[:, held_in], held_in, held_out, smooth=False)
     assert rates.shape == (counts.shape[0], held_out.size)
     assert np.all(rates > 0)
     bps = co_bps(rates, counts[:, held_out])
@@ -146,3 +146,74 @@ def test_gpfa_cosmooth_rates_on_known_parameters(bench):
     assert np.all(sq >= 1e-3) and np.all(mo >= sq)               # variance only adds
     # with a good latent estimate the square is close to the true sqrt-count squared
     np.testing.assert_allclose(np.sqrt(sq), y[held_out].T, atol=0.1)
+
+
+# ----------------------------------------------------------------------------- smoothing
+def _identity_map(dim: int):
+    """A shallow PLRNN whose map is the identity: as a prior, a random walk."""
+    from nwb_dsr.models import ShallowPLRNN
+    m = ShallowPLRNN(dim, hidden_dim=4)
+    with torch.no_grad():
+        m.A.fill_(1.0)
+        m.W1.zero_()
+        m.h1.zero_()
+    return m
+
+
+def _true_readout(truth, n_units: int):
+    o = PoissonObservation(n_units, 3, smoothing=5.0)
+    with torch.no_grad():
+        o.B.copy_(torch.as_tensor(truth["C"], dtype=torch.float32))
+        o.b.copy_(torch.as_tensor(truth["d"], dtype=torch.float32))
+    return o
+
+
+def test_smoothing_through_time_beats_bin_by_bin_co_smoothing():
+    from nwb_dsr.models.rollout import smooth_states
+    # a sparse population (about 0.02 spikes per bin), where a single bin says little
+    counts, _, truth = make_lorenz_counts(n_units=30, duration=120.0, bin_size=0.01, seed=3,
+                                          mean_rate=2.0)
+    held_in, held_out = np.arange(24), np.arange(24, 30)
+    o, F = _true_readout(truth, 30), _identity_map(3)   # true read-out, random-walk prior
+    y = counts[:, held_in].astype(np.float64)
+    with torch.no_grad():
+        z_bin = o.invert(torch.as_tensor(o.forcing_target(y)), rows=torch.as_tensor(held_in))
+    z_smooth = smooth_states(F, o, [y], rows=held_in)[0]      # weight chosen on held-in units
+    target = counts[:, held_out]
+
+    def bps(z):
+        with torch.no_grad():
+            return co_bps(o.mean(z).numpy()[:, held_out].astype(np.float64), target)
+    best = co_bps(truth["rates"][:, held_out] * truth["bin_size"], target)
+    assert bps(z_bin) + 0.05 < bps(z_smooth) < best
+
+
+def test_smooth_states_leaves_the_model_alone_and_checks_its_input(population):
+    from nwb_dsr.models.rollout import smooth_states
+    counts, _, truth = population
+    o, F = _true_readout(truth, 30), _identity_map(3)
+    before = [p.detach().clone() for p in F.parameters()] + [o.B.detach().clone()]
+    segs = [counts[:300, :5], counts[300:420, :5]]
+    out = smooth_states(F, o, segs, rows=[0, 1, 2, 3, 4], max_iter=10)
+    assert [z.shape for z in out] == [(300, 3), (120, 3)]
+    after = list(F.parameters()) + [o.B]
+    assert all(torch.equal(a, b) and a.grad is None and a.requires_grad
+               for a, b in zip(after, before))
+    with pytest.raises(ValueError, match="weight must be 'auto' or a number >= 0"):
+        smooth_states(F, o, segs, rows=range(5), weight=-1)
+    with pytest.raises(ValueError, match=r"segment 0 must be \(n_bins, 4\) data, one column"):
+        smooth_states(F, o, segs, rows=[0, 1, 2, 3])
+
+
+def test_dsr_smooth_predicts_held_out_units_of_a_fit():
+    counts = make_lorenz_counts(n_units=12, duration=40.0, bin_size=0.01, seed=1)[0]
+    est = DSR(latent_dim=3, hidden_dim=16, epochs=4, tau=10, progress=False,
+              ensemble=1).fit(Observations(counts, kind="counts", bin_size=0.01))
+    z = est.smooth(counts[:, :9], channels=np.arange(9))
+    assert len(z) == 1 and z[0].shape == (len(counts), est.latent_model_.state_dim)
+    rates = est.rates_from_states(z[0])
+    assert rates.shape == (len(counts), 12) and np.all(np.isfinite(rates)) and np.all(rates > 0)
+    with pytest.raises(ValueError, match="channels must be distinct indices of the fit's 12"):
+        est.smooth(counts[:, :2], channels=[0, 12])
+    with pytest.raises(ValueError, match="channels must be distinct indices"):
+        est.smooth(counts[:, :2], channels=[1, 1])

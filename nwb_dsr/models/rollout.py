@@ -7,6 +7,8 @@ data through time, under the fitted map as a prior (co-smoothing of held-out uni
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -14,14 +16,13 @@ from .latent import LatentModel
 from .observation import ObservationModel
 
 __all__ = ["free_run", "pad_state", "infer_states", "mean_state", "smooth_states",
-           "SMOOTHER_WEIGHT"]
+           "SMOOTHER_WEIGHTS"]
 
-#: Default weight of the transition prior in :func:`smooth_states`. Forced states of smoothed
-#: data move less between bins than their noise suggests, so the residual variance that sets
-#: the prior overstates the transition noise; a weight above one corrects for it (on spike
-#: counts, co-smoothing changed little between 1 and 30 on a Lorenz-driven population and was
-#: best between 3 and 10 on a sparse motor-cortex population).
-SMOOTHER_WEIGHT = 3.0
+#: Weights of the transition prior that :func:`smooth_states` chooses from with
+#: ``weight="auto"``, by cross-validation over the channels. The prior's variances are those of
+#: the forced states' one-step residuals, which depend on how much the forcing targets are
+#: smoothed, so no single weight suits every fit.
+SMOOTHER_WEIGHTS = (0.01, 0.1, 1.0, 10.0)
 
 
 def pad_state(z: torch.Tensor, state_dim: int) -> torch.Tensor:
@@ -115,8 +116,76 @@ def _negloglik(readout: ObservationModel, rows, counts: bool):
     return nll
 
 
+def _smooth(latent, readout, segs, rows_t, weight: float, max_iter: int, counts: bool):
+    """MAP states of ``segs`` (channels ``rows_t``) for one weight; see :func:`smooth_states`."""
+    dtype = readout.B.dtype
+    with torch.no_grad():
+        Z0 = [pad_state(readout.invert(torch.as_tensor(readout.forcing_target(s)),
+                                       rows=rows_t), latent.state_dim).to(dtype) for s in segs]
+    off = np.concatenate([[0], np.cumsum([len(s) for s in segs])])
+    src = torch.as_tensor(np.concatenate([np.arange(off[k], off[k + 1] - 1)
+                                          for k in range(len(segs))]).astype(np.int64))
+    dst = src + 1
+    Z = torch.cat(Z0)
+    Y = (torch.as_tensor(np.concatenate(segs), dtype=dtype) if counts else
+         torch.as_tensor(readout.forcing_target(np.concatenate(segs)), dtype=dtype))
+    prior = bool(src.numel()) and weight > 0
+    if prior:
+        with torch.no_grad():
+            res = Z[dst] - latent.step(Z[src])
+            var = res.var(0) if len(res) > 1 else torch.ones(Z.shape[1], dtype=dtype)
+            inv_var = weight / var.clamp_min(1e-8)
+    nll = _negloglik(readout, rows_t, counts)
+    Z = Z.detach().clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([Z], lr=1.0, max_iter=int(max_iter), history_size=20,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = nll(Z, Y)
+        if prior:
+            loss = loss + 0.5 * (((Z[dst] - latent.step(Z[src])) ** 2) * inv_var).sum()
+        loss.backward()
+        return loss
+
+    params = [q for q in latent.parameters() if q.requires_grad]
+    try:  # the model's parameters stay as they are, gradients included
+        for q in params:
+            q.requires_grad_(False)
+        with torch.enable_grad():
+            opt.step(closure)
+    finally:
+        for q in params:
+            q.requires_grad_(True)
+    Z = Z.detach()
+    return [Z[off[k]:off[k + 1]] for k in range(len(segs))]
+
+
+def _choose_weight(latent, readout, segs, rows, max_iter: int, counts: bool) -> float:
+    """The weight of :data:`SMOOTHER_WEIGHTS` under which states smoothed from half of the
+    channels best predict the other half (two folds, alternate channels)."""
+    folds = [np.arange(len(rows))[k::2] for k in (0, 1)]
+    best, best_nll = SMOOTHER_WEIGHTS[0], math.inf
+    for w in SMOOTHER_WEIGHTS:
+        total = 0.0
+        for k in (0, 1):
+            fit, held = folds[1 - k], folds[k]
+            Z = _smooth(latent, readout, [s[:, fit] for s in segs],
+                        torch.as_tensor(rows[fit]), w, max_iter, counts)
+            nll = _negloglik(readout, torch.as_tensor(rows[held]), counts)
+            with torch.no_grad():
+                for z, s in zip(Z, segs):
+                    y = s[:, held]
+                    y = (torch.as_tensor(y, dtype=z.dtype) if counts else
+                         torch.as_tensor(readout.forcing_target(s)[:, held], dtype=z.dtype))
+                    total += float(nll(z, y))
+        if total < best_nll:
+            best, best_nll = w, total
+    return float(best)
+
+
 def smooth_states(latent: LatentModel, readout: ObservationModel, segments, *, rows=None,
-                  weight: float = SMOOTHER_WEIGHT, max_iter: int = 100) -> list:
+                  weight="auto", max_iter: int = 100) -> list:
     """Most probable state trajectories of data under the fitted map (a MAP smoother).
 
     Forced states (:func:`infer_states`) read every bin on its own. Here the states z_1 … z_T
@@ -137,8 +206,11 @@ def smooth_states(latent: LatentModel, readout: ObservationModel, segments, *, r
         ``rows``), in data units (counts or signal).
     rows : array of int, optional
         Channels of the read-out the data hold (default: all).
-    weight : float, default :data:`SMOOTHER_WEIGHT`
-        Weight of the transition prior (0: bin-by-bin maximum likelihood on the raw data).
+    weight : float or "auto", default "auto"
+        Weight of the transition prior (0: each bin fitted on its own). ``"auto"`` takes the
+        one of :data:`SMOOTHER_WEIGHTS` under which states smoothed from every other channel
+        best predict the remaining channels (and the reverse); with fewer than four channels,
+        1.
     max_iter : int, default 100
         L-BFGS iterations.
 
@@ -162,55 +234,23 @@ def smooth_states(latent: LatentModel, readout: ObservationModel, segments, *, r
     >>> [z.shape for z in smooth_states(ShallowPLRNN(2, 8), ro, [counts], max_iter=5)]
     [torch.Size([200, 2])]
     """
-    weight = float(weight)
-    if not weight >= 0:
-        raise ValueError(f"weight must be >= 0; got {weight!r}.")
+    auto = isinstance(weight, str) and weight == "auto"
+    if not auto:
+        try:
+            weight = float(weight)
+        except (TypeError, ValueError):
+            weight = math.nan
+        if not weight >= 0:
+            raise ValueError(f"weight must be 'auto' or a number >= 0; got {weight!r}.")
     counts = readout.name == "poisson"
-    rows_t = (torch.arange(readout.n_obs) if rows is None
-              else torch.as_tensor(np.asarray(rows, dtype=np.int64)))
+    rows = (np.arange(readout.n_obs) if rows is None
+            else np.asarray(rows, dtype=np.int64).ravel())
     segs = [np.asarray(s, dtype=np.float64) for s in segments]
     for k, s in enumerate(segs):
-        if s.ndim != 2 or s.shape[1] != rows_t.numel() or not len(s):
-            raise ValueError(f"segment {k} must be (n_bins, {rows_t.numel()}) data of the "
-                             f"read-out's {'given rows' if rows is not None else 'channels'}; "
-                             f"got shape {s.shape}.")
-    dtype = readout.B.dtype
-    with torch.no_grad():
-        Z0 = [pad_state(readout.invert(torch.as_tensor(readout.forcing_target(s)),
-                                       rows=rows_t), latent.state_dim).to(dtype) for s in segs]
-    lens = np.array([len(s) for s in segs])
-    off = np.concatenate([[0], np.cumsum(lens)])
-    src = torch.as_tensor(np.concatenate([np.arange(off[k], off[k + 1] - 1)
-                                          for k in range(len(segs))]).astype(np.int64))
-    dst = src + 1
-    Z = torch.cat(Z0)
-    Y = (torch.as_tensor(np.concatenate(segs), dtype=dtype) if counts else
-         torch.as_tensor(readout.forcing_target(np.concatenate(segs)), dtype=dtype))
-    with torch.no_grad():
-        res = Z[dst] - latent.step(Z[src]) if src.numel() else Z[:0]
-        var = (res.var(0) if len(res) > 1 else torch.ones(Z.shape[1], dtype=dtype))
-        inv_var = weight / var.clamp_min(1e-8)
-    nll = _negloglik(readout, rows_t, counts)
-    Z = Z.detach().clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([Z], lr=1.0, max_iter=int(max_iter), history_size=20,
-                            line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = nll(Z, Y)
-        if src.numel() and weight > 0:
-            loss = loss + 0.5 * (((Z[dst] - latent.step(Z[src])) ** 2) * inv_var).sum()
-        loss.backward()
-        return loss
-
-    params = [q for q in latent.parameters() if q.requires_grad]
-    try:  # the model's parameters stay as they are, gradients included
-        for q in params:
-            q.requires_grad_(False)
-        with torch.enable_grad():
-            opt.step(closure)
-    finally:
-        for q in params:
-            q.requires_grad_(True)
-    Z = Z.detach()
-    return [Z[off[k]:off[k + 1]] for k in range(len(segs))]
+        if s.ndim != 2 or s.shape[1] != rows.size or not len(s):
+            raise ValueError(f"segment {k} must be (n_bins, {rows.size}) data, one column per "
+                             f"channel of the read-out given; got shape {s.shape}.")
+    if auto:
+        weight = (_choose_weight(latent, readout, segs, rows, max_iter, counts)
+                  if rows.size >= 4 else 1.0)
+    return _smooth(latent, readout, segs, torch.as_tensor(rows), weight, max_iter, counts)
