@@ -217,3 +217,30 @@ def test_dsr_smooth_predicts_held_out_units_of_a_fit():
         est.smooth(counts[:, :2], channels=[0, 12])
     with pytest.raises(ValueError, match="channels must be distinct indices"):
         est.smooth(counts[:, :2], channels=[1, 1])
+
+
+def test_smoothing_starts_from_least_squares_where_the_newton_inverse_fails(population,
+                                                                            monkeypatch):
+    from nwb_dsr.models.observation import ObservationModel
+    from nwb_dsr.models.rollout import _start
+    counts, _, truth = population
+    o = _true_readout(truth, 30)
+    y = torch.as_tensor(o.forcing_target(counts[:50, :8].astype(np.float64)))
+    rows = torch.arange(8)
+    ls = ObservationModel.invert(o, y, rows=rows)
+    good = o.invert(y, rows=rows)
+    assert torch.equal(_start(o, y, rows), good)
+
+    def nan_rows(y, pinv=None, rows=None):  # a diverged Newton step on some bins
+        z = good.clone()
+        z[::7] = float("nan")
+        return z
+    monkeypatch.setattr(o, "invert", nan_rows)
+    z = _start(o, y, rows)
+    assert torch.equal(z[::7], ls[::7]) and torch.equal(z[1::7], good[1::7])
+
+    def singular(y, pinv=None, rows=None):
+        raise torch.linalg.LinAlgError("torch.linalg.solve: The solver failed because the "
+                                       "input matrix is singular.")
+    monkeypatch.setattr(o, "invert", singular)
+    assert torch.equal(_start(o, y, rows), ls)

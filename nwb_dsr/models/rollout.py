@@ -116,12 +116,25 @@ def _negloglik(readout: ObservationModel, rows, counts: bool):
     return nll
 
 
+def _start(readout: ObservationModel, y: torch.Tensor, rows) -> torch.Tensor:
+    """Forced states of forcing targets ``y`` of channels ``rows``; bins where the read-out's
+    own inverse fails (a Newton step on a few silent units can diverge) get the
+    least-squares inverse B⁺(y − b) instead."""
+    ls = ObservationModel.invert(readout, y, rows=rows)
+    try:
+        z = readout.invert(y, rows=rows)
+    except RuntimeError:  # torch.linalg.LinAlgError: a singular Newton system
+        return ls
+    bad = ~torch.isfinite(z).all(-1, keepdim=True)
+    return torch.where(bad, ls, z)
+
+
 def _smooth(latent, readout, segs, rows_t, weight: float, max_iter: int, counts: bool):
     """MAP states of ``segs`` (channels ``rows_t``) for one weight; see :func:`smooth_states`."""
     dtype = readout.B.dtype
     with torch.no_grad():
-        Z0 = [pad_state(readout.invert(torch.as_tensor(readout.forcing_target(s)),
-                                       rows=rows_t), latent.state_dim).to(dtype) for s in segs]
+        Z0 = [pad_state(_start(readout, torch.as_tensor(readout.forcing_target(s)), rows_t),
+                        latent.state_dim).to(dtype) for s in segs]
     off = np.concatenate([[0], np.cumsum([len(s) for s in segs])])
     src = torch.as_tensor(np.concatenate([np.arange(off[k], off[k + 1] - 1)
                                           for k in range(len(segs))]).astype(np.int64))
