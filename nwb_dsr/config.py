@@ -205,6 +205,11 @@ class OptimizationConfig:
         "score becomes the model, and every member's lambda_max, D_stsp, D_H and held-out "
         "likelihood are kept (members_) to show the spread; auto: 2 for spike counts and "
         "field potentials, 1 otherwise; 1: a single fit", cli=True, metavar="auto|N")
+    restarts: Any = _setting(
+        "auto", "further members fitted, one at a time, while the selected one collapsed (its "
+        "free run came to rest, flattened or exploded in validation or the final check), each "
+        "from the next ensemble seed and with the time budget left; auto: 1 for continuous "
+        "data, 0 for spike counts (which have two members already); 0: never", metavar="auto|N")
 
     def check(self):
         for name in ("batch_size", "eval_every"):
@@ -217,6 +222,8 @@ class OptimizationConfig:
                           extra="'auto', None or ")
         if self.ensemble != "auto":
             _int_at_least("ensemble", self.ensemble, 1, extra="'auto' or ")
+        if self.restarts != "auto":
+            _int_at_least("restarts", self.restarts, 0, extra="'auto' or ")
         _number("lr", self.lr, low=0, low_open=True, what="a positive learning rate")
         _number("lr_final", self.lr_final, low=0, low_open=True,
                 what="a positive learning rate")

@@ -225,20 +225,32 @@ class DSR(BaseEstimator):
                              f"channels; got {data.n_channels}.")
         resolved = resolve(self.config(), data, validation=val is not None)
         n_members = 1 if warm else int(resolved.optimization.ensemble)
+        restarts = 0 if warm else int(resolved.optimization.restarts)
         budget = resolved.optimization.max_time
         t0 = time.perf_counter()
-        members, chosen = [], None
-        for k in range(n_members):
+        fits, chosen, k = [], None, 0
+        # the ensemble's members, then one more at a time while the selected one collapsed
+        while k < n_members or (chosen["member"]["collapse"] is not None and
+                                k < n_members + restarts):
             opt = resolved.optimization
             if budget is not None:  # what is left, shared by the members still to fit
                 left = budget - (time.perf_counter() - t0)
-                opt = dataclasses.replace(opt, max_time=max(left / (n_members - k), 1e-3))
+                if k >= n_members and left <= 0:
+                    break
+                opt = dataclasses.replace(opt, max_time=max(left / max(n_members - k, 1),
+                                                            1e-3))
             run = dataclasses.replace(resolved.run, seed=member_seed(self.seed, k))
             fitted = self._fit_member(resolved, data, val, opt, run, warm, callback, k)
-            members.append(fitted["member"])
+            fitted["member"]["restart"] = k >= n_members
+            fits.append(fitted)
             if chosen is None or _selection_key(fitted["member"]) < _selection_key(
                     chosen["member"]):
                 chosen = fitted
+            k += 1
+        if len(fits) > 1:  # the spread of the members
+            for fitted in fits:
+                self._member_figures(fitted, resolved)
+        members = [fitted["member"] for fitted in fits]
         for m in members:
             m["selected"] = m is chosen["member"]
         for w in chosen["warnings"]:  # those of the other members concern fits not kept
@@ -284,23 +296,27 @@ class DSR(BaseEstimator):
         elif history.best_epoch is not None and history.best_epoch in history.val_epochs:
             i = history.val_epochs.index(history.best_epoch)
             member.update(D_stsp=history.val_dstsp[i], D_H=history.val_dh[i])
-        if resolved.optimization.ensemble > 1:
-            from .analysis.lyapunov import lyapunov_spectrum
-            z0 = mean_state(latent, readout)  # where lyapunov_spectrum(estimator) starts
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                lam = lyapunov_spectrum(latent, n_steps=MEMBER_LYAPUNOV_STEPS,
-                                        dt=resolved.bin_size, z0=z0[0].numpy())
-            member["lambda_max"] = float(lam[0]) if np.isfinite(lam[0]) else None
-            held = heldout_likelihood(latent, readout, trainer.validation_segments,
-                                      horizon=int(f.tau))
-            member["heldout_loglik"] = held["loglik"]
-            member["heldout_bits_per_spike"] = held["bits_per_spike"]
         member = {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
                   for k, v in member.items()}
         return {"latent": latent, "readout": readout, "history": history, "member": member,
-                "warnings": list(caught),
+                "warnings": list(caught), "validation": trainer.validation_segments,
                 "states": None if states is None else states.detach().cpu().numpy()}
+
+    @staticmethod
+    def _member_figures(fitted: dict, resolved: ResolvedConfig) -> None:
+        """λ_max and held-out likelihood of a member, for the spread of several members."""
+        from .analysis.lyapunov import lyapunov_spectrum
+        latent, readout, member = fitted["latent"], fitted["readout"], fitted["member"]
+        z0 = mean_state(latent, readout)  # where lyapunov_spectrum(estimator) starts
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lam = lyapunov_spectrum(latent, n_steps=MEMBER_LYAPUNOV_STEPS,
+                                    dt=resolved.bin_size, z0=z0[0].numpy())
+        held = heldout_likelihood(latent, readout, fitted["validation"],
+                                  horizon=int(resolved.forcing.tau))
+        for key, v in (("lambda_max", float(lam[0])), ("heldout_loglik", held["loglik"]),
+                       ("heldout_bits_per_spike", held["bits_per_spike"])):
+            member[key] = v if v is not None and np.isfinite(v) else None
 
     @staticmethod
     def _build(resolved: ResolvedConfig, seed: int | None = None):

@@ -6,6 +6,7 @@ import pytest
 
 from nwb_dsr import DSR, Observations, ensemble_summary, evaluate
 from nwb_dsr.datasets import make_lorenz_population
+from nwb_dsr.collapse import CollapseWarning
 from nwb_dsr.estimator import member_seed
 
 
@@ -59,11 +60,43 @@ def test_the_member_with_the_lowest_validation_score_is_the_model(ensemble_fit, 
 
 
 def test_continuous_data_fit_one_member_by_default(lorenz_series):
-    est = DSR(hidden_dim=8, tau=10, epochs=2, batches_per_epoch=3, progress=False)
+    est = DSR(hidden_dim=8, tau=10, epochs=2, batches_per_epoch=3, progress=False, restarts=0)
     est.fit(lorenz_series[:1500])
     assert est.resolved_config_.optimization.ensemble == 1
     assert len(est.members_) == 1 and est.members_[0]["selected"]
     assert "ensemble" not in evaluate(est, lorenz_series[:500], n_lyapunov=200, pe_steps=(1,))
+
+
+def test_a_collapsed_fit_of_continuous_data_is_restarted_from_the_next_seed(lorenz_series):
+    # two epochs of three steps: the free run has not left the start and is flat
+    kw = dict(hidden_dim=8, tau=10, epochs=2, batches_per_epoch=3, progress=False, seed=4)
+    with pytest.warns(CollapseWarning):
+        est = DSR(**kw).fit(lorenz_series[:1500])
+    r = est.resolved_config_.optimization
+    assert (r.ensemble, r.restarts) == (1, 1)
+    first, second = est.members_
+    assert first["collapse"] is not None and not first["restart"] and second["restart"]
+    assert second["seed"] == member_seed(4, 1)
+    assert all("lambda_max" in m and "heldout_loglik" in m for m in est.members_)
+    assert sum(m["selected"] for m in est.members_) == 1
+    assert evaluate(est, lorenz_series[:500], n_lyapunov=200, pe_steps=(1,))["ensemble"][
+        "n_members"] == 2
+    # the first member is the plain fit of the seed
+    plain = DSR(**kw, restarts=0).fit(lorenz_series[:1500])
+    assert plain.members_[0]["score"] == first["score"]
+    # spike counts have two members and no restart
+    counts = np.random.default_rng(0).poisson(1.0, size=(600, 4))
+    cfg = DSR(tau=5).config()
+    from nwb_dsr.policies import resolve
+    assert resolve(cfg, Observations(counts, kind="counts")).optimization.restarts == 0
+
+
+def test_restarts_stop_when_the_time_budget_is_spent(lorenz_series):
+    kw = dict(hidden_dim=8, tau=10, epochs=None, batches_per_epoch=3, progress=False,
+              max_time=0.5, restarts=3)
+    with pytest.warns(CollapseWarning):
+        est = DSR(**kw).fit(lorenz_series[:1500])
+    assert est.members_[0]["collapse"] is not None and len(est.members_) == 1
 
 
 def test_summary_spreads_the_members_figures(ensemble_fit):
