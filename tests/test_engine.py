@@ -445,7 +445,7 @@ def _recording_validation(monkeypatch, scores):
 
 
 FINAL_KW = dict(hidden_dim=8, tau=5, epochs=5, batches_per_epoch=2, batch_size=8, eval_every=1,
-                patience=None, progress=False)
+                patience=None, progress=False, restarts=0)
 
 
 def test_one_final_check_keeps_the_best_validation_checkpoint_bitwise(lorenz_series,
