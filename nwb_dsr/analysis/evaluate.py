@@ -359,7 +359,7 @@ def ensemble_summary(estimator) -> dict:
     >>> from nwb_dsr import DSR
     >>> t = np.arange(3000) * 0.05
     >>> x = np.stack([np.sin(t), np.cos(t)], axis=1)
-    >>> est = DSR(latent_dim=2, hidden_dim=8, tau=10, epochs=2, ensemble=2,
+    >>> est = DSR(latent_dim=2, hidden_dim=8, tau=10, epochs=2, ensemble=2, restarts=0,
     ...           progress=False).fit(x, bin_size=0.05)
     >>> s = ensemble_summary(est)
     >>> s["n_members"], list(s["members"]) == [f"seed_{m['seed']}" for m in est.members_]
