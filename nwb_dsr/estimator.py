@@ -112,9 +112,10 @@ class DSR(BaseEstimator):
         ``score`` (the selected checkpoint's ``history_.best_score``, lower is better: its
         score in the final check of the best checkpoints, or in validation with
         ``n_final_checks=1``), ``D_stsp`` and ``D_H`` of that check, ``collapse``, ``epochs``,
-        ``best_epoch``, ``seconds``, ``selected`` and,
-        with more than one member, ``lambda_max`` (1/s), ``heldout_loglik`` (nats per bin and
-        channel of τ-step forecasts of the validation data from forced states, see
+        ``best_epoch``, ``seconds``, ``selected``, ``restart`` (a member fitted because the
+        selected one had collapsed, see the ``restarts`` setting) and, with more than one
+        member, ``lambda_max`` (1/s), ``heldout_loglik`` (nats per bin and channel of τ-step
+        forecasts of the validation data from forced states, see
         :func:`nwb_dsr.protocol.heldout_likelihood`) and ``heldout_bits_per_spike`` (counts).
         The selected member (lowest score) is the model; the spread of the others is the
         uncertainty of the fit (see :func:`nwb_dsr.analysis.ensemble_summary`).
