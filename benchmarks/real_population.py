@@ -424,7 +424,8 @@ def main(argv=None) -> int:
                                                   "heldout_bits_per_spike", "selected")}
                            for m in est.members_]}
         per_seed.append(row)
-        print(f"seed {seed}: co-bps {bps:.4f} (bin by bin {bps_forced:.4f}), lambda_max {lam:.4f} /s ({row['dynamics']}), "
+        print(f"seed {seed}: co-bps {bps:.4f} (bin by bin {bps_forced:.4f}), lambda_max "
+              f"{lam:.4f} /s ({row['dynamics']}), "
               f"protocol D_H {_f(prot.dh)}, D_stsp {_f(prot.dstsp)}, rate generated "
               f"{r_gen:.2f} Hz vs data {r_dat:.2f} Hz, fit {fit_s:.1f} s ({h.epochs} epochs)",
               flush=True)

@@ -451,8 +451,8 @@ def resolve(config: DSRConfig, observations: Observations, *,
     if n_final == "auto":
         n_final = COUNTS_FINAL_CHECKS if obs_name == "poisson" else AUTO_FINAL_CHECKS
     settings = config.replace(
-        n_final_checks=int(n_final), model=model, observation=obs_name, mode=mode, tau=int(tau), latent_dim=int(latent_dim),
-        hidden_dim=int(hidden_dim),
+        n_final_checks=int(n_final), model=model, observation=obs_name, mode=mode,
+        tau=int(tau), latent_dim=int(latent_dim), hidden_dim=int(hidden_dim),
         alpha=float(scheme.default_alpha if f.alpha is None else f.alpha), seq_len=seq_len,
         grad_clip=scheme.default_clip if grad_clip is None else float(grad_clip),
         batches_per_epoch=int(n_batches), patience=patience, ensemble=int(ensemble),

@@ -5,8 +5,9 @@ with one seed and one combination of settings, reports its validation score to T
 fit computes one, and at the end evaluates the fit and stores the model as a Tune checkpoint.
 A scheduler (ASHA) may stop poor trials early on the same validation number that model selection
 inside a fit uses (lower is better); the round at the end of the epoch budget comes with the
-final report, so a trial that has finished training is always evaluated and kept. The experiment is stored under ``<out>/ray``, so an
-interrupted sweep can be resumed: finished trials are kept, unfinished ones are run again.
+final report, so a trial that has finished training is always evaluated and kept. The
+experiment is stored under ``<out>/ray``, so an interrupted sweep can be resumed: finished
+trials are kept, unfinished ones are run again.
 
 What a sweep leaves in its output folder ``out``:
 
