@@ -191,6 +191,8 @@ def smoothing_bins(smoothing: float, bin_size: float) -> float:
     (5.0, 1.0, 0.0)
     """
     return 0.0 if smoothing == 0 else max(float(smoothing) / float(bin_size), 1.0)
+
+
 def choose_tau(obs, min_tau: int = 2, max_tau: int = 200, *, smooth: float | None = None,
                fallback: int = FALLBACK_TAU, fraction: float = 1.0, lower_bound="auto",
                **kwargs) -> tuple[int, dict]:
