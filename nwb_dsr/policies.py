@@ -102,8 +102,8 @@ COUNTS_ENSEMBLE = 2
 COUNTS_FINAL_CHECKS = 1
 
 #: ``restarts="auto"`` for continuous data: members fitted while the selected one collapsed.
-#: On lorenz63 (seed 0 of ``benchmarks/reconstruct.py``) every checkpoint of the first fit came
-#: to rest in long runs; the second seed's fit reconstructed the attractor. Spike counts get
+#: On lorenz63 (seed 0 of ``benchmarks/reconstruct.py``) the final check found the eight best
+#: checkpoints of the first fit collapsed; the second seed's fit reconstructed the attractor. Spike counts get
 #: none: they have :data:`COUNTS_ENSEMBLE` members already, and a fit of counts costs a minute.
 AUTO_RESTARTS = 1
 
