@@ -244,3 +244,31 @@ def test_smoothing_starts_from_least_squares_where_the_newton_inverse_fails(popu
                                        "input matrix is singular.")
     monkeypatch.setattr(o, "invert", singular)
     assert torch.equal(_start(o, y, rows), ls)
+
+
+def test_smoothing_continuous_channels_from_a_subset(population):
+    from nwb_dsr.models import GaussianObservation
+    from nwb_dsr.models.rollout import smooth_states
+    _, latent, truth = population
+    rng = np.random.default_rng(0)
+    z = (latent - latent.mean(0)) / latent.std(0)
+    C = rng.normal(size=(8, 3))
+    x = z @ C.T + rng.normal(scale=1.5, size=(len(z), 8))   # noisy signals of the latent
+    o = GaussianObservation(8, 3)
+    o.fit_init(x)
+    with torch.no_grad():   # the true map from the latent to the standardised signals
+        o.B.copy_(torch.as_tensor(C / o.scale.numpy()[:, None], dtype=torch.float32))
+        o.b.copy_(torch.as_tensor(-o.loc.numpy() / o.scale.numpy(), dtype=torch.float32))
+    held_in, held_out = np.arange(6), np.array([6, 7])
+    with torch.no_grad():
+        y = (x[:, held_in] - o.loc.numpy()[held_in]) / o.scale.numpy()[held_in]
+        z_bin = o.invert(torch.as_tensor(y, dtype=torch.float32),
+                         rows=torch.as_tensor(held_in))
+    z_smooth = smooth_states(_identity_map(3), o, [x[:, held_in]], rows=held_in)[0]
+    clean = (z @ C.T)[:, held_out]
+
+    def err(states):
+        with torch.no_grad():
+            pred = o.mean(states.to(torch.float32)).numpy()[:, held_out]
+        return float(np.mean((pred - clean) ** 2))
+    assert err(z_smooth) < 0.5 * err(z_bin)

@@ -116,6 +116,16 @@ def _negloglik(readout: ObservationModel, rows, counts: bool):
     return nll
 
 
+def _targets(readout: ObservationModel, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Forcing targets of data ``x`` that hold the read-out's channels ``rows`` (the read-out's
+    forcing target works channel by channel, with each channel's own constants)."""
+    if rows.size == readout.n_obs and np.array_equal(rows, np.arange(readout.n_obs)):
+        return readout.forcing_target(x)
+    full = np.zeros((x.shape[0], readout.n_obs))
+    full[:, rows] = x
+    return readout.forcing_target(full)[:, rows]
+
+
 def _start(readout: ObservationModel, y: torch.Tensor, rows) -> torch.Tensor:
     """Forced states of forcing targets ``y`` of channels ``rows``; bins where the read-out's
     own inverse fails (a Newton step on a few silent units can diverge) get the
@@ -129,19 +139,21 @@ def _start(readout: ObservationModel, y: torch.Tensor, rows) -> torch.Tensor:
     return torch.where(bad, ls, z)
 
 
-def _smooth(latent, readout, segs, rows_t, weight: float, max_iter: int, counts: bool):
-    """MAP states of ``segs`` (channels ``rows_t``) for one weight; see :func:`smooth_states`."""
+def _smooth(latent, readout, segs, rows, weight: float, max_iter: int, counts: bool):
+    """MAP states of ``segs`` (channels ``rows``) for one weight; see :func:`smooth_states`."""
     dtype = readout.B.dtype
+    rows_t = torch.as_tensor(rows)
+    targets = [torch.as_tensor(_targets(readout, s, rows)) for s in segs]
     with torch.no_grad():
-        Z0 = [pad_state(_start(readout, torch.as_tensor(readout.forcing_target(s)), rows_t),
-                        latent.state_dim).to(dtype) for s in segs]
+        Z0 = [pad_state(_start(readout, y, rows_t), latent.state_dim).to(dtype)
+              for y in targets]
     off = np.concatenate([[0], np.cumsum([len(s) for s in segs])])
     src = torch.as_tensor(np.concatenate([np.arange(off[k], off[k + 1] - 1)
                                           for k in range(len(segs))]).astype(np.int64))
     dst = src + 1
     Z = torch.cat(Z0)
     Y = (torch.as_tensor(np.concatenate(segs), dtype=dtype) if counts else
-         torch.as_tensor(readout.forcing_target(np.concatenate(segs)), dtype=dtype))
+         torch.cat(targets).to(dtype))
     prior = bool(src.numel()) and weight > 0
     if prior:
         with torch.no_grad():
@@ -183,14 +195,14 @@ def _choose_weight(latent, readout, segs, rows, max_iter: int, counts: bool) -> 
         total = 0.0
         for k in (0, 1):
             fit, held = folds[1 - k], folds[k]
-            Z = _smooth(latent, readout, [s[:, fit] for s in segs],
-                        torch.as_tensor(rows[fit]), w, max_iter, counts)
+            Z = _smooth(latent, readout, [s[:, fit] for s in segs], rows[fit], w, max_iter,
+                        counts)
             nll = _negloglik(readout, torch.as_tensor(rows[held]), counts)
             with torch.no_grad():
                 for z, s in zip(Z, segs):
                     y = s[:, held]
                     y = (torch.as_tensor(y, dtype=z.dtype) if counts else
-                         torch.as_tensor(readout.forcing_target(s)[:, held], dtype=z.dtype))
+                         torch.as_tensor(_targets(readout, s, rows)[:, held], dtype=z.dtype))
                     total += float(nll(z, y))
         if total < best_nll:
             best, best_nll = w, total
@@ -266,4 +278,4 @@ def smooth_states(latent: LatentModel, readout: ObservationModel, segments, *, r
     if auto:
         weight = (_choose_weight(latent, readout, segs, rows, max_iter, counts)
                   if rows.size >= 4 else 1.0)
-    return _smooth(latent, readout, segs, torch.as_tensor(rows), weight, max_iter, counts)
+    return _smooth(latent, readout, segs, rows, weight, max_iter, counts)
