@@ -896,10 +896,19 @@ def sweep(files=None, *, config=None, sources="units", settings=None, seeds=1,
             ray.shutdown()
         if writer is not None:
             writer.shutdown(wait=True)
-    written, best = written_back.result() if written_back is not None else ({}, {})
+    written, best, failed = {}, {}, None
+    if written_back is not None:
+        try:
+            written, best = written_back.result()
+        except Exception as err:  # the trials' results are kept all the same
+            failed = err
 
     _write_table(df, folder)
     figure = _summary_figure(df, setting_names, folder / "summary.png")
+    if failed is not None:
+        print(f"sweep: the results of {len(df)} trials are in {folder / 'results.csv'}, but "
+              "writing the best fits back failed (see the error below).", flush=True)
+        raise failed
     seconds = time.perf_counter() - t0
     counts = df["status"].value_counts().to_dict() if len(df) else {}
     print(f"sweep: {len(df)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())}) in "

@@ -157,6 +157,22 @@ def test_sweep_over_files_seeds_and_tau(recordings, ray_cpus, tmp_path, file_ser
         sweep(files, settings={"tau": [4, 8], **FAST}, seeds=2, out=tmp_path / "out")
 
 
+def test_a_failed_write_back_keeps_the_results_table(recordings, ray_cpus, tmp_path,
+                                                    monkeypatch, capsys):
+    import nwb_dsr.sweeps as sweeps
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(sweeps, "_write_session", broken)
+    with pytest.raises(OSError, match="disk full"):
+        sweep([str(recordings[0])], sources={"units": {"bin_size": 0.02}}, settings=FAST,
+              seeds=1, out=tmp_path / "out", lyapunov_steps=200)
+    assert "writing the best fits back failed" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(table) == 1 and table["status"].iloc[0] == "finished"
+    assert not table["best"].any()
+
+
 def test_cli_sweep_with_a_config_file_and_asha(recordings, ray_cpus, tmp_path):
     cfg = tmp_path / "sweep.yaml"
     fast = "".join(f"\n  {k}: {v}" for k, v in FAST.items())
