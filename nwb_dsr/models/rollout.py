@@ -139,71 +139,81 @@ def _start(readout: ObservationModel, y: torch.Tensor, rows) -> torch.Tensor:
     return torch.where(bad, ls, z)
 
 
-def _smooth(latent, readout, segs, rows, weight: float, max_iter: int, counts: bool):
-    """MAP states of ``segs`` (channels ``rows``) for one weight; see :func:`smooth_states`."""
-    dtype = readout.B.dtype
-    rows_t = torch.as_tensor(rows)
-    targets = [torch.as_tensor(_targets(readout, s, rows)) for s in segs]
-    with torch.no_grad():
-        Z0 = [pad_state(_start(readout, y, rows_t), latent.state_dim).to(dtype)
-              for y in targets]
-    off = np.concatenate([[0], np.cumsum([len(s) for s in segs])])
-    src = torch.as_tensor(np.concatenate([np.arange(off[k], off[k + 1] - 1)
-                                          for k in range(len(segs))]).astype(np.int64))
-    dst = src + 1
-    Z = torch.cat(Z0)
-    Y = (torch.as_tensor(np.concatenate(segs), dtype=dtype) if counts else
-         torch.cat(targets).to(dtype))
-    prior = bool(src.numel()) and weight > 0
-    if prior:
+class _Smoothing:
+    """One smoothing problem: data ``segs`` of the read-out's channels ``rows``, their start
+    states, transitions and data terms, set up once and solved for any weight."""
+
+    def __init__(self, latent, readout, segs, rows, counts: bool):
+        self.latent, self.counts = latent, counts
+        dtype = readout.B.dtype
+        self.targets = [torch.as_tensor(_targets(readout, s, rows)) for s in segs]
         with torch.no_grad():
-            res = Z[dst] - latent.step(Z[src])
-            var = res.var(0) if len(res) > 1 else torch.ones(Z.shape[1], dtype=dtype)
-            inv_var = weight / var.clamp_min(1e-8)
-    nll = _negloglik(readout, rows_t, counts)
-    Z = Z.detach().clone().requires_grad_(True)
-    opt = torch.optim.LBFGS([Z], lr=1.0, max_iter=int(max_iter), history_size=20,
-                            line_search_fn="strong_wolfe")
+            self.Z0 = torch.cat([pad_state(_start(readout, y, torch.as_tensor(rows)),
+                                           latent.state_dim).to(dtype) for y in self.targets])
+        self.off = np.concatenate([[0], np.cumsum([len(s) for s in segs])])
+        self.src = torch.as_tensor(np.concatenate([np.arange(a, b - 1) for a, b in
+                                                   zip(self.off[:-1], self.off[1:])])
+                                   .astype(np.int64))
+        self.dst = self.src + 1
+        self.Y = (torch.as_tensor(np.concatenate(segs), dtype=dtype) if counts else
+                  torch.cat(self.targets).to(dtype))
+        self.nll = _negloglik(readout, torch.as_tensor(rows), counts)
+        self.var = None
+        if self.src.numel():
+            with torch.no_grad():
+                res = self.Z0[self.dst] - latent.step(self.Z0[self.src])
+                self.var = (res.var(0) if len(res) > 1 else
+                            torch.ones(self.Z0.shape[1], dtype=dtype)).clamp_min(1e-8)
 
-    def closure():
-        opt.zero_grad()
-        loss = nll(Z, Y)
-        if prior:
-            loss = loss + 0.5 * (((Z[dst] - latent.step(Z[src])) ** 2) * inv_var).sum()
-        loss.backward()
-        return loss
+    def solve(self, weight: float, max_iter: int) -> list:
+        """MAP states for one weight, one tensor per segment."""
+        latent, src, dst = self.latent, self.src, self.dst
+        prior = self.var is not None and weight > 0
+        inv_var = weight / self.var if prior else None
+        Z = self.Z0.detach().clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([Z], lr=1.0, max_iter=int(max_iter), history_size=20,
+                                line_search_fn="strong_wolfe")
 
-    params = [q for q in latent.parameters() if q.requires_grad]
-    try:  # the model's parameters stay as they are, gradients included
-        for q in params:
-            q.requires_grad_(False)
-        with torch.enable_grad():
-            opt.step(closure)
-    finally:
-        for q in params:
-            q.requires_grad_(True)
-    Z = Z.detach()
-    return [Z[off[k]:off[k + 1]] for k in range(len(segs))]
+        def closure():
+            opt.zero_grad()
+            loss = self.nll(Z, self.Y)
+            if prior:
+                loss = loss + 0.5 * (((Z[dst] - latent.step(Z[src])) ** 2) * inv_var).sum()
+            loss.backward()
+            return loss
+
+        params = [q for q in latent.parameters() if q.requires_grad]
+        try:  # the model's parameters stay as they are, gradients included
+            for q in params:
+                q.requires_grad_(False)
+            with torch.enable_grad():
+                opt.step(closure)
+        finally:
+            for q in params:
+                q.requires_grad_(True)
+        Z = Z.detach()
+        return [Z[a:b] for a, b in zip(self.off[:-1], self.off[1:])]
 
 
 def _choose_weight(latent, readout, segs, rows, max_iter: int, counts: bool) -> float:
     """The weight of :data:`SMOOTHER_WEIGHTS` under which states smoothed from half of the
     channels best predict the other half (two folds, alternate channels)."""
     folds = [np.arange(len(rows))[k::2] for k in (0, 1)]
+    problems, scores = [], []
+    for k in (0, 1):  # smoothed from one fold, scored on the other
+        fit, held = folds[1 - k], folds[k]
+        problems.append(_Smoothing(latent, readout, [s[:, fit] for s in segs], rows[fit],
+                                   counts))
+        Y = (np.concatenate(segs)[:, held] if counts else
+             np.concatenate([_targets(readout, s, rows)[:, held] for s in segs]))
+        scores.append((_negloglik(readout, torch.as_tensor(rows[held]), counts),
+                       torch.as_tensor(Y, dtype=readout.B.dtype)))
     best, best_nll = SMOOTHER_WEIGHTS[0], math.inf
     for w in SMOOTHER_WEIGHTS:
         total = 0.0
-        for k in (0, 1):
-            fit, held = folds[1 - k], folds[k]
-            Z = _smooth(latent, readout, [s[:, fit] for s in segs], rows[fit], w, max_iter,
-                        counts)
-            nll = _negloglik(readout, torch.as_tensor(rows[held]), counts)
+        for problem, (nll, Y) in zip(problems, scores):
             with torch.no_grad():
-                for z, s in zip(Z, segs):
-                    y = s[:, held]
-                    y = (torch.as_tensor(y, dtype=z.dtype) if counts else
-                         torch.as_tensor(_targets(readout, s, rows)[:, held], dtype=z.dtype))
-                    total += float(nll(z, y))
+                total += float(nll(torch.cat(problem.solve(w, max_iter)), Y))
         if total < best_nll:
             best, best_nll = w, total
     return float(best)
@@ -278,4 +288,4 @@ def smooth_states(latent: LatentModel, readout: ObservationModel, segments, *, r
     if auto:
         weight = (_choose_weight(latent, readout, segs, rows, max_iter, counts)
                   if rows.size >= 4 else 1.0)
-    return _smooth(latent, readout, segs, rows, weight, max_iter, counts)
+    return _Smoothing(latent, readout, segs, rows, counts).solve(weight, max_iter)
