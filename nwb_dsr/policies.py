@@ -96,9 +96,9 @@ COUNTS_MIN_BATCHES = 20
 COUNTS_ENSEMBLE = 2
 
 #: ``n_final_checks="auto"`` with the Poisson layer: 1, validation's choice is kept. The check
-#: of counts draws and smooths Poisson counts of every unit along each run (about 2.3 s a
-#: checkpoint for 60 units, against 0.4 s for the 3-d Gaussian lorenz63, paid by every ensemble
-#: member), and on the spike benchmark two checks chose the checkpoint validation had chosen.
+#: of counts draws and smooths Poisson counts of every unit along each run, several times the
+#: cost of a Gaussian check and paid by every ensemble member, and on the spike benchmark two
+#: checks chose the checkpoint validation had chosen.
 COUNTS_FINAL_CHECKS = 1
 
 #: ``restarts="auto"`` for continuous data: members fitted while the selected one collapsed.
