@@ -196,6 +196,12 @@ class OptimizationConfig:
     validation_fraction: float = _setting(
         0.1, "fraction at the end of each segment held back to select the best model")
     eval_every: int = _setting(5, "epochs between validations")
+    validate_from: Any = _setting(
+        "auto", "fraction of the epoch budget trained before the first validation (the "
+        "checkpoint is chosen among later epochs); auto: 0.5 for spike counts (which run their "
+        "whole schedule, and whose lambda_max keeps improving after their validation score "
+        "levels off), 0 otherwise; without an epoch budget (epochs=None) validation starts "
+        "at once", metavar="auto|F")
     patience: Any = _setting(
         "auto", "stop after this many validations without improvement of the best score "
         "(validations whose free run collapsed do not count); auto: 10; None: never stop "
@@ -217,6 +223,9 @@ class OptimizationConfig:
         if self.batches_per_epoch != "auto":
             _int_at_least("batches_per_epoch", self.batches_per_epoch, 1, extra="'auto' or ")
         _int_at_least("epochs", self.epochs, 1, allow_none=True)
+        if self.validate_from != "auto":
+            _number("validate_from", self.validate_from, low=0, high=0.99,
+                    what="'auto' or a fraction of the epoch budget in [0, 0.99]")
         if self.patience != "auto":
             _int_at_least("patience", self.patience, 1, allow_none=True,
                           extra="'auto', None or ")

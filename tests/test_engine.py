@@ -158,6 +158,29 @@ def test_poisson_loss_is_the_negative_log_likelihood_up_to_a_constant():
     torch.testing.assert_close(obs.loss(z, x), nll, atol=1e-5, rtol=1e-5)
 
 
+def test_poisson_loss_of_the_exp_link_matches_the_autograd_expression_in_value_and_gradient():
+    # the fused loss against mean(exp(y) - x y), y = min(B z + b, bound), also where some
+    # rates reach the bound (there the gradient is zero, as through the clamp)
+    torch.manual_seed(0)
+    obs = PoissonObservation(7, 3)
+    with torch.no_grad():
+        obs.B.copy_(torch.randn(7, 3)); obs.b.copy_(torch.randn(7))
+    for scale in (1.0, 8.0):  # 8: many linear predictors beyond max_log_rate
+        z = (scale * torch.randn(4, 6, 3)).requires_grad_()
+        x = torch.poisson(torch.full((4, 6, 7), 2.0))
+        loss = obs.loss(z, x)
+        grads = torch.autograd.grad(loss, (z, obs.B, obs.b))
+        zr = z.detach().requires_grad_()
+        y = (zr @ obs.B.T + obs.b).clamp(max=obs.max_log_rate)
+        ref = (torch.exp(y) - x * y).mean()
+        ref_grads = torch.autograd.grad(ref, (zr, obs.B, obs.b))
+        if scale > 1:
+            assert bool((y >= obs.max_log_rate).any())
+        torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)
+        for g, r in zip(grads, ref_grads):
+            torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
+
+
 def test_simulated_forcing_target_puts_model_output_through_the_data_path():
     obs = PoissonObservation(3, 1, smoothing=3.0)
     with torch.no_grad():
@@ -207,6 +230,25 @@ def _windows(values, n_channels=1):
 def _trainer(latent, readout, scheme, **opt):
     return Trainer(latent, readout, scheme, OptimizationConfig(**{"epochs": 1, **opt}),
                    run=RunConfig(progress=False))
+
+
+def test_the_fused_adam_and_the_batch_gather_give_the_plain_results():
+    from nwb_dsr.training.trainer import _rows, make_optimizer
+    X = torch.randn(50, 4)
+    W = torch.tensor([[0, 1, 2], [7, 8, 9], [40, 41, 42]])
+    assert torch.equal(_rows(X, W), X[W])
+    torch.manual_seed(0)
+    a = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(3))]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    fused, plain = make_optimizer("adam", a, 0.01), torch.optim.Adam(b, lr=0.01)
+    for _ in range(20):
+        for params, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            (params[0].sin().sum() + (params[1] ** 2).sum()).backward()
+            opt.step()
+    for p, q in zip(a, b):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    assert isinstance(make_optimizer("radam", b, 0.01), torch.optim.RAdam)
 
 
 def test_sparse_forcing_resets_at_exactly_every_tau_steps():
@@ -286,6 +328,18 @@ def test_shooting_loss_reads_out_the_first_state_and_penalises_gaps():
     # arriving at the next grid point is 2, its state 10: gap² 64, times 0.5
     loss = scheme.loss(Counter(), _identity_layer(), torch.zeros(1, 3, 1), F, idx)
     torch.testing.assert_close(loss, torch.tensor(5.0 / 3.0 + 32.0))
+
+
+def test_shooting_penalises_the_gap_at_every_grid_point_a_window_reaches():
+    # tau 2, a window of 5 steps: predictions arrive at the grid points 2 and 4 from the
+    # states 0 and 10; predicted 2 and 12 against the states 10 and 20: gaps 8 and 8
+    scheme = _shooting(2, torch.tensor([0.0, 0.0, 10.0, 0.0, 20.0, 0.0])[:, None],
+                       continuity=1.0)
+    F, idx = _windows(np.zeros(6))
+    loss = scheme.loss(Counter(), _identity_layer(), torch.zeros(1, 6, 1), F, idx)
+    # read-outs 0, 1, 2 (reset to 10), 11, 12 (reset to 20), 21 against zeros
+    fit = (0 + 1 + 4 + 121 + 144 + 441) / 6.0
+    torch.testing.assert_close(loss, torch.tensor(fit + 64.0))
 
 
 def test_shooting_recovers_states_closer_to_the_truth_than_the_noisy_data():

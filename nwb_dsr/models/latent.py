@@ -199,14 +199,21 @@ class ShallowPLRNN(LatentModel):
         return {**super().config(), "hidden_dim": self.hidden_dim}
 
     def numpy_step(self):
+        """The step as two products of augmented vectors: u = relu([z, 1] · [W₂ᵀ; h₂]), then
+        z' = [u, z, 1] · [W₁ᵀ; diag(A); h₁] (four NumPy calls a step instead of seven)."""
         A, W1, W2, h1, h2 = (self._np(n) for n in ("A", "W1", "W2", "h1", "h2"))
-        W1t, W2t = W1.T.copy(), W2.T.copy()
+        W2a = np.vstack([W2.T, h2[None]])                   # (M + 1, L)
+        W1a = np.vstack([W1.T, np.diag(A), h1[None]])       # (L + M + 1, M)
+        ones: dict = {}
 
         def step(z):
-            u = z @ W2t
-            u += h2
+            one = ones.get(z.shape[:-1])
+            if one is None:
+                one = ones.setdefault(z.shape[:-1], np.ones(z.shape[:-1] + (1,)))
+            za = np.concatenate((z, one), axis=-1)
+            u = np.dot(za, W2a)
             np.maximum(u, 0.0, out=u)
-            return A * z + u @ W1t + h1
+            return np.dot(np.concatenate((u, za), axis=-1), W1a)
         return step
 
 
@@ -361,7 +368,7 @@ class _ShallowUnroll(torch.autograd.Function):
         W1t, W2t = W1.t(), W2.t()
         for t in range(n):
             z = Z[t]
-            torch.addmm(h2, z, W2t, out=R[t]).clamp_min_(0.0)
+            torch.clamp_min(torch.addmm(h2, z, W2t), 0.0, out=R[t])
             torch.addcmul(torch.addmm(h1, R[t], W1t), A, z, out=Z[t + 1])
         ctx.save_for_backward(Z, R, A, W1, W2)
         return Z[1:].transpose(0, 1)
@@ -373,16 +380,17 @@ class _ShallowUnroll(torch.autograd.Function):
         n, M, H = Z.shape[0] - 1, Z.shape[2], W2.shape[0]
         G = grad.transpose(0, 1)   # (n, B, M): dL/dz_t from outside the stretch
         Gz = torch.empty_like(G)   # total dL/dz_t, t = 1 … n
-        Gr = torch.empty_like(R)   # dL/dφ_t
+        Gr = torch.empty_like(R[0])  # dL/dφ_t of the current step
         Gv = torch.empty_like(R)   # dL/dv_t
+        W2c = W2.t().contiguous().t()  # column-major: the fast layout of (B × H)(H × M)
         g = torch.zeros_like(Z[0])
         for t in range(n - 1, -1, -1):
             torch.add(g, G[t], out=Gz[t])
             g = Gz[t]
-            torch.mm(g, W1, out=Gr[t])
+            torch.mm(g, W1, out=Gr)
             # relu: pass where the activation is positive (one kernel)
-            torch.ops.aten.threshold_backward.grad_input(Gr[t], R[t], 0.0, grad_input=Gv[t])
-            g = torch.addmm(A * g, Gv[t], W2)
+            torch.ops.aten.threshold_backward.grad_input(Gr, R[t], 0.0, grad_input=Gv[t])
+            g = torch.addmm(A * g, Gv[t], W2c)
         Gz2, Zp, Gv2 = Gz.reshape(-1, M), Z[:-1].reshape(-1, M), Gv.reshape(-1, H)
         # products of the forms (k × N)(N × H) and (M × N)(N × H): the fast layouts
         gA = (Gz2 * Zp).sum(0)

@@ -130,6 +130,9 @@ class ForcingScheme:
     default_clip: ClassVar[float | None] = 1.0
     #: Window length when ``seq_len`` is not given; None: one forcing interval (τ).
     fixed_window: ClassVar[int | None] = None
+    #: Whether :meth:`loss` reads the forcing targets F of a batch (the trainer passes None
+    #: to a scheme that does not).
+    uses_targets: ClassVar[bool] = True
 
     def __init__(self, tau: int = 1, alpha: float | None = None, window: int | None = None,
                  continuity: float = 1.0):
@@ -193,8 +196,8 @@ class ForcingScheme:
         ----------
         X : torch.Tensor, shape (batch, L+1, N)
             Data as the read-out's loss takes them.
-        F : torch.Tensor, shape (batch, L+1, N)
-            Forcing targets.
+        F : torch.Tensor, shape (batch, L+1, N), or None
+            Forcing targets (None for a scheme whose ``uses_targets`` is False).
         index : torch.Tensor, shape (batch, L+1)
             Positions of the windows' bins in the concatenated training data.
         """
@@ -255,7 +258,7 @@ class MultipleShooting(SparseForcing):
         (rows off the grid keep their initial ẑ).
     """
 
-    name = "shooting"
+    name, uses_targets = "shooting", False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -289,14 +292,15 @@ class MultipleShooting(SparseForcing):
         """The likelihood of every bin of the window, the first read out from its own state,
         plus ``continuity`` × the mean squared gap at the grid points the window reaches."""
         reg = latent.regularization()
-        states = self.states[index]  # (batch, L+1, M)
+        states = self.states.index_select(0, index.reshape(-1)).view(
+            *index.shape, self.states.shape[1])  # (batch, L+1, M)
         pred = self._rollout(latent, readout, states)
         z0 = pad_state(states[:, :1], pred.shape[-1])
         fit = readout.loss(torch.cat([z0, pred], dim=1), X)
-        arrive = list(range(self.tau, X.shape[1], self.tau))  # steps that are grid points
-        if not arrive or self.continuity == 0:
+        if X.shape[1] <= self.tau or self.continuity == 0:  # the window reaches no grid point
             return fit + reg
-        gap = pred[:, [t - 1 for t in arrive], :readout.latent_dim] - states[:, arrive]
+        # the predictions arriving at the grid points τ, 2τ, … and those points' states
+        gap = pred[:, self.tau - 1::self.tau, :readout.latent_dim] - states[:, self.tau::self.tau]
         return fit + self.continuity * gap.pow(2).mean() + reg
 
     def describe(self):

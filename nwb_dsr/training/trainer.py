@@ -4,7 +4,8 @@ What happens inside a window (which states are forced, and how) is the forcing s
 (:mod:`nwb_dsr.training.forcing`); how a checkpoint is judged is the evaluation protocol's
 (:mod:`nwb_dsr.protocol`). The loop samples windows across segments (never across a boundary),
 steps Adam or RAdam along a learning-rate schedule over the epoch budget, validates every
-``eval_every`` epochs and keeps the ``n_final_checks`` best checkpoints, and stops on the epoch
+``eval_every`` epochs (from ``validate_from`` of the budget on) and keeps the
+``n_final_checks`` best checkpoints, and stops on the epoch
 budget, the time budget, patience, or a diverging loss (keeping the last good state). When it
 stops, the kept checkpoints are checked again with longer free runs (``n_final_steps``) on the
 same held-back data, and the best of that final check becomes the model. The time budget only
@@ -33,7 +34,8 @@ from .forcing import ForcingScheme
 
 __all__ = ["Trainer", "TrainingHistory", "TrainingDivergedWarning", "CollapseWarning",
            "free_run", "resolve_device", "split_validation", "count_windows",
-           "auto_batches_per_epoch", "AUTO_PATIENCE", "AUTO_BATCHES", "AUTO_FINAL_CHECKS"]
+           "auto_batches_per_epoch", "make_optimizer", "AUTO_PATIENCE", "AUTO_BATCHES",
+           "AUTO_FINAL_CHECKS"]
 
 #: ``batches_per_epoch="auto"``: one pass over the training windows, within these bounds.
 AUTO_BATCHES = (10, 50)
@@ -73,6 +75,26 @@ def auto_batches_per_epoch(n_windows: int, batch_size: int) -> int:
     """
     lo, hi = AUTO_BATCHES
     return int(min(max(math.ceil(n_windows / batch_size), lo), hi))
+
+
+def make_optimizer(name: str, params: list, lr: float) -> torch.optim.Optimizer:
+    """Adam (``"adam"``) or RAdam (``"radam"``) over ``params``.
+
+    Adam uses torch's fused kernel where the parameters' device supports it (one kernel for all
+    parameters; the same update up to float rounding), RAdam the multi-tensor implementation.
+    """
+    if name == "radam":
+        return torch.optim.RAdam(params, lr=lr, foreach=True)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except RuntimeError:  # a device or dtype without the fused kernel
+        return torch.optim.Adam(params, lr=lr)
+
+
+def _rows(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """``X[W]`` for an index array W (batch, L+1) into the rows of X (n_bins, N), by one
+    ``index_select`` (several times faster than advanced indexing on the CPU)."""
+    return X.index_select(0, W.reshape(-1)).view(*W.shape, X.shape[1])
 
 
 class TrainingDivergedWarning(RuntimeWarning):
@@ -307,13 +329,17 @@ class Trainer:
         if n_batches == "auto":
             n_batches = auto_batches_per_epoch(data.starts.numel(), opt_cfg.batch_size)
         patience = AUTO_PATIENCE if opt_cfg.patience == "auto" else opt_cfg.patience
+        # validations from this epoch on (with an epoch budget): checkpoints are chosen there
+        start = opt_cfg.validate_from
+        start = 0 if start == "auto" or not opt_cfg.epochs else \
+            int(math.ceil(float(start) * opt_cfg.epochs))
         self.latent.to(self.device)
         self.readout.to(self.device)
         params = list(self.latent.parameters()) + list(self.readout.parameters())
         params += self.scheme.setup(self.latent, self.readout, data.F)
-        Opt = torch.optim.RAdam if opt_cfg.optimizer == "radam" else torch.optim.Adam
-        opt = Opt(params, lr=opt_cfg.lr)
+        opt = make_optimizer(opt_cfg.optimizer, params, opt_cfg.lr)
         clip = self.grad_clip
+        uses_targets = self.scheme.uses_targets
         ar = torch.arange(L + 1, device=self.device)
         hist = self.history
         last_good = self._snapshot()
@@ -364,7 +390,8 @@ class Trainer:
                     break  # the budget ran out inside the epoch
                 pick = torch.randint(0, n_starts, (opt_cfg.batch_size,), generator=gen)
                 W = data.starts[pick.to(self.device)].unsqueeze(1) + ar
-                loss = self.scheme.loss(self.latent, self.readout, data.X[W], data.F[W], W)
+                loss = self.scheme.loss(self.latent, self.readout, _rows(data.X, W),
+                                        _rows(data.F, W) if uses_targets else None, W)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 lv = float(loss.detach())
@@ -374,7 +401,7 @@ class Trainer:
                     diverged = True
                     break
                 if clip is not None:
-                    torch.nn.utils.clip_grad_norm_(params, clip)
+                    torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
                 opt.step()
                 total += lv
                 done += 1
@@ -394,7 +421,7 @@ class Trainer:
             epoch += 1
             hist.loss.append(total / done)
             last_good = self._snapshot()
-            if val_segs and epoch % opt_cfg.eval_every == 0:
+            if val_segs and epoch % opt_cfg.eval_every == 0 and epoch >= start:
                 validate_now()
                 if patience is not None and stale >= patience:
                     hist.stopped = "early_stop"
