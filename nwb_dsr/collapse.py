@@ -10,8 +10,10 @@ import numpy as np
 
 __all__ = ["detect_collapse", "describe_collapse", "CollapseWarning", "COLLAPSE_REASONS"]
 
-#: The reasons :func:`detect_collapse` returns.
-COLLAPSE_REASONS = ("non_finite", "exploding", "fixed_point")
+#: The reasons :func:`detect_collapse` returns, and ``"drifting"``: the final check of the
+#: best checkpoints found the longer free runs off the attractor that validation saw
+#: (:func:`nwb_dsr.training.trainer.is_drifting`).
+COLLAPSE_REASONS = ("non_finite", "exploding", "fixed_point", "drifting")
 
 
 class CollapseWarning(RuntimeWarning):
@@ -102,6 +104,8 @@ _TEXT = {
                  "deviations)",
     "fixed_point": "the free run collapsed onto a fixed point (it stays flat while the data "
                    "vary)",
+    "drifting": "the free run drifted off the attractor (its longer runs scored more than "
+                "twice as badly as in validation)",
 }
 
 

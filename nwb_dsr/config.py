@@ -195,13 +195,10 @@ class OptimizationConfig:
         "large gradient of a chaotic window otherwise throws the map onto a fixed point)")
     validation_fraction: float = _setting(
         0.1, "fraction at the end of each segment held back to select the best model")
-    eval_every: int = _setting(5, "epochs between validations")
-    validate_from: Any = _setting(
-        "auto", "fraction of the epoch budget trained before the first validation (the "
-        "checkpoint is chosen among later epochs); auto: 0.5 for spike counts (which run their "
-        "whole schedule, and whose lambda_max keeps improving after their validation score "
-        "levels off), 0 otherwise; without an epoch budget (epochs=None) validation starts "
-        "at once", metavar="auto|F")
+    eval_every: Any = _setting(
+        "auto", "epochs between validations; auto: 5, and 10 for spike counts (whose "
+        "validation draws and smooths counts of every unit along its free runs, and which run "
+        "their whole schedule)", metavar="auto|N")
     patience: Any = _setting(
         "auto", "stop after this many validations without improvement of the best score "
         "(validations whose free run collapsed do not count); auto: 10; None: never stop "
@@ -218,14 +215,12 @@ class OptimizationConfig:
         "data, 0 for spike counts (which have two members already); 0: never", metavar="auto|N")
 
     def check(self):
-        for name in ("batch_size", "eval_every"):
-            _int_at_least(name, getattr(self, name), 1)
+        _int_at_least("batch_size", self.batch_size, 1)
+        if self.eval_every != "auto":
+            _int_at_least("eval_every", self.eval_every, 1, extra="'auto' or ")
         if self.batches_per_epoch != "auto":
             _int_at_least("batches_per_epoch", self.batches_per_epoch, 1, extra="'auto' or ")
         _int_at_least("epochs", self.epochs, 1, allow_none=True)
-        if self.validate_from != "auto":
-            _number("validate_from", self.validate_from, low=0, high=0.99,
-                    what="'auto' or a fraction of the epoch budget in [0, 0.99]")
         if self.patience != "auto":
             _int_at_least("patience", self.patience, 1, allow_none=True,
                           extra="'auto', None or ")

@@ -22,8 +22,8 @@ turned into numbers:
   (:func:`~nwb_dsr.training.trainer.auto_batches_per_epoch`, 10 to 50 gradient steps; at least
   :data:`COUNTS_MIN_BATCHES` for the Poisson layer), so the epoch budget follows the amount of
   data;
-- ``validate_from="auto"`` → :data:`COUNTS_VALIDATE_FROM` of the epoch budget for the Poisson
-  layer, 0 otherwise;
+- ``eval_every="auto"`` → :data:`COUNTS_EVAL_EVERY` epochs for the Poisson layer,
+  :data:`~nwb_dsr.training.trainer.AUTO_EVAL_EVERY` otherwise;
 - ``patience="auto"`` → :data:`~nwb_dsr.training.trainer.AUTO_PATIENCE` validations; none
   (the whole schedule) for the Poisson layer;
 - ``n_final_checks="auto"`` → :data:`COUNTS_FINAL_CHECKS` checkpoints for the Poisson layer,
@@ -48,14 +48,14 @@ from .analysis.lyapunov import lyapunov_max_data, predictability_time, signal_ti
 from .config import DSRConfig, ResolvedConfig
 from .observations import Observations
 from .training.forcing import FORCING_SCHEMES
-from .training.trainer import (AUTO_FINAL_CHECKS, AUTO_PATIENCE, auto_batches_per_epoch,
-                               count_windows, split_validation)
+from .training.trainer import (AUTO_EVAL_EVERY, AUTO_FINAL_CHECKS, AUTO_PATIENCE,
+                               auto_batches_per_epoch, count_windows, split_validation)
 
 __all__ = ["resolve", "choose_tau", "default_latent_dim", "default_hidden_dim",
            "smoothing_bins",
            "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM",
            "COUNTS_LATENT_DIM", "COUNTS_ENSEMBLE", "COUNTS_MIN_BATCHES", "COUNTS_FINAL_CHECKS",
-           "COUNTS_VALIDATE_FROM", "AUTO_RESTARTS",
+           "COUNTS_EVAL_EVERY", "AUTO_RESTARTS",
            "COUNTS_MIN_TAU_KERNELS", "COUNTS_MAX_TAU_KERNELS", "TIMESCALE_FRACTION",
            "is_field_potential", "data_dimension"]
 
@@ -103,16 +103,12 @@ COUNTS_ENSEMBLE = 2
 #: checks chose the checkpoint validation had chosen.
 COUNTS_FINAL_CHECKS = 1
 
-#: ``validate_from="auto"`` with the Poisson layer: the fraction of the epoch budget trained
-#: before the first validation, so that the checkpoint is chosen from the second half of the
-#: schedule. Counts run their whole schedule (no early stopping), and their λ_max keeps
-#: improving after the validation score levels off: on ``benchmarks/spikes_vs_gpfa.py``
-#: (seeds 0–9, validating every 10 epochs from the start) the checkpoints chosen at epochs
-#: 50–100 of 200 gave λ_max 0.70–0.84 /s, those at 130–190 0.79–0.94 (true 0.906);
-#: validating every 5 epochs from epoch 100 on raised seeds 5 and 8 from 0.78 and 0.70 to 0.88
-#: and 0.81. Half the validations also cost half as much (each draws and smooths counts of
-#: every unit along five free runs, about as much as 70 gradient steps).
-COUNTS_VALIDATE_FROM = 0.5
+#: ``eval_every="auto"`` with the Poisson layer: epochs between validations. A validation of
+#: counts draws and smooths counts of every unit along its five free runs, about as much work
+#: as 70 gradient steps; counts run their whole schedule (no early stopping), so validation
+#: only chooses the checkpoint. On ``benchmarks/spikes_vs_gpfa.py`` (seeds 0–4) the fitted
+#: λ_max and co-bps were as good as with validations every 5 epochs.
+COUNTS_EVAL_EVERY = 10
 
 #: ``restarts="auto"`` for continuous data: members fitted while the selected one collapsed.
 #: On lorenz63 (seed 0 of ``benchmarks/reconstruct.py``) the final check found the eight best
@@ -456,9 +452,9 @@ def resolve(config: DSRConfig, observations: Observations, *,
         # the validation score of counts is noisy and their fit improves late: the Poisson
         # path runs its whole schedule
         patience = None if obs_name == "poisson" else AUTO_PATIENCE
-    validate_from = o.validate_from
-    if validate_from == "auto":
-        validate_from = COUNTS_VALIDATE_FROM if obs_name == "poisson" else 0.0
+    eval_every = o.eval_every
+    if eval_every == "auto":
+        eval_every = COUNTS_EVAL_EVERY if obs_name == "poisson" else AUTO_EVAL_EVERY
     ensemble = o.ensemble
     if ensemble == "auto":
         ensemble = COUNTS_ENSEMBLE if obs_name == "poisson" or field else 1
@@ -473,7 +469,7 @@ def resolve(config: DSRConfig, observations: Observations, *,
         tau=int(tau), latent_dim=int(latent_dim), hidden_dim=int(hidden_dim),
         alpha=float(scheme.default_alpha if f.alpha is None else f.alpha), seq_len=seq_len,
         grad_clip=scheme.default_clip if grad_clip is None else float(grad_clip),
-        batches_per_epoch=int(n_batches), patience=patience, validate_from=float(validate_from),
+        batches_per_epoch=int(n_batches), patience=patience, eval_every=int(eval_every),
         ensemble=int(ensemble),
         restarts=int(restarts))
     return ResolvedConfig(settings=settings, kind=kind, bin_size=float(bin_size),

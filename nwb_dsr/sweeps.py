@@ -317,6 +317,7 @@ def _seeds(seeds) -> list:
 def _max_rounds(settings) -> int:
     """The most validation rounds a trial can report (ASHA's max_t)."""
     from .estimator import DSR
+    from .training.trainer import AUTO_EVAL_EVERY
     defaults = DSR().get_params()
 
     def values(name):
@@ -327,7 +328,9 @@ def _max_rounds(settings) -> int:
             return list(v["grid_search"])
         return [v]
     epochs = [e for e in values("epochs") if isinstance(e, (int, np.integer))]
-    every = [e for e in values("eval_every") if isinstance(e, (int, np.integer)) and e > 0]
+    # "auto" validates every AUTO_EVAL_EVERY epochs at the most often
+    every = [AUTO_EVAL_EVERY if e == "auto" else e for e in values("eval_every")]
+    every = [e for e in every if isinstance(e, (int, np.integer)) and e > 0]
     if not epochs or not every:
         return 100
     # one report per validation round, one more when the fit ends (and a spare round)

@@ -129,6 +129,34 @@ def test_final_check_decides_the_collapse_record(monkeypatch):
     assert h.best_score == pytest.approx(1000.4 + COLLAPSE_PENALTY)
 
 
+def test_final_check_marks_runs_that_drift_off_the_validated_attractor(monkeypatch):
+    # validation scores 2.0, 1.0, 3.0; in the longer final runs the best (epoch 2, 1.0) scores
+    # 3.0 (drifting: more than twice its validation score and by more than the margin), the
+    # next (epoch 1, 2.0) 2.5: it is chosen, and nothing is reported as collapsed
+    pattern = [(2.0, None), (1.0, None), (3.0, None)]
+    monkeypatch.setattr(trainer_module.Trainer, "validate", _fake_validation(pattern))
+    final = [(3.0, None), (2.5, None)]
+    monkeypatch.setattr(trainer_module.Trainer, "final_check",
+                        lambda self, segments, _f=_fake_validation(final): _f(self, segments))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        est = DSR(**{**KW, "epochs": 3, "n_final_checks": 2, "restarts": 0}).fit(
+            DATA[:800], bin_size=0.05)
+    h = est.history_
+    assert h.final_epochs == [2, 1] and h.final_collapse == ["drifting", None]
+    assert h.final_score == [pytest.approx(3.0 + COLLAPSE_PENALTY), 2.5]
+    assert h.best_epoch == 1 and est.collapse_ is None
+    # when every kept checkpoint drifts, the fit warns (and with restarts fits another member)
+    monkeypatch.setattr(trainer_module.Trainer, "validate", _fake_validation(pattern))
+    final = [(3.0, None), (4.5, None)]
+    monkeypatch.setattr(trainer_module.Trainer, "final_check",
+                        lambda self, segments, _f=_fake_validation(final): _f(self, segments))
+    with pytest.warns(CollapseWarning, match="drifted off the attractor .* in the final check"):
+        est = DSR(**{**KW, "epochs": 3, "n_final_checks": 2, "restarts": 0}).fit(
+            DATA[:800], bin_size=0.05)
+    assert est.collapse_ == "drifting" and est.history_.final_collapse == ["drifting"] * 2
+
+
 def test_validation_score_detects_a_collapsed_model():
     est = DSR(**{**KW, "epochs": 1}).fit(DATA[:800], bin_size=0.05)
     lat = est.latent_model_

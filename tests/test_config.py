@@ -82,23 +82,22 @@ def test_batches_per_epoch_follow_the_amount_of_data():
         DSRConfig.from_params(batches_per_epoch="many")
 
 
-def test_validation_starts_halfway_through_the_schedule_of_counts(lorenz_series):
-    from nwb_dsr.policies import COUNTS_VALIDATE_FROM
+def test_eval_every_auto_follows_the_observation_layer(lorenz_series):
+    from nwb_dsr.policies import COUNTS_EVAL_EVERY
+    from nwb_dsr.training.trainer import AUTO_EVAL_EVERY
     rng = np.random.default_rng(0)
     counts = Observations(rng.poisson(2.0, (800, 12)), kind="counts", bin_size=0.02)
     x = Observations(rng.normal(size=(800, 3)), bin_size=0.01)
-    assert COUNTS_VALIDATE_FROM == 0.5
-    assert resolve(DSRConfig.from_params(tau=8), counts).optimization.validate_from == 0.5
-    assert resolve(DSRConfig.from_params(tau=8), x).optimization.validate_from == 0.0
-    assert resolve(DSRConfig.from_params(tau=8, validate_from=0.2), counts) \
-        .optimization.validate_from == 0.2
-    with pytest.raises(ValueError, match="validate_from must be 'auto' or a fraction"):
-        DSRConfig.from_params(validate_from=1.0)
-    # validations from epoch ceil(0.5 * 9) = 5 on, every 2 epochs, and at the end
-    est = DSR(**{**TINY, "epochs": 9, "eval_every": 2, "validate_from": 0.5,
-                 "patience": None}).fit(lorenz_series[:2000])
-    assert est.history_.val_epochs == [6, 8, 9]
-    assert est.history_.epochs == 9
+    assert (COUNTS_EVAL_EVERY, AUTO_EVAL_EVERY) == (10, 5)
+    assert resolve(DSRConfig.from_params(tau=8), counts).optimization.eval_every == 10
+    assert resolve(DSRConfig.from_params(tau=8), x).optimization.eval_every == 5
+    assert resolve(DSRConfig.from_params(tau=8, eval_every=3), counts) \
+        .optimization.eval_every == 3
+    with pytest.raises(ValueError, match="eval_every must be 'auto' or an integer"):
+        DSRConfig.from_params(eval_every=0)
+    # continuous data: every 5 epochs, and once more at the end
+    est = DSR(**{**TINY, "epochs": 12, "patience": None}).fit(lorenz_series[:2000])
+    assert est.history_.val_epochs == [5, 10, 12]
 
 
 def test_final_checks_auto_follow_the_observation_layer():

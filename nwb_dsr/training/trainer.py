@@ -4,8 +4,7 @@ What happens inside a window (which states are forced, and how) is the forcing s
 (:mod:`nwb_dsr.training.forcing`); how a checkpoint is judged is the evaluation protocol's
 (:mod:`nwb_dsr.protocol`). The loop samples windows across segments (never across a boundary),
 steps Adam or RAdam along a learning-rate schedule over the epoch budget, validates every
-``eval_every`` epochs (from ``validate_from`` of the budget on) and keeps the
-``n_final_checks`` best checkpoints, and stops on the epoch
+``eval_every`` epochs and keeps the ``n_final_checks`` best checkpoints, and stops on the epoch
 budget, the time budget, patience, or a diverging loss (keeping the last good state). When it
 stops, the kept checkpoints are checked again with longer free runs (``n_final_steps``) on the
 same held-back data, and the best of that final check becomes the model. The time budget only
@@ -29,16 +28,20 @@ from ..models.latent import LatentModel
 from ..models.observation import ObservationModel
 from ..models.rollout import free_run
 from ..observations import Observations
-from ..protocol import EvaluationProtocol
+from ..protocol import COLLAPSE_PENALTY, EvaluationProtocol
 from .forcing import ForcingScheme
 
 __all__ = ["Trainer", "TrainingHistory", "TrainingDivergedWarning", "CollapseWarning",
            "free_run", "resolve_device", "split_validation", "count_windows",
            "auto_batches_per_epoch", "make_optimizer", "AUTO_PATIENCE", "AUTO_BATCHES",
-           "AUTO_FINAL_CHECKS"]
+           "AUTO_FINAL_CHECKS", "AUTO_EVAL_EVERY", "DRIFT_FACTOR", "DRIFT_MARGIN", "is_drifting"]
 
 #: ``batches_per_epoch="auto"``: one pass over the training windows, within these bounds.
 AUTO_BATCHES = (10, 50)
+
+#: ``eval_every="auto"``: epochs between validations (spike counts: see
+#: :data:`nwb_dsr.policies.COUNTS_EVAL_EVERY`).
+AUTO_EVAL_EVERY = 5
 
 #: ``patience="auto"``: validations without improvement of the best score before training
 #: stops (50 epochs at the default ``eval_every``). Validations whose free run collapsed do not
@@ -50,6 +53,33 @@ AUTO_PATIENCE = 10
 #: 2) validation's best checkpoint gave D_stsp 0.90 in the 100,000-step test run, the final
 #: check's choice 0.10.
 AUTO_FINAL_CHECKS = 8
+
+
+#: A checkpoint whose score in the final check's longer free runs exceeds its validation score
+#: by this factor and by :data:`DRIFT_MARGIN` is marked ``"drifting"`` (a collapse): its runs
+#: leave, after the validation's length, the attractor that validation saw (transient chaos
+#: before a cycle, say). On lorenz63 (``benchmarks/reconstruct.py``, seed 0) the three
+#: uncollapsed checkpoints of the final check scored 2.8, 4.2 and 8.2 against 0.8, 1.7 and 3.0
+#: in validation, and the free run of the one chosen ended on a cycle (D_stsp 16 in the
+#: 100,000-step test run); on seed 1 the eight scored 0.9–1.2 times their validation scores.
+DRIFT_FACTOR = 2.0
+#: See :data:`DRIFT_FACTOR` (in units of the selection score D_stsp + dh_weight·D_H).
+DRIFT_MARGIN = 0.5
+
+
+def is_drifting(validation_score: float, final_score: float) -> bool:
+    """Whether a checkpoint's final-check score shows its free runs drifting off the attractor
+    validation saw: above :data:`DRIFT_FACTOR` times its validation score and by more than
+    :data:`DRIFT_MARGIN`.
+
+    Examples
+    --------
+    >>> is_drifting(0.8, 2.8), is_drifting(0.32, 0.46), is_drifting(0.1, 0.25)
+    (True, False, False)
+    """
+    return bool(math.isfinite(final_score) and math.isfinite(validation_score)
+                and final_score > DRIFT_FACTOR * validation_score
+                and final_score - validation_score > DRIFT_MARGIN)
 
 
 def count_windows(lengths, window: int, stride: int) -> int:
@@ -329,10 +359,7 @@ class Trainer:
         if n_batches == "auto":
             n_batches = auto_batches_per_epoch(data.starts.numel(), opt_cfg.batch_size)
         patience = AUTO_PATIENCE if opt_cfg.patience == "auto" else opt_cfg.patience
-        # validations from this epoch on (with an epoch budget): checkpoints are chosen there
-        start = opt_cfg.validate_from
-        start = 0 if start == "auto" or not opt_cfg.epochs else \
-            int(math.ceil(float(start) * opt_cfg.epochs))
+        eval_every = AUTO_EVAL_EVERY if opt_cfg.eval_every == "auto" else opt_cfg.eval_every
         self.latent.to(self.device)
         self.readout.to(self.device)
         params = list(self.latent.parameters()) + list(self.readout.parameters())
@@ -421,7 +448,7 @@ class Trainer:
             epoch += 1
             hist.loss.append(total / done)
             last_good = self._snapshot()
-            if val_segs and epoch % opt_cfg.eval_every == 0 and epoch >= start:
+            if val_segs and epoch % eval_every == 0:
                 validate_now()
                 if patience is not None and stale >= patience:
                     hist.stopped = "early_stop"
@@ -470,12 +497,15 @@ class Trainer:
         hist = self.history
         score, epoch, snap = kept[0]
         if self.n_final_checks > 1:
-            for _, ep, sn in kept:
+            for val_score, ep, sn in kept:
                 self._restore(sn)
                 res = self.final_check(segments)
-                hist.final_epochs.append(ep); hist.final_score.append(res.score)
+                score, collapse = res.score, res.collapse
+                if collapse is None and is_drifting(val_score, score):
+                    collapse, score = "drifting", score + COLLAPSE_PENALTY
+                hist.final_epochs.append(ep); hist.final_score.append(score)
                 hist.final_dstsp.append(res.dstsp); hist.final_dh.append(res.dh)
-                hist.final_collapse.append(res.collapse)
+                hist.final_collapse.append(collapse)
             i = int(np.argmin(hist.final_score))
             score, epoch, snap = hist.final_score[i], kept[i][1], kept[i][2]
         self._restore(snap)
