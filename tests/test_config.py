@@ -113,7 +113,7 @@ def test_final_checks_auto_follow_the_observation_layer():
     assert resolve(DSRConfig.from_params(tau=8, n_final_checks=1), x).evaluation \
         .n_final_checks == 1
     final = EvaluationProtocol.from_config(DSRConfig().evaluation, final=True)
-    assert (final.n_steps, final.n_starts) == (50_000, 5)
+    assert (final.n_steps, final.n_starts) == (100_000, 5)
 
 
 @pytest.mark.parametrize("params, match", [

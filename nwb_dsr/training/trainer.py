@@ -58,10 +58,11 @@ AUTO_FINAL_CHECKS = 8
 #: A checkpoint whose score in the final check's longer free runs exceeds its validation score
 #: by this factor and by :data:`DRIFT_MARGIN` is marked ``"drifting"`` (a collapse): its runs
 #: leave, after the validation's length, the attractor that validation saw (transient chaos
-#: before a cycle, say). On lorenz63 (``benchmarks/reconstruct.py``, seed 0) the three
-#: uncollapsed checkpoints of the final check scored 2.8, 4.2 and 8.2 against 0.8, 1.7 and 3.0
-#: in validation, and the free run of the one chosen ended on a cycle (D_stsp 16 in the
-#: 100,000-step test run); on seed 1 the eight scored 0.9–1.2 times their validation scores.
+#: before a fixed point, say). On lorenz63 (``benchmarks/reconstruct.py``, seed 0, final runs
+#: of 50,000 steps) the three uncollapsed checkpoints of the final check scored 2.8, 4.2 and
+#: 8.2 against 0.8, 1.7 and 3.0 in validation, and the free run of the one chosen came to rest
+#: (D_stsp 16 in the 100,000-step test run); on seed 1 the eight scored 0.9–1.2 times their
+#: validation scores.
 DRIFT_FACTOR = 2.0
 #: See :data:`DRIFT_FACTOR` (in units of the selection score D_stsp + dh_weight·D_H).
 DRIFT_MARGIN = 0.5
