@@ -519,7 +519,9 @@ def test_final_check_picks_among_the_best_checkpoints_and_records_the_choice(lor
     from nwb_dsr.protocol import ProtocolResult
     from nwb_dsr.training import TrainingHistory
     seen, _ = _recording_validation(monkeypatch, [5.0, 1.0, 3.0, 2.0, 4.0])
-    final = [(9.0, None), (0.5, None), (1000.2, "fixed_point")]
+    # epoch 2 (validation 1.0) scores worse in the longer runs, but less than twice as badly:
+    # it is not drifting
+    final = [(1.8, None), (0.5, None), (1000.2, "fixed_point")]
     checked = []
 
     def check(self, segments):  # called on the kept checkpoints, best validation first
@@ -533,7 +535,7 @@ def test_final_check_picks_among_the_best_checkpoints_and_records_the_choice(lor
     assert h.final_epochs == [2, 4, 3]
     for snapshot, epoch in zip(checked, h.final_epochs):
         assert all(torch.equal(v, seen[epoch - 1][k]) for k, v in snapshot.items())
-    assert h.final_score == [9.0, 0.5, 1000.2] and h.final_dstsp == [4.5, 0.25, 500.1]
+    assert h.final_score == [1.8, 0.5, 1000.2] and h.final_dstsp == [0.9, 0.25, 500.1]
     assert h.final_collapse == [None, None, "fixed_point"]
     # the best of the final check is the model, and the history's best refers to it
     assert (h.best_epoch, h.best_score, h.collapse) == (4, 0.5, None)

@@ -12,7 +12,7 @@ from nwb_dsr import DSR, Observations
 from nwb_dsr.analysis.evaluate import co_bps, poisson_loglik
 from nwb_dsr.datasets import make_lorenz_counts
 from nwb_dsr.models import PoissonObservation
-from nwb_dsr.training import MultipleShooting
+from nwb_dsr.training import FORCING_SCHEMES
 
 _BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "spikes_vs_gpfa.py"
 
@@ -33,30 +33,35 @@ def population():
 
 
 # ----------------------------------------------------------------------------- trials
-def test_dsr_fit_windows_never_cross_trial_boundaries(monkeypatch):
+@pytest.mark.parametrize("mode", ["shooting", "sparse"])
+def test_dsr_fit_windows_never_cross_trial_boundaries(monkeypatch, mode):
     # every trial holds one distinct constant count, so a window that crosses a boundary mixes
     # values; the trials are laid out back to back, as one recording cut into trials
     lengths, values = [60, 80, 45, 70], [0, 1, 2, 3]
     trials = [np.full((n, 2), v, dtype=np.int64) for n, v in zip(lengths, values)]
     obs = Observations(trials, kind="counts", bin_size=0.01)
     seen = []
-    orig = MultipleShooting.loss  # the scheme counts are fitted with by default
+    scheme = FORCING_SCHEMES[mode]  # shooting: the scheme counts are fitted with by default
+    orig = scheme.loss
 
     def record(self, latent, readout, X, F, index):
-        seen.append((X.detach().clone(), F.detach().clone()))
+        # learned forcing states read no forcing targets, and get none
+        assert (F is None) == (not scheme.uses_targets)
+        seen.append((X.detach().clone(), None if F is None else F.detach().clone()))
         return orig(self, latent, readout, X, F, index)
 
-    monkeypatch.setattr(MultipleShooting, "loss", record)
+    monkeypatch.setattr(scheme, "loss", record)
     est = DSR(hidden_dim=8, tau=5, epochs=3, batches_per_epoch=4, batch_size=32, progress=False,
-              seed=0)
+              seed=0, mode=mode)
     est.fit(obs)
     assert seen, "the trainer received no windows"
     X = torch.cat([x for x, _ in seen])     # (n_windows, tau + 1, n_units)
-    F = torch.cat([f for _, f in seen])
     assert X.shape[1] == est.tau_ + 1
     first = X[:, :1]
     assert torch.all(X == first), "a training window mixes bins of two trials"
-    assert torch.all(F == F[:, :1]), "a window's forcing targets mix two trials"
+    if scheme.uses_targets:
+        F = torch.cat([f for _, f in seen])
+        assert torch.all(F == F[:, :1]), "a window's forcing targets mix two trials"
     # windows come from every trial long enough (all of them here)
     assert set(first[:, 0, 0].round().int().tolist()) == set(values)
 
