@@ -391,7 +391,9 @@ def main(argv=None) -> int:
     r2_train = r_squared(latent_train, to_truth.predict(z_train))
     r2_test = r_squared(latent_test, to_truth.predict(z_test))
     T = n_bins - cut
-    gen = to_truth.predict(generated_latent(est, test_segs[0], T))
+    z_gen = generated_latent(est, test_segs[0], T)
+    # a free run that explodes (or overflows in the latent map) has no D_stsp or D_H
+    gen = to_truth.predict(z_gen) if np.all(np.isfinite(z_gen)) else z_gen
     if np.all(np.isfinite(gen)):
         ds = float(state_space_divergence(latent_test, gen))
         dh = float(power_spectrum_distance(latent_test, gen))
