@@ -233,10 +233,11 @@ def _trainer(latent, readout, scheme, **opt):
 
 
 def test_the_fused_adam_and_the_batch_gather_give_the_plain_results():
-    from nwb_dsr.training.trainer import _rows, make_optimizer
+    from nwb_dsr.training.forcing import gather_rows
+    from nwb_dsr.training.trainer import make_optimizer
     X = torch.randn(50, 4)
     W = torch.tensor([[0, 1, 2], [7, 8, 9], [40, 41, 42]])
-    assert torch.equal(_rows(X, W), X[W])
+    assert torch.equal(gather_rows(X, W), X[W])
     torch.manual_seed(0)
     a = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(3))]
     b = [torch.nn.Parameter(p.detach().clone()) for p in a]

@@ -39,7 +39,7 @@ from ..models.observation import ObservationModel
 from ..models.rollout import pad_state
 
 __all__ = ["ForcingScheme", "SparseForcing", "MultipleShooting", "GeneralizedTeacherForcing",
-           "NoForcing", "FORCING_SCHEMES", "register_forcing", "make_forcing"]
+           "NoForcing", "FORCING_SCHEMES", "register_forcing", "make_forcing", "gather_rows"]
 
 #: Registered forcing schemes, by name.
 FORCING_SCHEMES: dict = {}
@@ -64,6 +64,12 @@ def make_forcing(name: str, **settings) -> "ForcingScheme":
         raise ValueError(f"mode must be one of {sorted(FORCING_SCHEMES)} or 'auto'; got "
                          f"{name!r}.") from None
     return cls(**settings)
+
+
+def gather_rows(X: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``X[index]`` for an index array (batch, L+1) into the rows of X (n_bins, N), by one
+    ``index_select`` (several times faster than advanced indexing on the CPU)."""
+    return X.index_select(0, index.reshape(-1)).view(*index.shape, X.shape[1])
 
 
 def rollout(latent: LatentModel, readout: ObservationModel, zhat: torch.Tensor, steps,
@@ -292,8 +298,7 @@ class MultipleShooting(SparseForcing):
         """The likelihood of every bin of the window, the first read out from its own state,
         plus ``continuity`` × the mean squared gap at the grid points the window reaches."""
         reg = latent.regularization()
-        states = self.states.index_select(0, index.reshape(-1)).view(
-            *index.shape, self.states.shape[1])  # (batch, L+1, M)
+        states = gather_rows(self.states, index)  # (batch, L+1, M)
         pred = self._rollout(latent, readout, states)
         z0 = pad_state(states[:, :1], pred.shape[-1])
         fit = readout.loss(torch.cat([z0, pred], dim=1), X)

@@ -29,7 +29,7 @@ from ..models.observation import ObservationModel
 from ..models.rollout import free_run
 from ..observations import Observations
 from ..protocol import COLLAPSE_PENALTY, EvaluationProtocol
-from .forcing import ForcingScheme
+from .forcing import ForcingScheme, gather_rows
 
 __all__ = ["Trainer", "TrainingHistory", "TrainingDivergedWarning", "CollapseWarning",
            "free_run", "resolve_device", "split_validation", "count_windows",
@@ -120,12 +120,6 @@ def make_optimizer(name: str, params: list, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except RuntimeError:  # a device or dtype without the fused kernel
         return torch.optim.Adam(params, lr=lr)
-
-
-def _rows(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """``X[W]`` for an index array W (batch, L+1) into the rows of X (n_bins, N), by one
-    ``index_select`` (several times faster than advanced indexing on the CPU)."""
-    return X.index_select(0, W.reshape(-1)).view(*W.shape, X.shape[1])
 
 
 class TrainingDivergedWarning(RuntimeWarning):
@@ -418,8 +412,8 @@ class Trainer:
                     break  # the budget ran out inside the epoch
                 pick = torch.randint(0, n_starts, (opt_cfg.batch_size,), generator=gen)
                 W = data.starts[pick.to(self.device)].unsqueeze(1) + ar
-                loss = self.scheme.loss(self.latent, self.readout, _rows(data.X, W),
-                                        _rows(data.F, W) if uses_targets else None, W)
+                loss = self.scheme.loss(self.latent, self.readout, gather_rows(data.X, W),
+                                        gather_rows(data.F, W) if uses_targets else None, W)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 lv = float(loss.detach())
