@@ -104,8 +104,9 @@ COUNTS_ENSEMBLE = 2
 COUNTS_FINAL_CHECKS = 1
 
 #: ``eval_every="auto"`` with the Poisson layer: epochs between validations. A validation of
-#: counts draws and smooths counts of every unit along its five free runs, about as much work
-#: as 70 gradient steps; counts run their whole schedule (no early stopping), so validation
+#: counts draws and smooths counts of every unit along its five free runs, about as much time
+#: as 90 gradient steps (``benchmarks/throughput.py``: 0.20 s against 2.2 ms a step at 60
+#: units); counts run their whole schedule (no early stopping), so validation
 #: only chooses the checkpoint. On ``benchmarks/spikes_vs_gpfa.py`` (seeds 0–4) λ_max was
 #: 0.86, 0.82, 0.81, 0.87, 0.84 /s against 0.77, 0.77, 0.81, 0.87, 0.84 with validations every
 #: 5 epochs, and co-bps the same within 0.002; on ``benchmarks/real_population.py`` (rat_m1)

@@ -242,6 +242,7 @@ def test_the_fused_adam_and_the_batch_gather_give_the_plain_results():
     a = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(3))]
     b = [torch.nn.Parameter(p.detach().clone()) for p in a]
     fused, plain = make_optimizer("adam", a, 0.01), torch.optim.Adam(b, lr=0.01)
+    assert fused.defaults["fused"] is True  # the CPU has the fused kernel
     for _ in range(20):
         for params, opt in ((a, fused), (b, plain)):
             opt.zero_grad()

@@ -487,8 +487,9 @@ class Trainer:
     def _select(self, kept: list, segments: list):
         """Restore the model from the kept checkpoints, (validation score, epoch, snapshot) best
         first: the first one, or with ``n_final_checks`` > 1 the one with the lowest score in
-        the final check on ``segments`` (of equal scores the better validation), and record
-        the choice in the history."""
+        the final check on ``segments`` (of equal scores the better validation; a checkpoint
+        whose final score shows it drifting, :func:`is_drifting`, counts as collapsed), and
+        record the choice in the history."""
         hist = self.history
         score, epoch, snap = kept[0]
         if self.n_final_checks > 1:
