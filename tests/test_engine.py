@@ -450,6 +450,46 @@ def test_same_seed_gives_the_same_parameters(lorenz_series):
     assert not all(np.array_equal(a[k], c[k]) for k in a)
 
 
+def _fitted_latent(series, **kw):
+    est = DSR(**{**dict(hidden_dim=8, tau=10, epochs=1, batch_size=16, progress=False,
+                        validation_fraction=0.0, seed=5), **kw}).fit(series)
+    return {k: v.clone() for k, v in est.latent_model_.state_dict().items()}
+
+
+def test_weight_averaging_is_the_moving_average_of_the_raw_steps(lorenz_series):
+    # the raw iterates after 0..3 gradient steps (the same seed draws the same batches), and
+    # the fit with averaging: its model is the exponential moving average of those iterates
+    x, d = lorenz_series[:1500], 0.7
+    raw = [_fitted_latent(x, batches_per_epoch=1, lr=1e-12, ema_decay=0)]  # the initial state
+    raw += [_fitted_latent(x, batches_per_epoch=k, ema_decay=0) for k in (1, 2, 3)]
+    averaged = _fitted_latent(x, batches_per_epoch=3, ema_decay=d)
+    for name, p0 in raw[0].items():
+        expect = p0.clone()
+        for n, p in enumerate(raw[1:]):
+            dn = min(d, (1 + n) / (10 + n))
+            expect = dn * expect + (1 - dn) * p[name]
+        torch.testing.assert_close(averaged[name], expect, rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(averaged[n], raw[-1][n]) for n in averaged)
+
+
+@pytest.mark.filterwarnings("ignore::nwb_dsr.collapse.CollapseWarning")  # a 20-step fit
+def test_weight_averaging_leaves_the_gradient_steps_alone(lorenz_series):
+    kw = dict(hidden_dim=8, tau=10, epochs=4, batches_per_epoch=5, eval_every=1, patience=None,
+              progress=False, n_final_checks=1, restarts=0)
+    seen = {0: [], 0.9: []}
+
+    def fit(decay):
+        def callback(trainer, epoch, seconds):  # sees what validation saw
+            seen[decay].append(trainer.latent.W1.detach().clone())
+        return DSR(**kw, ema_decay=decay).fit(lorenz_series[:2000], callback=callback)
+
+    plain, averaged = fit(0), fit(0.9)
+    assert plain.history_.loss == averaged.history_.loss  # the same raw parameters' losses
+    assert all(not torch.equal(a, b) for a, b in zip(seen[0], seen[0.9]))
+    # the fitted model is one of the averaged checkpoints
+    assert any(torch.equal(averaged.latent_model_.W1, w) for w in seen[0.9])
+
+
 def test_divergence_keeps_the_last_good_parameters(lorenz_series, monkeypatch):
     est = DSR(hidden_dim=8, tau=5, epochs=6, batches_per_epoch=3, progress=False,
               validation_fraction=0.0)
@@ -656,6 +696,7 @@ BAD_INPUT = [
     (dict(latent_dim=0), np.zeros((100, 2)), ValueError, "latent_dim must be None .* or an integer"),
     (dict(continuity=-1.0), np.zeros((100, 2)), ValueError, "continuity must be a weight >= 0"),
     (dict(lr=0), np.zeros((100, 2)), ValueError, "lr must be a positive learning rate"),
+    (dict(ema_decay=1.0), np.zeros((100, 2)), ValueError, r"ema_decay must be a decay in \[0, 1\)"),
     (dict(ensemble=0), np.zeros((100, 2)), ValueError, "ensemble must be 'auto' or an integer"),
     (dict(ensemble="many"), np.zeros((100, 2)), ValueError,
      "ensemble must be 'auto' or an integer"),

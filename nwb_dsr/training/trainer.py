@@ -5,14 +5,18 @@ What happens inside a window (which states are forced, and how) is the forcing s
 (:mod:`nwb_dsr.protocol`). The loop samples windows across segments (never across a boundary),
 steps Adam or RAdam along a learning-rate schedule over the epoch budget, validates every
 ``eval_every`` epochs and keeps the ``n_final_checks`` best checkpoints, and stops on the epoch
-budget, the time budget, patience, or a diverging loss (keeping the last good state). When it
-stops, the kept checkpoints are checked again with longer free runs (``n_final_steps``) on the
+budget, the time budget, patience, or a diverging loss (keeping the last good state). With
+``ema_decay`` > 0 the gradient steps move the raw parameters while an exponential moving
+average of them is what validation, the final check, the callback and the fitted model see
+(weight averaging: successive checkpoints of a chaotic fit differ less). When training stops,
+the kept checkpoints are checked again with longer free runs (``n_final_steps``) on the
 same held-back data, and the best of that final check becomes the model. The time budget only
 stops training early; nothing else depends on the wall clock, so a seed gives the same fit on a
 busy and on an idle machine as long as the fit ends within its budget.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -34,7 +38,8 @@ from .forcing import ForcingScheme, gather_rows
 __all__ = ["Trainer", "TrainingHistory", "TrainingDivergedWarning", "CollapseWarning",
            "free_run", "resolve_device", "split_validation", "count_windows",
            "auto_batches_per_epoch", "make_optimizer", "AUTO_PATIENCE", "AUTO_BATCHES",
-           "AUTO_FINAL_CHECKS", "AUTO_EVAL_EVERY", "DRIFT_FACTOR", "DRIFT_MARGIN", "is_drifting"]
+           "AUTO_FINAL_CHECKS", "AUTO_EVAL_EVERY", "DRIFT_FACTOR", "DRIFT_MARGIN", "is_drifting",
+           "ema_decay_at"]
 
 #: ``batches_per_epoch="auto"``: one pass over the training windows, within these bounds.
 AUTO_BATCHES = (10, 50)
@@ -211,6 +216,63 @@ class _Windows:
     starts: torch.Tensor     # valid window starts (global indices)
 
 
+def ema_decay_at(decay: float, n_updates: int) -> float:
+    """Decay of the parameter average at its ``n_updates``-th update: ``decay``, but at most
+    (1 + n)/(10 + n), so that the first steps, far from the initial state, soon outweigh it
+    (the initial state weighs 0.1 after one step, 1 % after about 30).
+
+    Examples
+    --------
+    >>> ema_decay_at(0.995, 0), round(ema_decay_at(0.995, 90), 3), ema_decay_at(0.995, 5000)
+    (0.1, 0.91, 0.995)
+    """
+    return min(float(decay), (1.0 + n_updates) / (10.0 + n_updates))
+
+
+class _Average:
+    """The exponential moving average of ``params`` (decay per :meth:`update`, see
+    :func:`ema_decay_at`), and the swap of it into the parameters; with ``decay`` 0 the
+    parameters themselves (every method a no-op).
+    """
+
+    def __init__(self, params: list, decay: float):
+        self.params, self.decay, self.n_updates = params, float(decay), 0
+        self.average = [p.detach().clone() for p in params] if self.decay > 0 else None
+
+    @torch.no_grad()
+    def update(self):
+        if self.average is not None:
+            d = ema_decay_at(self.decay, self.n_updates)
+            torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - d)
+            self.n_updates += 1
+
+    @torch.no_grad()
+    def _exchange(self):
+        for p, a in zip(self.params, self.average):
+            raw = p.detach().clone()
+            p.copy_(a)
+            a.copy_(raw)
+
+    @contextlib.contextmanager
+    def swapped(self):
+        """The average in the parameters inside the block, the raw parameters after it."""
+        if self.average is None:
+            yield
+            return
+        self._exchange()
+        try:
+            yield
+        finally:
+            self._exchange()
+
+    @torch.no_grad()
+    def load(self):
+        """Put the average into the parameters for good."""
+        if self.average is not None:
+            for p, a in zip(self.params, self.average):
+                p.copy_(a)
+
+
 class Trainer:
     """Fit a latent model and an observation layer to observations with a forcing scheme.
 
@@ -360,6 +422,8 @@ class Trainer:
         params = list(self.latent.parameters()) + list(self.readout.parameters())
         params += self.scheme.setup(self.latent, self.readout, data.F)
         opt = make_optimizer(opt_cfg.optimizer, params, opt_cfg.lr)
+        averaging = _Average(list(self.latent.parameters()) + list(self.readout.parameters()),
+                             opt_cfg.ema_decay)
         clip = self.grad_clip
         uses_targets = self.scheme.uses_targets
         ar = torch.arange(L + 1, device=self.device)
@@ -379,12 +443,15 @@ class Trainer:
 
         def validate_now():
             nonlocal best_score, stale
-            res = self.validate(val_segs)
+            with averaging.swapped():
+                res = self.validate(val_segs)
+                snapshot = self._snapshot() if res.score < math.inf and (
+                    len(kept) < n_kept or res.score < kept[-1][0]) else None
             hist.val_epochs.append(epoch); hist.val_score.append(res.score)
             hist.val_dstsp.append(res.dstsp); hist.val_dh.append(res.dh)
             hist.val_collapse.append(res.collapse)
-            if res.score < math.inf and (len(kept) < n_kept or res.score < kept[-1][0]):
-                kept.append((res.score, epoch, self._snapshot()))
+            if snapshot is not None:
+                kept.append((res.score, epoch, snapshot))
                 kept.sort(key=lambda c: c[0])  # stable: of equal scores the earlier first
                 del kept[n_kept:]
             if res.score < best_score:
@@ -425,6 +492,7 @@ class Trainer:
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
                 opt.step()
+                averaging.update()
                 total += lv
                 done += 1
             if not diverged and not all(torch.isfinite(p).all() for p in params):
@@ -450,7 +518,8 @@ class Trainer:
                     break
             if callback is not None:
                 c0 = time.perf_counter()
-                callback(self, epoch, c0 - t_start - excluded)
+                with averaging.swapped():
+                    callback(self, epoch, c0 - t_start - excluded)
                 excluded += time.perf_counter() - c0
             if bar is not None:
                 bar.update(1)
@@ -463,6 +532,8 @@ class Trainer:
             validate_now()
         if kept:
             self._select(kept, val_segs)
+        elif hist.stopped != "diverged":
+            averaging.load()  # no checkpoint to choose from: the average of the last steps
         self.validation_segments = val_segs
         where = "at every validation of this fit"
         if hist.final_epochs:
