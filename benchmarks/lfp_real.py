@@ -48,7 +48,7 @@ from nwb_dsr.analysis.lyapunov import spectral_peak
 from nwb_dsr.metrics import power_spectrum_distance
 
 
-def run(path, seed: int, max_time: float, n_lyapunov: int) -> dict:
+def run(path, seed: int, max_time: float, n_lyapunov: int, settings: dict | None = None) -> dict:
     obs = dsr.read_lfp(path)
     pre = obs.provenance["preprocess"]
     band = pre["band"] or [None, None]
@@ -56,7 +56,8 @@ def run(path, seed: int, max_time: float, n_lyapunov: int) -> dict:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        est = dsr.DSR(max_time=max_time, seed=seed, progress=False).fit(train)
+        est = dsr.DSR(**{"max_time": max_time, "seed": seed, "progress": False,
+                         **(settings or {})}).fit(train)
     fit_s = time.perf_counter() - t0
     m = dsr.evaluate(est, test, n_lyapunov=n_lyapunov, seed=seed)
     x = np.concatenate(test.data)
@@ -105,6 +106,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--max-time", type=float, default=300.0, help="fit budget in s (default 300)")
     ap.add_argument("--lyapunov-steps", type=int, default=20_000)
+    ap.add_argument("--dsr", default="{}", help="JSON dict of extra DSR(...) settings "
+                    "(experiments; the benchmark uses the defaults)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     truth = None
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
         ap.error("give FILE or --lorenz")
     rows = []
     for seed in args.seeds:
-        r = run(path, seed, args.max_time, args.lyapunov_steps)
+        r = run(path, seed, args.max_time, args.lyapunov_steps, json.loads(args.dsr))
         if truth is not None:
             r["lambda_max_true_per_s"] = truth
             lam = r["lambda_max_model_per_s"]
@@ -138,7 +141,8 @@ def main(argv=None) -> int:
         if truth is not None:
             line += f"  true lambda_max {truth:.3f} /s, error {f(r['lambda_rel_error'])}"
         print(line, flush=True)
-    print(json.dumps({"file": str(path), "max_time": args.max_time, "runs": rows},
+    print(json.dumps({"file": str(path), "max_time": args.max_time,
+                      "dsr": json.loads(args.dsr), "runs": rows},
                      default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
     return 0
 

@@ -191,13 +191,13 @@ class OptimizationConfig:
         "stops training early: the learning-rate schedule follows the epochs, so a fit that "
         "ends within its budget is the same on a busy and on an idle machine", cli=True,
         metavar="S")
-    ema_decay: Any = _setting(
-        "auto", "weight averaging: decay per gradient step of the exponential moving average "
-        "of the model's parameters (latent map and read-out) that validation, the final check, "
-        "the callback and the fitted model use, while the gradient steps move the raw "
-        "parameters; at step n the decay is at most (1 + n)/(10 + n), so the first steps soon "
-        "outweigh the initial state; auto: 0.995 for spike counts, 0 otherwise; 0: no "
-        "averaging (the parameters of the last step)", metavar="auto|D")
+    ema_decay: float = _setting(
+        0.0, "weight averaging: decay per gradient step of an exponential moving average of "
+        "the model's parameters (latent map and read-out) that validation, the final check, "
+        "the callback and the fitted model then use, while the gradient steps move the raw "
+        "parameters (0.995: about the last 200 steps); at step n the decay is at most "
+        "(1 + n)/(10 + n), so the first steps soon outweigh the initial state; 0: no averaging "
+        "(the parameters of the last step)")
     grad_clip: float | None = _setting(
         None, "gradient-norm clip (default: the scheme's, 10 for bptt, 1 otherwise: a rare "
         "large gradient of a chaotic window otherwise throws the map onto a fixed point)")
@@ -239,9 +239,8 @@ class OptimizationConfig:
         _number("lr", self.lr, low=0, low_open=True, what="a positive learning rate")
         _number("lr_final", self.lr_final, low=0, low_open=True,
                 what="a positive learning rate")
-        if self.ema_decay != "auto":
-            _number("ema_decay", self.ema_decay, low=0, high=1, high_open=True,
-                    what="'auto' or a decay in [0, 1) (0: no averaging)")
+        _number("ema_decay", self.ema_decay, low=0, high=1, high_open=True,
+                what="a decay in [0, 1) (0: no averaging)")
         _choice("optimizer", self.optimizer, ("adam", "radam"))
         _choice("schedule", self.schedule, ("exponential", "cosine", "constant"))
         _number("max_time", self.max_time, low=0, low_open=True, allow_none=True,

@@ -28,8 +28,6 @@ turned into numbers:
   (the whole schedule) for the Poisson layer;
 - ``n_final_checks="auto"`` → :data:`COUNTS_FINAL_CHECKS` checkpoints for the Poisson layer,
   :data:`~nwb_dsr.training.trainer.AUTO_FINAL_CHECKS` otherwise;
-- ``ema_decay="auto"`` → :data:`COUNTS_EMA_DECAY` (weight averaging) for the Poisson layer,
-  0 (none) otherwise;
 - ``restarts="auto"`` → :data:`AUTO_RESTARTS` further members while the selected one collapsed,
   none for the Poisson layer;
 - ``ensemble="auto"`` → :data:`COUNTS_ENSEMBLE` members for the Poisson layer and for field
@@ -57,7 +55,7 @@ __all__ = ["resolve", "choose_tau", "default_latent_dim", "default_hidden_dim",
            "smoothing_bins",
            "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM",
            "COUNTS_LATENT_DIM", "COUNTS_ENSEMBLE", "COUNTS_MIN_BATCHES", "COUNTS_FINAL_CHECKS",
-           "COUNTS_EVAL_EVERY", "COUNTS_EMA_DECAY", "AUTO_RESTARTS",
+           "COUNTS_EVAL_EVERY", "AUTO_RESTARTS",
            "COUNTS_MIN_TAU_KERNELS", "COUNTS_MAX_TAU_KERNELS", "TIMESCALE_FRACTION",
            "is_field_potential", "data_dimension"]
 
@@ -109,24 +107,12 @@ COUNTS_FINAL_CHECKS = 1
 #: counts draws and smooths counts of every unit along its five free runs, about as much time
 #: as 90 gradient steps (``benchmarks/throughput.py``: 0.20 s against 2.2 ms a step at 60
 #: units); counts run their whole schedule (no early stopping), so validation
-#: only chooses the checkpoint. On ``benchmarks/spikes_vs_gpfa.py`` (seeds 0–4, without
-#: weight averaging) λ_max was 0.86, 0.82, 0.81, 0.87, 0.84 /s against 0.77, 0.77, 0.81, 0.87,
-#: 0.84 with validations every 5 epochs, and co-bps the same within 0.002; on
-#: ``benchmarks/real_population.py`` (rat_m1)
+#: only chooses the checkpoint. On ``benchmarks/spikes_vs_gpfa.py`` (seeds 0–4) λ_max was
+#: 0.86, 0.82, 0.81, 0.87, 0.84 /s against 0.77, 0.77, 0.81, 0.87, 0.84 with validations every
+#: 5 epochs, and co-bps the same within 0.002; on ``benchmarks/real_population.py`` (rat_m1)
 #: the checkpoint chosen moves co-bps a lot: seed 1 gave 0.08 bits per spike validating every
 #: 5 epochs and −0.13 every 10 (seed 0: −0.006 and −0.007).
 COUNTS_EVAL_EVERY = 10
-
-#: ``ema_decay="auto"`` with the Poisson layer: validation and the fitted model use the moving
-#: average of the parameters over about the last 200 gradient steps. λ_max of a fit to counts
-#: moves by 10 % between checkpoints 5 epochs apart; on ``benchmarks/spikes_vs_gpfa.py`` λ_max
-#: came within 20 % of the truth on all of seeds 0–9 (0.75–0.92 /s against 0.906) with the
-#: average and on nine without it (0.71–0.94), with the same co-bps, and on
-#: ``benchmarks/real_population.py`` (rat_m1, seeds 0–4) the mean co-bps rose from −0.016 to
-#: 0.030. Continuous data get none: on the EEG of ``benchmarks/lfp_real.py`` the test runs of
-#: two of three seeds came to rest with it (none without), and on lorenz63 it changed no
-#: seed's outcome against the targets of ``benchmarks/reconstruct.py``.
-COUNTS_EMA_DECAY = 0.995
 
 #: ``restarts="auto"`` for continuous data: members fitted while the selected one collapsed.
 #: On lorenz63 (seed 0 of ``benchmarks/reconstruct.py``) the final check found the eight best
@@ -476,9 +462,6 @@ def resolve(config: DSRConfig, observations: Observations, *,
     ensemble = o.ensemble
     if ensemble == "auto":
         ensemble = COUNTS_ENSEMBLE if obs_name == "poisson" or field else 1
-    ema_decay = o.ema_decay
-    if ema_decay == "auto":
-        ema_decay = COUNTS_EMA_DECAY if obs_name == "poisson" else 0.0
     restarts = o.restarts
     if restarts == "auto":
         restarts = 0 if obs_name == "poisson" else AUTO_RESTARTS
@@ -491,7 +474,7 @@ def resolve(config: DSRConfig, observations: Observations, *,
         alpha=float(scheme.default_alpha if f.alpha is None else f.alpha), seq_len=seq_len,
         grad_clip=scheme.default_clip if grad_clip is None else float(grad_clip),
         batches_per_epoch=int(n_batches), patience=patience, eval_every=int(eval_every),
-        ensemble=int(ensemble), ema_decay=float(ema_decay),
+        ensemble=int(ensemble),
         restarts=int(restarts))
     return ResolvedConfig(settings=settings, kind=kind, bin_size=float(bin_size),
                           n_channels=int(n_ch), smoothing_bins=float(sm_bins),

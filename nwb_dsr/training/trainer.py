@@ -423,7 +423,7 @@ class Trainer:
         params += self.scheme.setup(self.latent, self.readout, data.F)
         opt = make_optimizer(opt_cfg.optimizer, params, opt_cfg.lr)
         averaging = _Average(list(self.latent.parameters()) + list(self.readout.parameters()),
-                             0.0 if opt_cfg.ema_decay == "auto" else opt_cfg.ema_decay)
+                             opt_cfg.ema_decay)
         clip = self.grad_clip
         uses_targets = self.scheme.uses_targets
         ar = torch.arange(L + 1, device=self.device)
