@@ -179,7 +179,8 @@ class OptimizationConfig:
     batches_per_epoch: Any = _setting(
         "auto", "gradient steps per epoch, or auto: one pass over the training windows (their "
         "number divided by batch_size), at least 10 and at most 50, so that the budget of "
-        "epochs follows the amount of data", cli=True, metavar="auto|N")
+        "epochs follows the amount of data (at least 20 for spike counts and 50 for field "
+        "potentials, whose shooting windows are few)", cli=True, metavar="auto|N")
     lr: float = _setting(3e-3, "initial learning rate")
     lr_final: float = _setting(1e-4, "learning rate at the end of training")
     optimizer: str = _setting("adam", "optimizer", choices=("adam", "radam"))

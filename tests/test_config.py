@@ -78,6 +78,16 @@ def test_batches_per_epoch_follow_the_amount_of_data():
     assert bpe(1000) == 10 and bpe(200_000) == 50  # the bounds
     assert bpe(5000, batch_size=64) == 50 and bpe(5000, batches_per_epoch=7) == 7
     assert bpe(5000, validation_fraction=0.0) == 20
+    # field potentials (read_lfp's preprocessing): shooting windows every tau bins, 450 of them,
+    # two batches; the floor of FIELD_MIN_BATCHES steps
+    from nwb_dsr.policies import FIELD_MIN_BATCHES
+    lfp = Observations(np.random.default_rng(0).normal(size=(5000, 2)), bin_size=0.01,
+                       provenance={"preprocess": {"enabled": True}})
+    r = resolve(DSRConfig.from_params(tau=10), lfp)
+    assert (r.forcing.mode, r.optimization.batches_per_epoch) == ("shooting", FIELD_MIN_BATCHES)
+    assert FIELD_MIN_BATCHES == 50
+    assert resolve(DSRConfig.from_params(tau=10, batches_per_epoch=7), lfp) \
+        .optimization.batches_per_epoch == 7
     with pytest.raises(ValueError, match="batches_per_epoch must be 'auto' or an integer"):
         DSRConfig.from_params(batches_per_epoch="many")
 
