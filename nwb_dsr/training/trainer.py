@@ -8,7 +8,7 @@ steps Adam or RAdam along a learning-rate schedule over the epoch budget, valida
 budget, the time budget, patience, or a diverging loss (keeping the last good state). With
 ``ema_decay`` > 0 the gradient steps move the raw parameters while an exponential moving
 average of them is what validation, the final check, the callback and the fitted model see
-(weight averaging: successive checkpoints of a chaotic fit differ less). When training stops,
+(weight averaging; off by default). When training stops,
 the kept checkpoints are checked again with longer free runs (``n_final_steps``) on the
 same held-back data, and the best of that final check becomes the model. The time budget only
 stops training early; nothing else depends on the wall clock, so a seed gives the same fit on a
@@ -219,7 +219,7 @@ class _Windows:
 def ema_decay_at(decay: float, n_updates: int) -> float:
     """Decay of the parameter average at its ``n_updates``-th update: ``decay``, but at most
     (1 + n)/(10 + n), so that the first steps, far from the initial state, soon outweigh it
-    (the initial state weighs 0.1 after one step, 1 % after about 30).
+    (the initial state weighs 0.1 after one step and under 1 % after three).
 
     Examples
     --------
