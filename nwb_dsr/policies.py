@@ -94,7 +94,7 @@ COUNTS_MIN_BATCHES = 20
 #: ``batches_per_epoch="auto"`` for field potentials prepared by :func:`nwb_dsr.read_lfp`: at
 #: least this many gradient steps per epoch (the most a continuous series gets). Their shooting
 #: windows start every τ bins, so one pass over them is short: 90 s of EEG at 75 Hz gave 10
-#: steps an epoch, 2,000 in all. On ``benchmarks/lfp_real.py`` (seeds 0–2) 50 steps an epoch
+#: steps an epoch, 2,000 at most. On ``benchmarks/lfp_real.py`` (seeds 0–2) 50 steps an epoch
 #: took the held-out D_stsp of the Lorenz-driven LFP from 2.6 and 2.4 (seeds 0–1) to 0.06,
 #: 0.18 and 0.19, its D_H from 0.28 and 0.30 to 0.07, 0.09 and 0.11, and the EEG's D_H from
 #: 0.42, 0.41 and 0.45 to 0.38, 0.36 and 0.41, at about twice the fit time; λ_max of the

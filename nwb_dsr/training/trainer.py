@@ -8,11 +8,11 @@ steps Adam or RAdam along a learning-rate schedule over the epoch budget, valida
 budget, the time budget, patience, or a diverging loss (keeping the last good state). With
 ``ema_decay`` > 0 the gradient steps move the raw parameters while an exponential moving
 average of them is what validation, the final check, the callback and the fitted model see
-(weight averaging; off by default). When training stops,
-the kept checkpoints are checked again with longer free runs (``n_final_steps``) on the
-same held-back data, and the best of that final check becomes the model. The time budget only
-stops training early; nothing else depends on the wall clock, so a seed gives the same fit on a
-busy and on an idle machine as long as the fit ends within its budget.
+(weight averaging; off by default). When training stops, the kept checkpoints are checked
+again with longer free runs (``n_final_steps``) on the same held-back data, and the best of
+that final check becomes the model. The time budget only stops training early; nothing else
+depends on the wall clock, so a seed gives the same fit on a busy and on an idle machine as
+long as the fit ends within its budget.
 """
 from __future__ import annotations
 
