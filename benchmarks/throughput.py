@@ -1,7 +1,7 @@
 """Training and generation throughput: sequence-steps per second on this machine.
 
 For each latent model at its default sizes (the defaults ``DSR()`` resolves for a 3-channel
-continuous series: latent size 3, hidden width of the shallow PLRNNs as configured) with the
+continuous series: latent size 6, hidden width of the shallow PLRNNs 128) with the
 Gaussian layer and sparse forcing (τ = 20), and for the Poisson path (60 units, the counts'
 defaults: Poisson layer, learned forcing states, latent size 3, τ = 20), it reports
 

@@ -97,7 +97,8 @@ class ModelConfig:
     latent_dim: int | None = _setting(
         None, "latent size M; none: 3 for spike counts (at most the number of units), the data's "
         "dimension (principal components for 95 percent of the variance) for field potentials "
-        "prepared by read_lfp, else the number of channels (at most 16)", cli=True, metavar="M")
+        "prepared by read_lfp, else twice the number of channels (at most 16)", cli=True,
+        metavar="M")
     hidden_dim: int | None = _setting(
         None, "hidden width of the shallow PLRNNs; none: 64 per 3 latent units, rounded up "
         "(64 for M <= 3, 128 for M = 4-6, 192 for M = 7-9, 256 for M = 10-12): "

@@ -53,7 +53,7 @@ from .training.trainer import (AUTO_EVAL_EVERY, AUTO_FINAL_CHECKS, AUTO_PATIENCE
 
 __all__ = ["resolve", "choose_tau", "default_latent_dim", "default_hidden_dim",
            "smoothing_bins",
-           "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM",
+           "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM", "LATENT_PER_DIMENSION",
            "COUNTS_LATENT_DIM", "COUNTS_ENSEMBLE", "COUNTS_MIN_BATCHES", "COUNTS_FINAL_CHECKS",
            "FIELD_MIN_BATCHES",
            "COUNTS_EVAL_EVERY", "AUTO_RESTARTS",
@@ -131,8 +131,20 @@ COUNTS_EVAL_EVERY = 10
 #: none: they have :data:`COUNTS_ENSEMBLE` members already, and a fit of counts costs a minute.
 AUTO_RESTARTS = 1
 
-#: Largest default latent size for continuous data (the number of channels otherwise).
+#: Largest default latent size for continuous data.
 MAX_CONTINUOUS_LATENT_DIM = 16
+
+#: ``latent_dim=None`` for continuous data other than field potentials: latent units per
+#: channel. With one per channel the shallow PLRNN's fixed points on lorenz63 were nearly
+#: stable: half the checkpoints of a fit came to rest in long free runs, and seed 0 ended at
+#: D_stsp 0.37 / D_H 0.09. With two, seeds 0-4 of ``benchmarks/reconstruct.py`` gave
+#: 0.05-0.07 / 0.06-0.07 in 60 s, the 10-d EEG (eeg_tde) 0.12 / 0.027 instead of
+#: 0.77 / 0.096, and the 5-d jena series D_H 0.059 instead of 0.47. Field potentials keep
+#: their dimension (:func:`data_dimension`): on the OpenBCI EEG of ``benchmarks/lfp_real.py``
+#: twice as many latent units gave D_H 0.27, 0.52 and 0.65 (seeds 0-2) against 0.38, 0.36
+#: and 0.41, although they brought λ_max of the Lorenz-driven LFP from 2.4-2.8 /s to
+#: 1.08-1.28 /s (true 0.91).
+LATENT_PER_DIMENSION = 2
 
 #: ``choose_tau`` bounds τ_pred of continuous data from below by this fraction of the signal's
 #: time scale (its dominant period, else its autocorrelation time): measurement noise inflates
@@ -174,22 +186,23 @@ def default_latent_dim(observations: Observations) -> int:
     """The latent size M used when ``latent_dim`` is not given.
 
     3 for spike counts (at most the number of units); for field potentials prepared by
-    :func:`nwb_dsr.read_lfp` the data's dimension (:func:`data_dimension`); otherwise the number
-    of channels, at most :data:`MAX_CONTINUOUS_LATENT_DIM`.
+    :func:`nwb_dsr.read_lfp` the data's dimension (:func:`data_dimension`); otherwise
+    :data:`LATENT_PER_DIMENSION` latent units per channel; at most
+    :data:`MAX_CONTINUOUS_LATENT_DIM` for continuous data.
 
     Examples
     --------
     >>> import numpy as np
     >>> default_latent_dim(Observations(np.ones((10, 60)), kind="counts"))
     3
-    >>> default_latent_dim(Observations(np.zeros((10, 3))))
-    3
+    >>> [default_latent_dim(Observations(np.zeros((10, n)))) for n in (3, 10)]
+    [6, 16]
     """
     if observations.kind == "counts":
         return int(min(COUNTS_LATENT_DIM, observations.n_channels))
     if is_field_potential(observations):
         return data_dimension(observations)
-    return int(min(observations.n_channels, MAX_CONTINUOUS_LATENT_DIM))
+    return int(min(LATENT_PER_DIMENSION * observations.n_channels, MAX_CONTINUOUS_LATENT_DIM))
 
 
 def default_hidden_dim(latent_dim: int) -> int:

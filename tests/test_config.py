@@ -60,9 +60,12 @@ def test_resolve_turns_every_rule_into_a_number():
     x = Observations(rng.normal(size=(800, 4)), bin_size=0.01)
     r = resolve(DSRConfig.from_params(tau=8, mode="bptt"), x)
     assert (r.observation.observation, r.model.latent_dim, r.forcing.seq_len,
-            r.optimization.grad_clip, r.smoothing_bins) == ("gaussian", 4, 200, 10.0, 0.0)
-    # the hidden width follows the latent size (64 per 3 units): 3 -> 64, 4 -> 128
-    assert r.model.hidden_dim == 128
+            r.optimization.grad_clip, r.smoothing_bins) == ("gaussian", 8, 200, 10.0, 0.0)
+    # two latent units per channel, at most 16
+    wide = Observations(rng.normal(size=(800, 9)), bin_size=0.01)
+    assert resolve(DSRConfig.from_params(tau=8), wide).model.latent_dim == 16
+    # the hidden width follows the latent size (64 per 3 units): 3 -> 64, 8 -> 192
+    assert r.model.hidden_dim == 192
     assert resolve(DSRConfig.from_params(tau=8), counts).model.hidden_dim == 64
     assert resolve(DSRConfig.from_params(tau=8, hidden_dim=20), x).model.hidden_dim == 20
     assert ResolvedConfig.from_dict(r.to_dict()) == r
@@ -189,7 +192,7 @@ def test_sklearn_clone_and_grid_search(lorenz_series):
     assert repr(est).startswith("DSR(") and "tau=5" in repr(est)
     X = lorenz_series[:1200]
     # time-ordered folds; score = -(D_stsp + 4 D_H) of a free run against the held-out fold
-    gs = GridSearchCV(DSR(**{**TINY, "epochs": 6, "batches_per_epoch": 10}), {"tau": [3, 6]}, cv=[(np.arange(800), np.arange(800, 1200))],
+    gs = GridSearchCV(DSR(**{**TINY, "epochs": 6, "batches_per_epoch": 10, "latent_dim": 3}), {"tau": [3, 6]}, cv=[(np.arange(800), np.arange(800, 1200))],
                       error_score="raise").fit(X)
     assert gs.best_params_["tau"] in (3, 6) and hasattr(gs.best_estimator_, "latent_model_")
     assert np.all(np.isfinite(gs.cv_results_["mean_test_score"]))

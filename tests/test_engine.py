@@ -659,7 +659,7 @@ def test_estimator_round_trip_and_api(lorenz_series, tmp_path):
     est.fit(lorenz_series[:2000], bin_size=0.01)
     assert est.bin_size_ == 0.01 and est.n_features_in_ == 3 and est.tau_ == 10
     z = est.transform(lorenz_series[:100])
-    assert len(z) == 1 and z[0].shape == (100, 3)
+    assert len(z) == 1 and z[0].shape == (100, 6)            # two latent units per channel
     p = est.predict([lorenz_series[:50], lorenz_series[50:120]])
     assert [a.shape for a in p] == [(50, 3), (70, 3)]
     assert isinstance(est.score(lorenz_series[:500]), float)

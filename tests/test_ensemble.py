@@ -92,8 +92,8 @@ def test_a_collapsed_fit_of_continuous_data_is_restarted_from_the_next_seed(lore
 
 
 def test_restarts_stop_when_the_time_budget_is_spent(lorenz_series):
-    kw = dict(hidden_dim=8, tau=10, epochs=None, batches_per_epoch=3, progress=False,
-              max_time=0.5, restarts=3)
+    kw = dict(latent_dim=3, hidden_dim=8, tau=10, epochs=None, batches_per_epoch=3,
+              progress=False, max_time=0.5, restarts=3)
     with pytest.warns(CollapseWarning):
         est = DSR(**kw).fit(lorenz_series[:1500])
     assert est.members_[0]["collapse"] is not None and len(est.members_) == 1

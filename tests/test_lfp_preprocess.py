@@ -213,5 +213,5 @@ def test_dsr_defaults_for_field_potentials():
     assert est.provenance_["preprocess"]["enabled"] is True
     raw = read_lfp(_file(_recording(n_ch=6, seconds=4.0), 500.0), preprocess=False)
     est = DSR(tau=10, **kw).fit(raw)
-    assert est.resolved_config_.forcing.mode == "sparse" and est.latent_model_.latent_dim == 6
+    assert est.resolved_config_.forcing.mode == "sparse" and est.latent_model_.latent_dim == 12
     assert est.latent_model_.name == "shallow_plrnn"

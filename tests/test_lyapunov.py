@@ -295,7 +295,7 @@ def test_fitted_plrnn_recovers_lorenz_lyapunov_exponent(one_thread):
     selection criterion) is kept. The budget is a number of epochs (about 15 s of one CPU core
     per restart), so the result does not depend on the machine's load."""
     x = simulate_lorenz(60_000, 0.01, seed=1)
-    fits = [DSR(tau=20, lr=1e-3, epochs=30, seed=s, progress=False).fit(x, bin_size=0.01)
+    fits = [DSR(tau=20, epochs=30, seed=s, progress=False).fit(x, bin_size=0.01)
             for s in range(3)]
     est = min(fits, key=lambda e: min(e.history_.val_score))
     lam = lyapunov_spectrum(est, n_steps=20_000, z0=est.transform(x[:1])[0][0])
