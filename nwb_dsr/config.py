@@ -95,14 +95,15 @@ class ModelConfig:
         "auto", "latent map; auto: the clipped shallow PLRNN for field potentials prepared by "
         "read_lfp, the shallow PLRNN otherwise", cli=True, choices=("auto", *LATENT_MODEL_NAMES))
     latent_dim: int | None = _setting(
-        None, "latent size M; none: 3 for spike counts (at most the number of units), the data's "
-        "dimension (principal components for 95 percent of the variance) for field potentials "
-        "prepared by read_lfp, else twice the number of channels (at most 16)", cli=True,
-        metavar="M")
+        None, "latent size M; none: 3 for spike counts (at most the number of units), else "
+        "twice the data's dimension, at most 16: twice the number of channels, or for field "
+        "potentials prepared by read_lfp twice the principal components for 95 percent of the "
+        "variance", cli=True, metavar="M")
     hidden_dim: int | None = _setting(
         None, "hidden width of the shallow PLRNNs; none: 64 per 3 latent units, rounded up "
-        "(64 for M <= 3, 128 for M = 4-6, 192 for M = 7-9, 256 for M = 10-12): "
-        "higher-dimensional data need a wider map to reproduce their power spectrum",
+        "(64 for M <= 3, 128 for M = 4-6, 192 for M = 7-9, 256 for M = 10-12), for field "
+        "potentials 64 per 6: higher-dimensional data need a wider map to reproduce their "
+        "power spectrum, and a wider map learns a recording's noise",
         cli=True, metavar="H")
     n_bases: int = _setting(8, "number of bases of the dendritic PLRNN")
 

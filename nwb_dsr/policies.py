@@ -134,16 +134,16 @@ AUTO_RESTARTS = 1
 #: Largest default latent size for continuous data.
 MAX_CONTINUOUS_LATENT_DIM = 16
 
-#: ``latent_dim=None`` for continuous data other than field potentials: latent units per
-#: channel. With one per channel the shallow PLRNN's fixed points on lorenz63 were nearly
-#: stable: half the checkpoints of a fit came to rest in long free runs, and seed 0 ended at
-#: D_stsp 0.37 / D_H 0.09. With two, seeds 0-4 of ``benchmarks/reconstruct.py`` gave
-#: 0.05-0.07 / 0.06-0.07 in 60 s, the 10-d EEG (eeg_tde) 0.12 / 0.027 instead of
-#: 0.77 / 0.096, and the 5-d jena series D_H 0.059 instead of 0.47. Field potentials keep
-#: their dimension (:func:`data_dimension`): on the OpenBCI EEG of ``benchmarks/lfp_real.py``
-#: twice as many latent units gave D_H 0.27, 0.52 and 0.65 (seeds 0-2) against 0.38, 0.36
-#: and 0.41, although they brought λ_max of the Lorenz-driven LFP from 2.4-2.8 /s to
-#: 1.08-1.28 /s (true 0.91).
+#: ``latent_dim=None`` for continuous data: latent units per dimension of the data (per
+#: channel, or per principal component of a field potential, :func:`data_dimension`). With
+#: one per channel the shallow PLRNN's fixed points on lorenz63 were nearly stable: half the
+#: checkpoints of a fit came to rest in long free runs, and seed 0 ended at D_stsp 0.37 /
+#: D_H 0.09. With two, seeds 0-4 of ``benchmarks/reconstruct.py`` gave 0.05-0.07 /
+#: 0.06-0.07 in 60 s, the 10-d EEG (eeg_tde) 0.12 / 0.027 instead of 0.77 / 0.096, and the
+#: 5-d jena series D_H 0.059 instead of 0.47. On ``benchmarks/lfp_real.py`` (seeds 0-2, with
+#: the hidden width of :func:`default_hidden_dim` for field potentials) the OpenBCI EEG's
+#: D_H went from 0.38, 0.36, 0.41 to 0.35, 0.24, 0.24, and λ_max of the Lorenz-driven LFP
+#: from 2.77, 2.39, 2.50 /s to 1.08, 1.38, 1.84 (true 0.91).
 LATENT_PER_DIMENSION = 2
 
 #: ``choose_tau`` bounds τ_pred of continuous data from below by this fraction of the signal's
@@ -185,10 +185,10 @@ def data_dimension(observations: Observations, variance: float | None = None,
 def default_latent_dim(observations: Observations) -> int:
     """The latent size M used when ``latent_dim`` is not given.
 
-    3 for spike counts (at most the number of units); for field potentials prepared by
-    :func:`nwb_dsr.read_lfp` the data's dimension (:func:`data_dimension`); otherwise
-    :data:`LATENT_PER_DIMENSION` latent units per channel; at most
-    :data:`MAX_CONTINUOUS_LATENT_DIM` for continuous data.
+    3 for spike counts (at most the number of units); for continuous data
+    :data:`LATENT_PER_DIMENSION` latent units per dimension of the data, at most
+    :data:`MAX_CONTINUOUS_LATENT_DIM`: per channel, or for field potentials prepared by
+    :func:`nwb_dsr.read_lfp` per principal component of :func:`data_dimension`.
 
     Examples
     --------
@@ -200,23 +200,33 @@ def default_latent_dim(observations: Observations) -> int:
     """
     if observations.kind == "counts":
         return int(min(COUNTS_LATENT_DIM, observations.n_channels))
-    if is_field_potential(observations):
-        return data_dimension(observations)
-    return int(min(LATENT_PER_DIMENSION * observations.n_channels, MAX_CONTINUOUS_LATENT_DIM))
+    dim = (data_dimension(observations) if is_field_potential(observations)
+           else observations.n_channels)
+    return int(min(LATENT_PER_DIMENSION * dim, MAX_CONTINUOUS_LATENT_DIM))
 
 
-def default_hidden_dim(latent_dim: int) -> int:
+def default_hidden_dim(latent_dim: int, field_potential: bool = False) -> int:
     """The hidden width of the shallow PLRNNs used when ``hidden_dim`` is not given: 64 per
-    three latent units, rounded up. On the 10-d EEG benchmark (eeg_tde.npy) a width of 64
-    left the power spectrum far off (D_H 0.21, D_stsp 12.6); 256 reached D_H 0.056, D_stsp
-    0.39 (``benchmarks/reconstruct.py``, seed 0).
+    three latent units, rounded up; for field potentials 64 per six (per three dimensions of
+    the data at the default latent size).
+
+    On the 10-d EEG benchmark (eeg_tde.npy, latent size 10) a width of 64 left the power
+    spectrum far off (D_H 0.21, D_stsp 12.6); 256 reached D_H 0.056, D_stsp 0.39
+    (``benchmarks/reconstruct.py``, seed 0). On lorenz63 (latent size 6) width 64 instead of
+    128 let seeds 1 and 2 of five end at D_stsp 16.3 and 0.65. A recorded field potential is
+    noisier: on the OpenBCI EEG of ``benchmarks/lfp_real.py`` (latent size 10) width 256 gave
+    D_H 0.27, 0.52, 0.65 and free runs with peaks at 7-13 Hz (data: 4 Hz), width 128 D_H
+    0.35, 0.24, 0.24 and peaks at 5.0-6.75 Hz.
 
     Examples
     --------
-    >>> default_hidden_dim(3), default_hidden_dim(5), default_hidden_dim(10)
+    >>> default_hidden_dim(3), default_hidden_dim(6), default_hidden_dim(10)
     (64, 128, 256)
+    >>> default_hidden_dim(6, field_potential=True), default_hidden_dim(10, field_potential=True)
+    (64, 128)
     """
-    return int(64 * math.ceil(int(latent_dim) / 3))
+    per = 6 if field_potential else 3
+    return int(64 * math.ceil(int(latent_dim) / per))
 
 
 def smoothing_bins(smoothing: float, bin_size: float) -> float:
@@ -461,7 +471,7 @@ def resolve(config: DSRConfig, observations: Observations, *,
         latent_dim = default_latent_dim(observations)
     hidden_dim = config.model.hidden_dim
     if hidden_dim is None:
-        hidden_dim = default_hidden_dim(latent_dim)
+        hidden_dim = default_hidden_dim(latent_dim, field_potential=field)
     f, o = config.forcing, config.optimization
     grad_clip = o.grad_clip
     seq_len = int(scheme.default_window(int(tau)) if f.seq_len is None else f.seq_len)

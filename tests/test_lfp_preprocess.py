@@ -194,8 +194,9 @@ def test_ground_truth_lfp_mixture_defaults(tmp_path):
 
 
 def test_dsr_defaults_for_field_potentials():
-    """DSR() on read_lfp's output: learned forcing states, the data's dimension as latent size,
-    τ with its record; on raw volts the generic continuous defaults."""
+    """DSR() on read_lfp's output: learned forcing states, twice the data's dimension as latent
+    size with the narrower hidden width of field potentials, τ with its record; on raw volts
+    the generic continuous defaults."""
     import warnings
 
     from nwb_dsr import DSR
@@ -207,11 +208,17 @@ def test_dsr_defaults_for_field_potentials():
         est = DSR(**kw).fit(obs)
     assert est.resolved_config_.forcing.mode == "shooting"
     assert est.latent_model_.name == "clipped_shallow_plrnn"
-    assert est.latent_model_.latent_dim == data_dimension(obs) < 6
+    d = data_dimension(obs)
+    assert d < 6 and est.latent_model_.latent_dim == 2 * d   # two latent units per dimension
+    from nwb_dsr.config import DSRConfig
+    from nwb_dsr.policies import resolve
+    # hidden width: 64 per 6 latent units for field potentials (64 per 3 otherwise)
+    assert resolve(DSRConfig.from_params(tau=10), obs).model.hidden_dim == 64 * -(-2 * d // 6)
     assert est.tau_info_["method"] in ("rosenstein", "timescale_bound", "fallback")
     assert est.tau_info_["lower_bound"] is not None and est.tau_info_["timescale"] is not None
     assert est.provenance_["preprocess"]["enabled"] is True
     raw = read_lfp(_file(_recording(n_ch=6, seconds=4.0), 500.0), preprocess=False)
     est = DSR(tau=10, **kw).fit(raw)
     assert est.resolved_config_.forcing.mode == "sparse" and est.latent_model_.latent_dim == 12
+    assert resolve(DSRConfig.from_params(tau=10), raw).model.hidden_dim == 256
     assert est.latent_model_.name == "shallow_plrnn"
