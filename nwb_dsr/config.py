@@ -92,8 +92,8 @@ class ModelConfig:
     """The latent map."""
 
     model: str = _setting(
-        "auto", "latent map; auto: the clipped shallow PLRNN for field potentials prepared by "
-        "read_lfp, the shallow PLRNN otherwise", cli=True, choices=("auto", *LATENT_MODEL_NAMES))
+        "auto", "latent map; auto: the shallow PLRNN", cli=True,
+        choices=("auto", *LATENT_MODEL_NAMES))
     latent_dim: int | None = _setting(
         None, "latent size M; none: 3 for spike counts (at most the number of units), else "
         "twice the data's dimension, at most 16: twice the number of channels, or for field "

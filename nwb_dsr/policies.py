@@ -5,8 +5,7 @@ turned into numbers:
 
 - ``observation="auto"``: Poisson for spike counts, Gaussian for continuous data;
 - ``smoothing`` (seconds) → kernel width in bins, at least one bin;
-- ``model="auto"`` → the clipped shallow PLRNN for field potentials prepared by
-  :func:`nwb_dsr.read_lfp` (:func:`is_field_potential`), the shallow PLRNN otherwise;
+- ``model="auto"`` → the shallow PLRNN, for every kind of data (:data:`AUTO_MODEL`);
 - ``latent_dim=None`` → :func:`default_latent_dim`; ``hidden_dim=None`` →
   :func:`default_hidden_dim` of it;
 - ``tau="auto"`` → :func:`choose_tau` (τ_pred = ln 2 / λ_max of the data, bounded below by the
@@ -53,7 +52,8 @@ from .training.trainer import (AUTO_EVAL_EVERY, AUTO_FINAL_CHECKS, AUTO_PATIENCE
 
 __all__ = ["resolve", "choose_tau", "default_latent_dim", "default_hidden_dim",
            "smoothing_bins",
-           "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM", "LATENT_PER_DIMENSION",
+           "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MAX_CONTINUOUS_LATENT_DIM",
+           "LATENT_PER_DIMENSION", "AUTO_MODEL",
            "COUNTS_LATENT_DIM", "COUNTS_ENSEMBLE", "COUNTS_MIN_BATCHES", "COUNTS_FINAL_CHECKS",
            "FIELD_MIN_BATCHES",
            "COUNTS_EVAL_EVERY", "AUTO_RESTARTS",
@@ -131,6 +131,15 @@ COUNTS_EVAL_EVERY = 10
 #: none: they have :data:`COUNTS_ENSEMBLE` members already, and a fit of counts costs a minute.
 AUTO_RESTARTS = 1
 
+#: ``model="auto"``: the latent map for every kind of data. Field potentials had the clipped
+#: shallow PLRNN, whose bounded non-linearity keeps free runs finite; at their present latent
+#: size and width (:data:`LATENT_PER_DIMENSION`, :func:`default_hidden_dim`) no free run of
+#: the shallow PLRNN exploded on ``benchmarks/lfp_real.py`` (seeds 0-2), and it brought λ_max
+#: of the Lorenz-driven LFP to 0.80, 0.90 and 0.99 /s (true 0.91; clipped: 1.08, 1.38, 1.84),
+#: with the OpenBCI EEG's D_H 0.29, 0.36, 0.36 (clipped: 0.35, 0.24, 0.24) and D_stsp 1.3,
+#: 1.3, 1.9 (clipped: 1.5, 0.9, 2.3).
+AUTO_MODEL = "shallow_plrnn"
+
 #: Largest default latent size for continuous data.
 MAX_CONTINUOUS_LATENT_DIM = 16
 
@@ -140,10 +149,10 @@ MAX_CONTINUOUS_LATENT_DIM = 16
 #: checkpoints of a fit came to rest in long free runs, and seed 0 ended at D_stsp 0.37 /
 #: D_H 0.09. With two, seeds 0-4 of ``benchmarks/reconstruct.py`` gave 0.05-0.07 /
 #: 0.06-0.07 in 60 s, the 10-d EEG (eeg_tde) 0.12 / 0.027 instead of 0.77 / 0.096, and the
-#: 5-d jena series D_H 0.059 instead of 0.47. On ``benchmarks/lfp_real.py`` (seeds 0-2, with
-#: the hidden width of :func:`default_hidden_dim` for field potentials) the OpenBCI EEG's
-#: D_H went from 0.38, 0.36, 0.41 to 0.35, 0.24, 0.24, and λ_max of the Lorenz-driven LFP
-#: from 2.77, 2.39, 2.50 /s to 1.08, 1.38, 1.84 (true 0.91).
+#: 5-d jena series D_H 0.059 instead of 0.47. On ``benchmarks/lfp_real.py`` (seeds 0-2, the
+#: clipped shallow PLRNN, with the hidden width of :func:`default_hidden_dim` for field
+#: potentials) the OpenBCI EEG's D_H went from 0.38, 0.36, 0.41 to 0.35, 0.24, 0.24, and
+#: λ_max of the Lorenz-driven LFP from 2.77, 2.39, 2.50 /s to 1.08, 1.38, 1.84 (true 0.91).
 LATENT_PER_DIMENSION = 2
 
 #: ``choose_tau`` bounds τ_pred of continuous data from below by this fraction of the signal's
@@ -214,9 +223,9 @@ def default_hidden_dim(latent_dim: int, field_potential: bool = False) -> int:
     spectrum far off (D_H 0.21, D_stsp 12.6); 256 reached D_H 0.056, D_stsp 0.39
     (``benchmarks/reconstruct.py``, seed 0). On lorenz63 (latent size 6) width 64 instead of
     128 let seeds 1 and 2 of five end at D_stsp 16.3 and 0.65. A recorded field potential is
-    noisier: on the OpenBCI EEG of ``benchmarks/lfp_real.py`` (latent size 10) width 256 gave
-    D_H 0.27, 0.52, 0.65 and free runs with peaks at 7-13 Hz (data: 4 Hz), width 128 D_H
-    0.35, 0.24, 0.24 and peaks at 5.0-6.75 Hz.
+    noisier: on the OpenBCI EEG of ``benchmarks/lfp_real.py`` (latent size 10, the clipped
+    shallow PLRNN) width 256 gave D_H 0.27, 0.52, 0.65 and free runs with peaks at 7-13 Hz
+    (data: 4 Hz), width 128 D_H 0.35, 0.24, 0.24 and peaks at 5.0-6.75 Hz.
 
     Examples
     --------
@@ -436,8 +445,7 @@ def resolve(config: DSRConfig, observations: Observations, *,
     field = is_field_potential(observations)
     model = config.model.model
     if model == "auto":
-        # a bounded non-linearity keeps free runs of models fitted to noisy recordings finite
-        model = "clipped_shallow_plrnn" if field else "shallow_plrnn"
+        model = AUTO_MODEL
     mode = config.forcing.mode
     if mode == "auto":
         # learned forcing states where the data-inferred ones are noisy (regression dilution)

@@ -207,7 +207,7 @@ def test_dsr_defaults_for_field_potentials():
         warnings.simplefilter("ignore", RuntimeWarning)   # Rosenstein on a short noisy series
         est = DSR(**kw).fit(obs)
     assert est.resolved_config_.forcing.mode == "shooting"
-    assert est.latent_model_.name == "clipped_shallow_plrnn"
+    assert est.latent_model_.name == "shallow_plrnn"
     d = data_dimension(obs)
     assert d < 6 and est.latent_model_.latent_dim == 2 * d   # two latent units per dimension
     from nwb_dsr.config import DSRConfig
