@@ -101,9 +101,8 @@ class ModelConfig:
         "variance", cli=True, metavar="M")
     hidden_dim: int | None = _setting(
         None, "hidden width of the shallow PLRNNs; none: 64 per 3 latent units, rounded up "
-        "(64 for M <= 3, 128 for M = 4-6, 192 for M = 7-9, 256 for M = 10-12), for field "
-        "potentials 64 per 6: higher-dimensional data need a wider map to reproduce their "
-        "power spectrum, and a wider map learns a recording's noise",
+        "(64 for M <= 3, 128 for M = 4-6, 192 for M = 7-9, 256 for M = 10-12): "
+        "higher-dimensional data need a wider map to reproduce their power spectrum",
         cli=True, metavar="H")
     n_bases: int = _setting(8, "number of bases of the dendritic PLRNN")
 

@@ -132,12 +132,12 @@ COUNTS_EVAL_EVERY = 10
 AUTO_RESTARTS = 1
 
 #: ``model="auto"``: the latent map for every kind of data. Field potentials had the clipped
-#: shallow PLRNN, whose bounded non-linearity keeps free runs finite; at their present latent
-#: size and width (:data:`LATENT_PER_DIMENSION`, :func:`default_hidden_dim`) no free run of
-#: the shallow PLRNN exploded on ``benchmarks/lfp_real.py`` (seeds 0-2), and it brought λ_max
-#: of the Lorenz-driven LFP to 0.80, 0.90 and 0.99 /s (true 0.91; clipped: 1.08, 1.38, 1.84),
-#: with the OpenBCI EEG's D_H 0.29, 0.36, 0.36 (clipped: 0.35, 0.24, 0.24) and D_stsp 1.3,
-#: 1.3, 1.9 (clipped: 1.5, 0.9, 2.3).
+#: shallow PLRNN, whose bounded non-linearity keeps free runs finite. At their present latent
+#: size (:data:`LATENT_PER_DIMENSION`) no free run of the shallow PLRNN exploded on
+#: ``benchmarks/lfp_real.py`` (seeds 0-2), and it brought λ_max of the Lorenz-driven LFP to
+#: 0.88, 0.84 and 0.77 /s (true 0.91; clipped, at half the width: 1.08, 1.38, 1.84), with the
+#: OpenBCI EEG's D_H 0.30, 0.33, 0.41 (clipped: 0.35, 0.24, 0.24) and D_stsp 1.2, 1.1, 2.0
+#: (clipped: 1.5, 0.9, 2.3).
 AUTO_MODEL = "shallow_plrnn"
 
 #: Largest default latent size for continuous data.
@@ -150,9 +150,9 @@ MAX_CONTINUOUS_LATENT_DIM = 16
 #: D_H 0.09. With two, seeds 0-4 of ``benchmarks/reconstruct.py`` gave 0.05-0.07 /
 #: 0.06-0.07 in 60 s, the 10-d EEG (eeg_tde) 0.12 / 0.027 instead of 0.77 / 0.096, and the
 #: 5-d jena series D_H 0.059 instead of 0.47. On ``benchmarks/lfp_real.py`` (seeds 0-2, the
-#: clipped shallow PLRNN, with the hidden width of :func:`default_hidden_dim` for field
-#: potentials) the OpenBCI EEG's D_H went from 0.38, 0.36, 0.41 to 0.35, 0.24, 0.24, and
-#: λ_max of the Lorenz-driven LFP from 2.77, 2.39, 2.50 /s to 1.08, 1.38, 1.84 (true 0.91).
+#: clipped shallow PLRNN at the hidden width of the data's dimension) the OpenBCI EEG's D_H
+#: went from 0.38, 0.36, 0.41 to 0.35, 0.24, 0.24, and λ_max of the Lorenz-driven LFP from
+#: 2.77, 2.39, 2.50 /s to 1.08, 1.38, 1.84 (true 0.91).
 LATENT_PER_DIMENSION = 2
 
 #: ``choose_tau`` bounds τ_pred of continuous data from below by this fraction of the signal's
@@ -214,28 +214,23 @@ def default_latent_dim(observations: Observations) -> int:
     return int(min(LATENT_PER_DIMENSION * dim, MAX_CONTINUOUS_LATENT_DIM))
 
 
-def default_hidden_dim(latent_dim: int, field_potential: bool = False) -> int:
+def default_hidden_dim(latent_dim: int) -> int:
     """The hidden width of the shallow PLRNNs used when ``hidden_dim`` is not given: 64 per
-    three latent units, rounded up; for field potentials 64 per six (per three dimensions of
-    the data at the default latent size).
+    three latent units, rounded up.
 
     On the 10-d EEG benchmark (eeg_tde.npy, latent size 10) a width of 64 left the power
     spectrum far off (D_H 0.21, D_stsp 12.6); 256 reached D_H 0.056, D_stsp 0.39
     (``benchmarks/reconstruct.py``, seed 0). On lorenz63 (latent size 6) width 64 instead of
-    128 let seeds 1 and 2 of five end at D_stsp 16.3 and 0.65. A recorded field potential is
-    noisier: on the OpenBCI EEG of ``benchmarks/lfp_real.py`` (latent size 10, the clipped
-    shallow PLRNN) width 256 gave D_H 0.27, 0.52, 0.65 and free runs with peaks at 7-13 Hz
-    (data: 4 Hz), width 128 D_H 0.35, 0.24, 0.24 and peaks at 5.0-6.75 Hz.
+    128 let seeds 1 and 2 of five end at D_stsp 16.3 and 0.65. On ``benchmarks/lfp_real.py``
+    (seeds 0-2) half the width gave the Lorenz-driven LFP D_stsp 0.17, 0.048, 0.051 instead of
+    0.029, 0.043, 0.038, and the OpenBCI EEG D_H 0.29, 0.36, 0.36 instead of 0.30, 0.33, 0.41.
 
     Examples
     --------
     >>> default_hidden_dim(3), default_hidden_dim(6), default_hidden_dim(10)
     (64, 128, 256)
-    >>> default_hidden_dim(6, field_potential=True), default_hidden_dim(10, field_potential=True)
-    (64, 128)
     """
-    per = 6 if field_potential else 3
-    return int(64 * math.ceil(int(latent_dim) / per))
+    return int(64 * math.ceil(int(latent_dim) / 3))
 
 
 def smoothing_bins(smoothing: float, bin_size: float) -> float:
@@ -479,7 +474,7 @@ def resolve(config: DSRConfig, observations: Observations, *,
         latent_dim = default_latent_dim(observations)
     hidden_dim = config.model.hidden_dim
     if hidden_dim is None:
-        hidden_dim = default_hidden_dim(latent_dim, field_potential=field)
+        hidden_dim = default_hidden_dim(latent_dim)
     f, o = config.forcing, config.optimization
     grad_clip = o.grad_clip
     seq_len = int(scheme.default_window(int(tau)) if f.seq_len is None else f.seq_len)

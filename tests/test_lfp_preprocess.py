@@ -195,8 +195,7 @@ def test_ground_truth_lfp_mixture_defaults(tmp_path):
 
 def test_dsr_defaults_for_field_potentials():
     """DSR() on read_lfp's output: learned forcing states, twice the data's dimension as latent
-    size with the narrower hidden width of field potentials, τ with its record; on raw volts
-    the generic continuous defaults."""
+    size, τ with its record; on raw volts the generic continuous defaults."""
     import warnings
 
     from nwb_dsr import DSR
@@ -212,8 +211,8 @@ def test_dsr_defaults_for_field_potentials():
     assert d < 6 and est.latent_model_.latent_dim == 2 * d   # two latent units per dimension
     from nwb_dsr.config import DSRConfig
     from nwb_dsr.policies import resolve
-    # hidden width: 64 per 6 latent units for field potentials (64 per 3 otherwise)
-    assert resolve(DSRConfig.from_params(tau=10), obs).model.hidden_dim == 64 * -(-2 * d // 6)
+    # hidden width: 64 per 3 latent units, rounded up
+    assert resolve(DSRConfig.from_params(tau=10), obs).model.hidden_dim == 64 * -(-2 * d // 3)
     assert est.tau_info_["method"] in ("rosenstein", "timescale_bound", "fallback")
     assert est.tau_info_["lower_bound"] is not None and est.tau_info_["timescale"] is not None
     assert est.provenance_["preprocess"]["enabled"] is True
