@@ -192,7 +192,8 @@ def test_sklearn_clone_and_grid_search(lorenz_series):
     assert repr(est).startswith("DSR(") and "tau=5" in repr(est)
     X = lorenz_series[:1200]
     # time-ordered folds; score = -(D_stsp + 4 D_H) of a free run against the held-out fold
-    gs = GridSearchCV(DSR(**{**TINY, "epochs": 6, "batches_per_epoch": 10, "latent_dim": 3}), {"tau": [3, 6]}, cv=[(np.arange(800), np.arange(800, 1200))],
+    small = DSR(**{**TINY, "epochs": 6, "batches_per_epoch": 10, "latent_dim": 3})
+    gs = GridSearchCV(small, {"tau": [3, 6]}, cv=[(np.arange(800), np.arange(800, 1200))],
                       error_score="raise").fit(X)
     assert gs.best_params_["tau"] in (3, 6) and hasattr(gs.best_estimator_, "latent_model_")
     assert np.all(np.isfinite(gs.cv_results_["mean_test_score"]))

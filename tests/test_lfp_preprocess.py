@@ -210,9 +210,10 @@ def test_dsr_defaults_for_field_potentials():
     d = data_dimension(obs)
     assert d < 6 and est.latent_model_.latent_dim == 2 * d   # two latent units per dimension
     from nwb_dsr.config import DSRConfig
-    from nwb_dsr.policies import resolve
-    # hidden width: 64 per 3 latent units, rounded up
-    assert resolve(DSRConfig.from_params(tau=10), obs).model.hidden_dim == 64 * -(-2 * d // 3)
+    from nwb_dsr.policies import default_hidden_dim, resolve
+    # the hidden width follows the latent size as for any data
+    hidden = resolve(DSRConfig.from_params(tau=10), obs).model.hidden_dim
+    assert hidden == default_hidden_dim(2 * d)
     assert est.tau_info_["method"] in ("rosenstein", "timescale_bound", "fallback")
     assert est.tau_info_["lower_bound"] is not None and est.tau_info_["timescale"] is not None
     assert est.provenance_["preprocess"]["enabled"] is True

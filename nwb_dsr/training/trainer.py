@@ -237,13 +237,14 @@ class _Average:
 
     def __init__(self, params: list, decay: float):
         self.params, self.decay, self.n_updates = params, float(decay), 0
-        self.average = [p.detach().clone() for p in params] if self.decay > 0 else None
+        self._raw = [p.detach() for p in params]          # views, shared with the parameters
+        self.average = [p.clone() for p in self._raw] if self.decay > 0 else None
 
     @torch.no_grad()
     def update(self):
         if self.average is not None:
             d = ema_decay_at(self.decay, self.n_updates)
-            torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - d)
+            torch._foreach_lerp_(self.average, self._raw, 1.0 - d)
             self.n_updates += 1
 
     @torch.no_grad()
