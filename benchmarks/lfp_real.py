@@ -15,9 +15,15 @@ The dominant spectral peak (:func:`nwb_dsr.analysis.lyapunov.spectral_peak`: the
 of the mean Welch spectrum of the z-scored channels above a 1/f background, searched between
 twice the band's low and 0.8 × its high edge) is given for the held-out data and for a free run
 of the same length (from the forced state at the first held-out bin, the first quarter dropped).
-``max_power`` is the plain maximum of each spectrum in that range. For scale, the D_H of the
-held-out data against each training window of the same length (the data against themselves)
-is listed too (``dh_data_vs_train_windows``; its mean is printed as "data floor").
+``max_power`` is the plain maximum of each spectrum in that range. The peak of the training
+part (``peak_train_hz``, the rhythm the fit was shown) and of every 10-s window of the whole
+recording (``peak_data_windows``, printed once) tell whether the recording keeps one rhythm:
+a recording whose held-out part holds another state than its training part (an artefact at
+its end, say) has another peak there, which no fit to the training part can know of. For scale,
+the D_H of the held-out data against each training window of the same length (the data against
+themselves) is listed too (``dh_data_vs_train_windows``; its mean is printed as "data floor").
+The ensemble's members (``members``: seed, validation score, D_H and D_stsp of the selected
+checkpoint in validation, λ_max, whether selected) show the spread behind the model.
 
 ``--lorenz`` runs the same on a synthetic recording with known truth instead of FILE: 16 LFP
 channels, each a noisy linear mixture of a Lorenz-63 latent at one Lorenz time unit per second
@@ -48,6 +54,10 @@ from nwb_dsr.analysis.lyapunov import spectral_peak
 from nwb_dsr.metrics import power_spectrum_distance
 
 
+#: Length (s) of the windows whose dominant peaks are listed (``peak_data_windows``).
+WINDOW_S = 10.0
+
+
 def run(path, seed: int, max_time: float, n_lyapunov: int, settings: dict | None = None) -> dict:
     obs = dsr.read_lfp(path)
     pre = obs.provenance["preprocess"]
@@ -68,19 +78,24 @@ def run(path, seed: int, max_time: float, n_lyapunov: int, settings: dict | None
     rng = {"fmin": None if band[0] is None else 2.0 * band[0],
            "fmax": None if band[1] is None else 0.8 * band[1]}
     pd = spectral_peak(res.reference, obs.bin_size, **rng)
-    pg = spectral_peak(res.generated, obs.bin_size, **rng)
+    pg = (spectral_peak(res.generated, obs.bin_size, **rng) if np.isfinite(res.generated).all()
+          else {"frequency": None, "max_power_frequency": None})  # an exploded free run
+    ptr = spectral_peak(train.data, obs.bin_size, **rng)  # the rhythm the fit was shown
+    windows = window_peaks(obs, WINDOW_S, rng)
     info = est.tau_info_
     # the data against themselves: D_H between the held-out part and every training window of
     # the same length (how far the recording's own spectrum drifts over time)
     xt = np.concatenate(train.data)
     floor = [power_spectrum_distance(x, xt[a:a + T]) for a in range(0, len(xt) - T + 1, T)]
-    rel = (None if pd["frequency"] is None or pg["frequency"] is None
-           else abs(pg["frequency"] - pd["frequency"]) / pd["frequency"])
+    rel = relative_error(pg["frequency"], pd["frequency"])
     return {
         "seed": seed, "dh": m["dh"], "dstsp": m["dstsp"],
         "dh_data_vs_train_windows": [float(v) for v in floor],
         "peak_data_hz": pd["frequency"], "peak_gen_hz": pg["frequency"],
         "peak_rel_error": rel,
+        "peak_train_hz": ptr["frequency"],
+        "peak_rel_error_train": relative_error(pg["frequency"], ptr["frequency"]),
+        "peak_data_windows": windows,
         "max_power_data_hz": pd["max_power_frequency"],
         "max_power_gen_hz": pg["max_power_frequency"],
         "lambda_max_model_per_s": m["lambda_max_per_s"],
@@ -93,7 +108,27 @@ def run(path, seed: int, max_time: float, n_lyapunov: int, settings: dict | None
         "latent_dim": est.latent_model_.latent_dim, "n_channels": obs.n_channels,
         "bin_size": obs.bin_size, "preprocess": pre,
         "warnings": sorted({type(w.message).__name__ for w in caught}),
+        "members": [{k: mem.get(k) for k in ("seed", "score", "D_H", "D_stsp", "lambda_max",
+                                             "selected", "collapse")}
+                    for mem in est.members_],
     }
+
+
+def relative_error(value, reference):
+    """|value − reference| / reference, or None when either is missing."""
+    return None if value is None or reference is None else abs(value - reference) / reference
+
+
+def window_peaks(obs, seconds: float, rng: dict) -> list:
+    """The dominant peak of each of the consecutive windows of about ``seconds`` that cover
+    the whole recording: whether it has one rhythm throughout, or its held-out part another
+    than its training part."""
+    x = np.concatenate(obs.data)
+    k = max(int(round(len(x) * obs.bin_size / seconds)), 1)
+    edges = np.linspace(0, len(x), k + 1).astype(int)
+    return [{"start_s": round(float(a * obs.bin_size), 3),
+             "peak_hz": spectral_peak(x[a:b], obs.bin_size, **rng)["frequency"]}
+            for a, b in zip(edges[:-1], edges[1:])]
 
 
 def main(argv=None) -> int:
@@ -131,7 +166,8 @@ def main(argv=None) -> int:
         rows.append(r)
         f = lambda v, d=3: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
         line = (f"seed {seed}: D_H {f(r['dh'])}  D_stsp {f(r['dstsp'])}  peak data "
-                f"{f(r['peak_data_hz'], 2)} Hz / free run {f(r['peak_gen_hz'], 2)} Hz  "
+                f"{f(r['peak_data_hz'], 2)} Hz (training part {f(r['peak_train_hz'], 2)} Hz)"
+                f" / free run {f(r['peak_gen_hz'], 2)} Hz  "
                 f"lambda_max model {f(r['lambda_max_model_per_s'], 2)} /s (data "
                 f"{f(r['lambda_max_data_per_s'], 2)})  D_H data floor "
                 f"{f(float(np.mean(r['dh_data_vs_train_windows'])))}  "
@@ -141,6 +177,10 @@ def main(argv=None) -> int:
         if truth is not None:
             line += f"  true lambda_max {truth:.3f} /s, error {f(r['lambda_rel_error'])}"
         print(line, flush=True)
+        if len(rows) == 1:
+            print(f"data peak by {WINDOW_S:g}-s window: " + ", ".join(
+                f"{w['start_s']:g} s {f(w['peak_hz'], 2)} Hz" for w in r["peak_data_windows"]),
+                flush=True)
     print(json.dumps({"file": str(path), "max_time": args.max_time,
                       "dsr": json.loads(args.dsr), "runs": rows},
                      default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))

@@ -170,3 +170,43 @@ def test_real_population_dynamics_class_and_errors(real_population, trial_file):
         dc(0.1, -1.0)
     with pytest.raises(SystemExit, match="--x-dim must be between 1 and"):
         real_population.main([str(trial_file), "--x-dim", "8", "--seeds", "0"])
+
+
+# ------------------------------------------------------------------ lfp_real.py
+@pytest.fixture(scope="module")
+def lfp_real():
+    yield from _benchmark("lfp_real")
+
+
+def test_lfp_real_window_peaks_follow_a_rhythm_that_changes(lfp_real):
+    from nwb_dsr import Observations
+    rng = np.random.default_rng(0)
+    t = np.arange(3000) * 0.01  # 30 s at 100 Hz: 10 Hz for 20 s, then 4 Hz
+    f = np.where(t < 20, 10.0, 4.0)
+    x = np.sin(2 * np.pi * np.cumsum(f) * 0.01)[:, None] + 0.3 * rng.normal(size=(3000, 2))
+    peaks = lfp_real.window_peaks(Observations(x, bin_size=0.01), 10.0, {"fmin": 1, "fmax": 40})
+    assert [w["start_s"] for w in peaks] == [0, 10, 20]
+    assert [round(w["peak_hz"]) for w in peaks] == [10, 10, 4]
+    assert lfp_real.relative_error(11.0, 10.0) == pytest.approx(0.1)
+    assert lfp_real.relative_error(None, 10.0) is None
+
+
+def test_lfp_real_reports_training_peak_and_members_on_the_eeg(lfp_real):
+    from conftest import SHARED
+    path = SHARED / "nwb" / "eeg_openbci_8ch_blinks_jaw_alpha.nwb"
+    if not path.is_file():
+        pytest.skip(f"shared recording not found at {path}")
+    argv = [str(path), "--seeds", "0", "--max-time", "600", "--lyapunov-steps", "500",
+            "--dsr", '{"epochs": 1, "batches_per_epoch": 2, "ensemble": 2, "restarts": 0, '
+            '"n_val_steps": 200}']
+    rc, res, log = _run(lfp_real, argv)
+    assert rc == 0, log
+    r = res["runs"][0]
+    assert {"peak_data_hz", "peak_train_hz", "peak_gen_hz", "peak_rel_error",
+            "peak_rel_error_train", "dh", "dstsp", "tau_method"} <= set(r)
+    # 90 s in 10-s windows: alpha (ch 6-7) in the middle, a jaw clench in the last window
+    peaks = [w["peak_hz"] for w in r["peak_data_windows"]]
+    assert len(peaks) == 9 and r["peak_data_windows"][1]["start_s"] == pytest.approx(10, abs=0.1)
+    assert all(9 <= p <= 13 for p in peaks[2:8]) and peaks[-1] < 6
+    assert r["peak_data_hz"] < 6  # the held-out fifth: the clench
+    assert [m["selected"] for m in r["members"]].count(True) == 1 and len(r["members"]) == 2
