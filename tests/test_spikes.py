@@ -193,6 +193,28 @@ def test_smoothing_through_time_beats_bin_by_bin_co_smoothing():
     assert bps(z_bin) + 0.05 < bps(z_smooth) < best
 
 
+def test_smoother_weight_is_chosen_by_the_units_the_model_predicts():
+    from nwb_dsr.models.rollout import _choose_weight
+    # 24 units of the Lorenz latent, and 4 that the read-out maps to the latent while they
+    # fire at random (as units of a real population can): whatever the weight, those 4 are
+    # predicted worse than by their own means, and they must not choose the weight
+    counts, _, truth = make_lorenz_counts(n_units=24, duration=120.0, bin_size=0.01, seed=3,
+                                          mean_rate=2.0)
+    rng = np.random.default_rng(0)
+    rogue = rng.poisson(0.1, size=(len(counts), 4))
+    o = PoissonObservation(28, 3, smoothing=5.0)
+    with torch.no_grad():
+        o.B.copy_(torch.as_tensor(np.vstack([truth["C"], rng.normal(size=(4, 3))]),
+                                  dtype=torch.float32))
+        o.b.copy_(torch.as_tensor(np.concatenate([truth["d"], np.full(4, np.log(0.1))]),
+                                  dtype=torch.float32))
+    F = _identity_map(3)
+    alone = _choose_weight(F, o, [counts.astype(np.float64)], np.arange(24), 100, True)
+    mixed = _choose_weight(F, o, [np.hstack([counts, rogue]).astype(np.float64)],
+                           np.arange(28), 100, True)
+    assert alone == mixed == 0.1
+
+
 def test_smooth_states_leaves_the_model_alone_and_checks_its_input(population):
     from nwb_dsr.models.rollout import smooth_states
     counts, _, truth = population
