@@ -21,8 +21,8 @@ __all__ = ["free_run", "pad_state", "infer_states", "mean_state", "smooth_states
 #: Weights of the transition prior that :func:`smooth_states` chooses from with
 #: ``weight="auto"``, by cross-validation over the channels. The prior's variances are those of
 #: the forced states' one-step residuals, which depend on how much the forcing targets are
-#: smoothed, so no single weight suits every fit: on ground truth 0.1 is chosen, on a real M1
-#: population 10 or 100.
+#: smoothed, so no single weight suits every fit: on the ground-truth populations of the tests
+#: 0.1 is chosen, on fits to a real M1 population 10 and 100.
 SMOOTHER_WEIGHTS = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
