@@ -98,6 +98,28 @@ def test_spikes_benchmark_on_trials_of_another_system(spikes_vs_gpfa):
     assert res["lambda_max_true"] == pytest.approx(2.0272 * 0.5, abs=1e-4)
     assert res["co_bps_ours"] is not None and res["latent_r2_train"] is not None
     assert "10 trials (8 train, 2 test)" in log
+    # both maps to the truth are reported, and the floor is taken over the 4 training windows
+    # of the test's length
+    assert res["latent_r2_test_forced_map"] is not None
+    assert set(res) >= {"D_stsp_forced_map", "D_H_forced_map"}
+    assert res["D_stsp_data_floor"]["n_windows"] == 4
+    assert 0 <= res["D_stsp_data_floor"]["min"] <= res["D_stsp_data_floor"]["max"]
+
+
+def test_spikes_benchmark_data_floor_is_the_attractor_against_itself(spikes_vs_gpfa):
+    from nwb_dsr.datasets import make_population
+    lat = make_population("lorenz63", n_units=4, duration=300.0, bin_size=0.01, seed=0).latent
+    test, train = lat[24000:], lat[:24000]
+    floor = spikes_vs_gpfa.data_floor(test, train)
+    assert floor["n_windows"] == 4
+    # 60 s of the attractor against other 60 s (measured 0.79-2.47): far below a copy of the
+    # attractor at half its size (measured 9.0-9.8)
+    assert 0 < floor["min"] <= floor["mean"] <= floor["max"] < 3
+    assert spikes_vs_gpfa.data_floor(test, np.concatenate([test, train]))["min"] == 0
+    shrunk = spikes_vs_gpfa.data_floor(test, 0.5 * train)
+    assert shrunk["min"] > 2 * floor["max"]
+    short = spikes_vs_gpfa.data_floor(test, train[:1000])
+    assert short["n_windows"] == 0 and np.isnan(short["mean"])
 
 
 def test_spikes_benchmark_needs_both_trial_options(spikes_vs_gpfa):
