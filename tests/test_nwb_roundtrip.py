@@ -319,7 +319,10 @@ def test_fits_written_in_the_first_format_still_load(name):
     back = read_dynamics(path, name=name)
     g = read_results(path, name=name)["generated"]
     x, z = back.generate(20, z0=g["initial_state"], return_latent=True)
-    np.testing.assert_array_equal(z, g["data"])
+    # the stored run was computed on another CPU, whose float32 kernels round the last bit
+    # differently (measured: 5e-10 apart at most); scaling the latent model's first weights
+    # by 1.01 moves the run by 3e-5 (LSTM) and 0.3 (counts)
+    np.testing.assert_allclose(z, g["data"], rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(x, g["mean"], rtol=1e-6, atol=1e-7)
     r = back.resolved_config_
     assert r.forcing.tau == 5 and back.tau_ == 5
