@@ -192,8 +192,8 @@ class OptimizationConfig:
         None, "wall-clock budget in seconds for the whole fit (all ensemble members); it only "
         "stops training early: the learning-rate schedule follows the epochs, so a fit that "
         "ends within its budget is the same on a busy and on an idle machine. The final check "
-        "of the best checkpoints runs after training stops and is not cut short, so a fit "
-        "ends a little after its budget (by up to a tenth of it)", cli=True,
+        "of the best checkpoints runs after training stops and is not cut short, so a fit can "
+        "end after its budget (on the README's benchmarks by up to a tenth of it)", cli=True,
         metavar="S")
     ema_decay: float = _setting(
         0.0, "weight averaging: decay per gradient step of an exponential moving average of "
