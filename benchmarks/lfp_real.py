@@ -23,7 +23,10 @@ its end, say) has another peak there, which no fit to the training part can know
 the D_H of the held-out data against each training window of the same length (the data against
 themselves) is listed too (``dh_data_vs_train_windows``; its mean is printed as "data floor").
 The ensemble's members (``members``: seed, validation score, D_H and D_stsp of the selected
-checkpoint in validation, λ_max, whether selected) show the spread behind the model.
+checkpoint in validation, λ_max, whether selected) show the spread behind the model;
+``final_check`` lists the selected member's final check of its best checkpoints (epoch, score,
+collapse, and ``probes_collapsed``: how many of the collapse-only runs from states of the
+training data and from the mean state collapsed).
 
 ``--lorenz`` runs the same on a synthetic recording with known truth instead of FILE: 16 LFP
 channels, each a noisy linear mixture of a Lorenz-63 latent at one Lorenz time unit per second
@@ -111,7 +114,17 @@ def run(path, seed: int, max_time: float, n_lyapunov: int, settings: dict | None
         "members": [{k: mem.get(k) for k in ("seed", "score", "D_H", "D_stsp", "lambda_max",
                                              "selected", "collapse")}
                     for mem in est.members_],
+        "final_check": final_check(est.history_),
     }
+
+
+def final_check(history) -> list:
+    """The final check of the selected member's best checkpoints, best validation first:
+    epoch, score, collapse and how many of its collapse-only runs from states of the training
+    data and the mean state came to rest, exploded or became non-finite."""
+    return [{"epoch": e, "score": s, "collapse": c, "probes_collapsed": p}
+            for e, s, c, p in zip(history.final_epochs, history.final_score,
+                                  history.final_collapse, history.final_probes_collapsed)]
 
 
 def relative_error(value, reference):

@@ -282,6 +282,12 @@ class EvaluationConfig:
         "checkpoints (at least n_val_steps; as long as the papers' test runs: on lorenz63 "
         "and eeg_tde, checkpoints that passed runs of 50,000 steps came to rest or exploded "
         "later)")
+    n_final_probes: int = _setting(
+        32, "free runs of the final check started from the forced states of bins spread over "
+        "the training data, and one from the mean state (where generate and the Lyapunov "
+        "spectrum start), n_val_steps steps each, checked for collapse only (not scored): a "
+        "map whose fixed point attracts states that the starts on the held-back data missed "
+        "is caught; 0: none")
 
     def check(self):
         _int_at_least("n_val_steps", self.n_val_steps, 100)
@@ -290,6 +296,7 @@ class EvaluationConfig:
         if self.n_final_checks != "auto":
             _int_at_least("n_final_checks", self.n_final_checks, 1, extra="'auto' or ")
         _int_at_least("n_final_steps", self.n_final_steps, 100)
+        _int_at_least("n_final_probes", self.n_final_probes, 0)
         if self.n_final_steps < self.n_val_steps:
             raise ValueError(f"n_final_steps must be at least n_val_steps "
                              f"({self.n_val_steps}): the final check runs longer than "

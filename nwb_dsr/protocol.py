@@ -32,6 +32,12 @@ The protocol (../METRICS.md):
    +inf; otherwise a collapse adds ``COLLAPSE_PENALTY`` to the score, so a collapsed checkpoint
    is selected only when every checkpoint collapsed. Spike counts move when their rates
    fluctuate beyond Poisson noise (:func:`counts_at_rest`).
+6. **Probes.** Given further initial states (``probes``; the final check of the best
+   checkpoints takes ``n_final_probes`` forced states spread over the training data and the
+   mean state), the map
+   also runs ``probe_steps`` steps from each of them, and the result is collapsed when one of
+   these runs collapses. They are not scored: they look for a fixed point (or a runaway) that
+   attracts states of the data which the starts on the reference do not reach.
 """
 from __future__ import annotations
 
@@ -106,6 +112,8 @@ class ProtocolResult:
         Both series in the comparison space, (n, n_dims).
     latent : torch.Tensor
         The free-running states (n, state_dim), after the transient.
+    n_probes, n_probes_collapsed : int
+        Runs from the ``probes`` states, and how many of them collapsed.
     """
 
     dstsp: float
@@ -115,6 +123,8 @@ class ProtocolResult:
     reference: np.ndarray = field(repr=False)
     generated: np.ndarray = field(repr=False)
     latent: torch.Tensor = field(repr=False)
+    n_probes: int = 0
+    n_probes_collapsed: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +149,11 @@ class EvaluationProtocol:
         D_stsp compares all runs together with the reference, D_H is their mean, and the
         result is collapsed when any run collapsed: a map with a fixed point that attracts
         some starts while others stay on a chaotic set is caught (1: the papers' protocol).
+    n_probes : int
+        States :meth:`probe_states` picks (from data the caller chooses, e.g. the training
+        data) for collapse-only runs (module docstring, step 6).
+    probe_steps : int
+        Steps kept of each probe run (after the same fraction of transient).
 
     Examples
     --------
@@ -159,13 +174,16 @@ class EvaluationProtocol:
     dh_weight: float = 4.0
     seed: int = 0
     n_starts: int = 1
+    n_probes: int = 0
+    probe_steps: int = 10_000
 
     @classmethod
     def from_config(cls, evaluation, seed: int = 0, final: bool = False) -> "EvaluationProtocol":
         """The protocol of validation and ``score`` for an
         :class:`~nwb_dsr.config.EvaluationConfig`: ``n_val_starts`` runs of ``n_val_steps``
         steps, its weight; with ``final``, the final check of the best checkpoints at the end
-        of training: the same runs with ``n_final_steps`` steps.
+        of training: the same runs with ``n_final_steps`` steps, and ``n_final_probes``
+        probes of ``n_val_steps`` steps.
 
         Examples
         --------
@@ -178,7 +196,9 @@ class EvaluationProtocol:
         """
         n = evaluation.n_final_steps if final else evaluation.n_val_steps
         return cls(n_steps=int(n), dh_weight=float(evaluation.dh_weight),
-                   seed=int(seed), n_starts=int(evaluation.n_val_starts))
+                   seed=int(seed), n_starts=int(evaluation.n_val_starts),
+                   n_probes=int(evaluation.n_final_probes) if final else 0,
+                   probe_steps=int(evaluation.n_val_steps))
 
     def length(self, n_ref: int) -> int:
         """Number of generated steps kept for a reference of ``n_ref`` bins."""
@@ -189,7 +209,8 @@ class EvaluationProtocol:
 
     @torch.no_grad()
     def evaluate(self, latent: LatentModel, readout: ObservationModel, segments,
-                 z0: torch.Tensor | None = None) -> ProtocolResult:
+                 z0: torch.Tensor | None = None,
+                 probes: torch.Tensor | None = None) -> ProtocolResult:
         """Run the model freely from the first bin of ``segments`` and compare.
 
         Parameters
@@ -200,6 +221,9 @@ class EvaluationProtocol:
             Reference data, one (n_bins_k, n_channels) array per segment, in data units.
         z0 : torch.Tensor, optional
             Initial states (n, state_dim); default: the forced states of ``n_starts`` bins.
+        probes : torch.Tensor, optional
+            Further initial states (n_probes, state_dim) whose runs are checked for collapse
+            only (e.g. :meth:`probe_states` of the training data).
 
         Returns
         -------
@@ -234,14 +258,42 @@ class EvaluationProtocol:
         else:
             collapse = next((c for c in (detect_collapse(to_space(m), ref_c) for m in mean)
                              if c is not None), None)
-        if collapse == "non_finite":
+        n_probes, n_probed = 0, 0
+        if finite and probes is not None and len(probes) and not (
+                readout.name == "poisson" and counts_at_rest(segments, readout.smoothing)):
+            found = self.probe(latent, readout, probes, ref_c, to_space)
+            n_probes, n_probed = len(found), sum(c is not None for c in found)
+            collapse = collapse or next((c for c in found if c is not None), None)
+        if collapse == "non_finite" and n_probed == 0:
             return ProtocolResult(math.nan, math.nan, math.inf, collapse, ref_c, gen_c, Z)
         ds = state_space_divergence(ref_c, gen_c, seed=self.seed)
         m = min(len(ref_c), n)
         dh = float(np.mean([power_spectrum_distance(ref_c[:m], g[:m]) for g in gen_runs])) \
             if m > 64 else math.nan
         score = self.selection_score(ds, dh) + (COLLAPSE_PENALTY if collapse else 0.0)
-        return ProtocolResult(float(ds), float(dh), score, collapse, ref_c, gen_c, Z)
+        return ProtocolResult(float(ds), float(dh), score, collapse, ref_c, gen_c, Z,
+                              n_probes, n_probed)
+
+    def probe(self, latent: LatentModel, readout: ObservationModel, probes: torch.Tensor,
+              ref_c: np.ndarray, to_space) -> list:
+        """Collapse reason (or None) of the free run from each state in ``probes``:
+        ``probe_steps`` steps after the transient, its noise-free read-out in the comparison
+        space (``to_space``) against the reference ``ref_c``."""
+        n = int(self.probe_steps)
+        burn = int(round(self.transient * n))
+        runs = free_run(latent, probes, n + burn)[:, burn:]
+        with np.errstate(all="ignore"):
+            return [detect_collapse(to_space(readout.linear(r).cpu().numpy().astype(np.float64)),
+                                    ref_c) for r in runs]
+
+    def probe_states(self, latent: LatentModel, readout: ObservationModel,
+                     segments) -> torch.Tensor:
+        """Forced states of ``n_probes`` bins spread evenly over ``segments`` (each segment
+        inverted as a whole), (n_probes, state_dim); empty when ``n_probes`` is 0."""
+        Z = torch.cat([infer_states(latent, readout, np.asarray(s)) for s in segments])
+        k = min(int(self.n_probes), len(Z))
+        pick = np.linspace(0, len(Z), k, endpoint=False).astype(int)
+        return Z[torch.as_tensor(pick, dtype=torch.long)]
 
     def initial_states(self, latent: LatentModel, readout: ObservationModel,
                        segments) -> torch.Tensor:

@@ -232,3 +232,7 @@ def test_lfp_real_reports_training_peak_and_members_on_the_eeg(lfp_real):
     assert all(9 <= p <= 13 for p in peaks[2:8]) and peaks[-1] < 6
     assert r["peak_data_hz"] < 6  # the held-out fifth: the clench
     assert [m["selected"] for m in r["members"]].count(True) == 1 and len(r["members"]) == 2
+    # the final check of the kept checkpoints (none when no validation run stayed finite), each
+    # with its 33 collapse-only runs
+    assert len(r["final_check"]) <= 8
+    assert all(0 <= c["probes_collapsed"] <= 33 for c in r["final_check"])

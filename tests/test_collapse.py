@@ -2,6 +2,7 @@
 evaluate() and the NWB metrics table."""
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -12,6 +13,7 @@ from nwb_dsr import DSR
 from nwb_dsr.analysis import evaluate
 from nwb_dsr.collapse import (COLLAPSE_REASONS, CollapseWarning, describe_collapse,
                               detect_collapse)
+from nwb_dsr.models.latent import LatentModel
 from nwb_dsr.protocol import COLLAPSE_PENALTY, EvaluationProtocol, ProtocolResult
 from nwb_dsr.training import trainer as trainer_module
 
@@ -118,7 +120,7 @@ def test_final_check_decides_the_collapse_record(monkeypatch):
     monkeypatch.setattr(trainer_module.Trainer, "validate", _fake_validation(pattern))
     final = [(1000.9, "fixed_point"), (1000.4, "exploding")]
     monkeypatch.setattr(trainer_module.Trainer, "final_check",
-                        lambda self, segments, _f=_fake_validation(final): _f(self, segments))
+                        lambda self, segments, probes=None, _f=_fake_validation(final): _f(self, segments))
     with pytest.warns(CollapseWarning, match="exploded .* in the final check of the 2 best "
                       "checkpoints of this fit") as rec:
         est = DSR(**{**KW, "epochs": 3, "n_final_checks": 2}).fit(DATA[:800], bin_size=0.05)
@@ -137,7 +139,7 @@ def test_final_check_marks_runs_that_drift_off_the_validated_attractor(monkeypat
     monkeypatch.setattr(trainer_module.Trainer, "validate", _fake_validation(pattern))
     final = [(3.0, None), (2.5, None)]
     monkeypatch.setattr(trainer_module.Trainer, "final_check",
-                        lambda self, segments, _f=_fake_validation(final): _f(self, segments))
+                        lambda self, segments, probes=None, _f=_fake_validation(final): _f(self, segments))
     with warnings.catch_warnings():
         warnings.simplefilter("error", CollapseWarning)
         est = DSR(**{**KW, "epochs": 3, "n_final_checks": 2, "restarts": 0}).fit(
@@ -150,7 +152,7 @@ def test_final_check_marks_runs_that_drift_off_the_validated_attractor(monkeypat
     monkeypatch.setattr(trainer_module.Trainer, "validate", _fake_validation(pattern))
     final = [(3.0, None), (4.5, None)]
     monkeypatch.setattr(trainer_module.Trainer, "final_check",
-                        lambda self, segments, _f=_fake_validation(final): _f(self, segments))
+                        lambda self, segments, probes=None, _f=_fake_validation(final): _f(self, segments))
     with pytest.warns(CollapseWarning, match="drifted off the attractor .* in the final check"):
         est = DSR(**{**KW, "epochs": 3, "n_final_checks": 2, "restarts": 0}).fit(
             DATA[:800], bin_size=0.05)
@@ -168,6 +170,50 @@ def test_validation_score_detects_a_collapsed_model():
     with pytest.warns(CollapseWarning, match="fixed point .* on these data"):
         res = evaluate(est, DATA[800:1600], pe_steps=(1,), n_lyapunov=200)
     assert res["collapse"] == "fixed_point"
+
+
+class _Bistable(LatentModel):
+    """Rotation by 0.3 rad a step, radius r -> r (1 + 0.3 (r - 1)(2 - r)): the ring r = 2
+    attracts the states beyond r = 1, the origin (a fixed point) those inside."""
+
+    name = "bistable"
+
+    def __init__(self):
+        super().__init__(2)
+
+    def step(self, z):
+        r = z.norm(dim=-1, keepdim=True)
+        c, s = math.cos(0.3), math.sin(0.3)
+        rot = torch.stack([c * z[..., 0] - s * z[..., 1], s * z[..., 0] + c * z[..., 1]], -1)
+        return rot * (1 + 0.3 * (r - 1) * (2 - r))
+
+
+def _ring(radius, n=600):
+    t = np.arange(n) * 0.3
+    return radius * np.stack([np.cos(t), np.sin(t)], axis=1)
+
+
+def test_probes_catch_a_fixed_point_that_the_reference_starts_miss():
+    from nwb_dsr.models import GaussianObservation
+    lat, ro = _Bistable(), GaussianObservation(2, 2)
+    with torch.no_grad():   # identity read-out: the data are the states
+        ro.B.copy_(torch.eye(2)); ro.b.zero_()
+    ref = [_ring(2.0)]
+    proto = EvaluationProtocol(n_steps=400, n_starts=3, n_probes=5, probe_steps=400)
+    plain = proto.evaluate(lat, ro, ref)
+    assert plain.collapse is None and plain.n_probes == 0 and plain.score < COLLAPSE_PENALTY
+    # states of data inside the ring fall onto the origin
+    inner = proto.evaluate(lat, ro, ref, probes=proto.probe_states(lat, ro, [_ring(0.5)]))
+    assert inner.collapse == "fixed_point"
+    assert (inner.n_probes, inner.n_probes_collapsed) == (5, 5)
+    assert inner.score == pytest.approx(plain.score + COLLAPSE_PENALTY)
+    assert inner.dstsp == plain.dstsp   # probes are not scored
+    # probes spread over two segments: 3 of 5 start at r = 1.5 and reach the ring
+    mixed = proto.evaluate(lat, ro, ref,
+                           probes=proto.probe_states(lat, ro, [_ring(1.5), _ring(0.5)]))
+    assert mixed.collapse == "fixed_point" and mixed.n_probes_collapsed == 2
+    outer = proto.evaluate(lat, ro, ref, probes=proto.probe_states(lat, ro, [_ring(1.5)]))
+    assert outer.collapse is None and (outer.n_probes, outer.n_probes_collapsed) == (5, 0)
 
 
 def test_collapse_row_in_the_nwb_metrics_table():

@@ -531,7 +531,7 @@ def _recording_validation(monkeypatch, scores):
         s = scores[len(seen) - 1]
         return ProtocolResult(s, s / 10, s, None, None, None, None)
 
-    def never(self, segments):
+    def never(self, segments, probe_segments=None):
         checked.append({k: v.clone() for k, v in self.latent.state_dict().items()})
         raise AssertionError("no final check with n_final_checks=1")
 
@@ -566,7 +566,7 @@ def test_final_check_picks_among_the_best_checkpoints_and_records_the_choice(lor
     final = [(1.8, None), (0.5, None), (1000.2, "fixed_point")]
     checked = []
 
-    def check(self, segments):  # called on the kept checkpoints, best validation first
+    def check(self, segments, probe_segments=None):  # called on the kept checkpoints, best validation first
         checked.append({k: v.clone() for k, v in self.latent.state_dict().items()})
         s, reason = final[len(checked) - 1]
         return ProtocolResult(s / 2, s / 10, s, reason, None, None, None)
@@ -594,17 +594,30 @@ def test_final_check_runs_longer_free_runs_on_the_validation_data(lorenz_series,
     lengths = []
     orig = EvaluationProtocol.evaluate
 
-    def spy(self, latent, readout, segments, z0=None):
-        lengths.append((self.n_steps, self.n_starts, sum(len(s) for s in segments)))
-        res = orig(self, latent, readout, segments, z0)
+    def spy(self, latent, readout, segments, z0=None, probes=None):
+        lengths.append((self.n_steps, self.n_starts, sum(len(s) for s in segments),
+                        0 if probes is None else len(probes)))
+        res = orig(self, latent, readout, segments, z0, probes)
         # scores 1, 2, 3 in validation (an untrained map may not give a finite one), then 4, 5
         return dataclasses.replace(res, score=float(len(lengths)))
 
+    probed = []
+    orig_probes = EvaluationProtocol.probe_states
+
+    def probe_spy(self, latent, readout, segments):
+        probed.append([len(s) for s in segments])
+        return orig_probes(self, latent, readout, segments)
+
     monkeypatch.setattr(EvaluationProtocol, "evaluate", spy)
+    monkeypatch.setattr(EvaluationProtocol, "probe_states", probe_spy)
     est = DSR(**{**FINAL_KW, "epochs": 3}, n_val_steps=300, n_val_starts=2, n_final_steps=900,
-              n_final_checks=2).fit(lorenz_series[:1000])
-    # three validations, then the two best checkpoints again, on the held-back 100 bins
-    assert lengths == [(300, 2, 100)] * 3 + [(900, 2, 100)] * 2
+              n_final_checks=2, n_final_probes=7).fit(lorenz_series[:1000])
+    assert probed == [[900], [900]]
+    # three validations, then the two best checkpoints again, on the held-back 100 bins, with
+    # collapse-only runs from seven states of the 900 training bins and from the mean state
+    assert lengths == [(300, 2, 100, 0)] * 3 + [(900, 2, 100, 8)] * 2
+    assert len(est.history_.final_probes_collapsed) == 2
+    assert all(0 <= k <= 8 for k in est.history_.final_probes_collapsed)
     h = est.history_
     assert (h.final_epochs, h.final_score) == ([1, 2], [4.0, 5.0])
     assert (h.best_epoch, h.best_score) == (1, 4.0)

@@ -9,8 +9,10 @@ budget, the time budget, patience, or a diverging loss (keeping the last good st
 ``ema_decay`` > 0 the gradient steps move the raw parameters while an exponential moving
 average of them is what validation, the final check, the callback and the fitted model see
 (weight averaging; off by default). When training stops, the kept checkpoints are checked
-again with longer free runs (``n_final_steps``) on the same held-back data, and the best of
-that final check becomes the model. The time budget only stops training early; nothing else
+again with longer free runs (``n_final_steps``) on the same held-back data, and from
+``n_final_probes`` states spread over the training data and from the mean state (checked for
+collapse only), and the
+best of that final check becomes the model. The time budget only stops training early; nothing else
 depends on the wall clock, so a seed gives the same fit on a busy and on an idle machine as
 long as the fit ends within its budget.
 """
@@ -30,7 +32,7 @@ from ..collapse import CollapseWarning, describe_collapse
 from ..config import EvaluationConfig, OptimizationConfig, RunConfig
 from ..models.latent import LatentModel
 from ..models.observation import ObservationModel
-from ..models.rollout import free_run
+from ..models.rollout import free_run, mean_state
 from ..observations import Observations
 from ..protocol import COLLAPSE_PENALTY, EvaluationProtocol
 from .forcing import ForcingScheme, gather_rows
@@ -177,7 +179,8 @@ class TrainingHistory:
     validation. With ``n_final_checks`` > 1 the checkpoints with the best validation scores are
     checked again with longer free runs when training ends: ``final_epochs`` (best validation
     first), ``final_score``, ``final_dstsp``, ``final_dh`` and ``final_collapse`` hold that
-    check (empty without one). ``best_epoch`` is the epoch of the selected checkpoint and
+    check (empty without one), ``final_probes_collapsed`` how many of its collapse-only runs
+    from states of the training data (``n_final_probes``) collapsed. ``best_epoch`` is the epoch of the selected checkpoint and
     ``best_score`` its score in the last check it went through: the final check's when there
     was one (lowest there wins), else its validation score (lowest wins); ``collapse`` is its
     collapse reason in that same check.
@@ -200,6 +203,7 @@ class TrainingHistory:
     final_dstsp: list = field(default_factory=list)
     final_dh: list = field(default_factory=list)
     final_collapse: list = field(default_factory=list)
+    final_probes_collapsed: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -374,10 +378,19 @@ class Trainer:
         """The evaluation protocol's result for the current parameters on ``segments``."""
         return self.protocol.evaluate(self.latent, self.readout, segments)
 
-    def final_check(self, segments: list):
+    def final_check(self, segments: list, probe_segments: list | None = None):
         """The final check's result (``n_final_steps`` steps a run) for the current parameters
-        on ``segments``."""
-        return self.final_protocol.evaluate(self.latent, self.readout, segments)
+        on ``segments``; with ``n_final_probes`` > 0, collapse-only runs from the forced states
+        of that many bins spread over ``probe_segments`` (the training data) when given, and
+        from the mean state (where ``generate`` and the Lyapunov spectrum start)."""
+        fp = self.final_protocol
+        probes = None
+        if fp.n_probes > 0:
+            probes = mean_state(self.latent, self.readout)
+            if probe_segments:
+                probes = torch.cat([probes, fp.probe_states(self.latent, self.readout,
+                                                            probe_segments)])
+        return fp.evaluate(self.latent, self.readout, segments, probes=probes)
 
     # ------------------------------------------------------------------ loop
     def fit(self, obs: Observations, val_obs: Observations | None = None,
@@ -532,7 +545,7 @@ class Trainer:
                 and hist.stopped != "diverged":
             validate_now()
         if kept:
-            self._select(kept, val_segs)
+            self._select(kept, val_segs, train_segs)
         elif hist.stopped != "diverged":
             averaging.load()  # no checkpoint to choose from: the average of the last steps
         self.validation_segments = val_segs
@@ -556,24 +569,26 @@ class Trainer:
         hist.seconds = time.perf_counter() - t_start - excluded
         return hist
 
-    def _select(self, kept: list, segments: list):
+    def _select(self, kept: list, segments: list, probe_segments: list | None = None):
         """Restore the model from the kept checkpoints, (validation score, epoch, snapshot) best
         first: the first one, or with ``n_final_checks`` > 1 the one with the lowest score in
         the final check on ``segments`` (of equal scores the better validation; a checkpoint
-        whose final score shows it drifting, :func:`is_drifting`, counts as collapsed), and
-        record the choice in the history."""
+        whose final score shows it drifting, :func:`is_drifting`, or whose runs from states of
+        ``probe_segments`` collapse, counts as collapsed), and record the choice in the
+        history."""
         hist = self.history
         score, epoch, snap = kept[0]
         if self.n_final_checks > 1:
             for val_score, ep, sn in kept:
                 self._restore(sn)
-                res = self.final_check(segments)
+                res = self.final_check(segments, probe_segments)
                 score, collapse = res.score, res.collapse
                 if collapse is None and is_drifting(val_score, score):
                     collapse, score = "drifting", score + COLLAPSE_PENALTY
                 hist.final_epochs.append(ep); hist.final_score.append(score)
                 hist.final_dstsp.append(res.dstsp); hist.final_dh.append(res.dh)
                 hist.final_collapse.append(collapse)
+                hist.final_probes_collapsed.append(res.n_probes_collapsed)
             i = int(np.argmin(hist.final_score))
             score, epoch, snap = hist.final_score[i], kept[i][1], kept[i][2]
         self._restore(snap)
