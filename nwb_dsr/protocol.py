@@ -34,10 +34,10 @@ The protocol (../METRICS.md):
    fluctuate beyond Poisson noise (:func:`counts_at_rest`).
 6. **Probes.** Given further initial states (``probes``; the final check of the best
    checkpoints takes ``n_final_probes`` forced states spread over the training data and the
-   mean state), the map
-   also runs ``probe_steps`` steps from each of them, and the result is collapsed when one of
-   these runs collapses. They are not scored: they look for a fixed point (or a runaway) that
-   attracts states of the data which the starts on the reference do not reach.
+   mean state), the map also runs ``probe_steps`` steps from each of them, and the result is
+   collapsed when one of these runs collapses. They are not scored: they look for a fixed
+   point (or a runaway) that attracts states of the data which the starts on the reference do
+   not reach.
 """
 from __future__ import annotations
 
@@ -289,7 +289,7 @@ class EvaluationProtocol:
     def probe_states(self, latent: LatentModel, readout: ObservationModel,
                      segments) -> torch.Tensor:
         """Forced states of ``n_probes`` bins spread evenly over ``segments`` (each segment
-        inverted as a whole), (n_probes, state_dim); empty when ``n_probes`` is 0."""
+        inverted as a whole), (min(n_probes, bins), state_dim); empty when ``n_probes`` is 0."""
         Z = torch.cat([infer_states(latent, readout, np.asarray(s)) for s in segments])
         k = min(int(self.n_probes), len(Z))
         pick = np.linspace(0, len(Z), k, endpoint=False).astype(int)

@@ -11,10 +11,9 @@ average of them is what validation, the final check, the callback and the fitted
 (weight averaging; off by default). When training stops, the kept checkpoints are checked
 again with longer free runs (``n_final_steps``) on the same held-back data, and from
 ``n_final_probes`` states spread over the training data and from the mean state (checked for
-collapse only), and the
-best of that final check becomes the model. The time budget only stops training early; nothing else
-depends on the wall clock, so a seed gives the same fit on a busy and on an idle machine as
-long as the fit ends within its budget.
+collapse only), and the best of that final check becomes the model. The time budget only
+stops training early; nothing else depends on the wall clock, so a seed gives the same fit on
+a busy and on an idle machine as long as the fit ends within its budget.
 """
 from __future__ import annotations
 
@@ -180,10 +179,10 @@ class TrainingHistory:
     checked again with longer free runs when training ends: ``final_epochs`` (best validation
     first), ``final_score``, ``final_dstsp``, ``final_dh`` and ``final_collapse`` hold that
     check (empty without one), ``final_probes_collapsed`` how many of its collapse-only runs
-    from states of the training data (``n_final_probes``) collapsed. ``best_epoch`` is the epoch of the selected checkpoint and
-    ``best_score`` its score in the last check it went through: the final check's when there
-    was one (lowest there wins), else its validation score (lowest wins); ``collapse`` is its
-    collapse reason in that same check.
+    from states of the training data and the mean state (``n_final_probes``) collapsed.
+    ``best_epoch`` is the epoch of the selected checkpoint and ``best_score`` its score in the
+    last check it went through: the final check's when there was one (lowest there wins), else
+    its validation score (lowest wins); ``collapse`` is its collapse reason in that same check.
     """
 
     loss: list = field(default_factory=list)
