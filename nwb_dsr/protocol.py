@@ -251,16 +251,16 @@ class EvaluationProtocol:
         gen_c = np.concatenate(gen_runs)
         # collapse is judged on the noise-free read-out: Poisson draws of a fixed point move;
         # and only against counts whose rates move beyond their Poisson noise
+        at_rest = readout.name == "poisson" and counts_at_rest(segments, readout.smoothing)
         if not finite:
             collapse = "non_finite"
-        elif readout.name == "poisson" and counts_at_rest(segments, readout.smoothing):
+        elif at_rest:
             collapse = None
         else:
             collapse = next((c for c in (detect_collapse(to_space(m), ref_c) for m in mean)
                              if c is not None), None)
         n_probes, n_probed = 0, 0
-        if finite and probes is not None and len(probes) and not (
-                readout.name == "poisson" and counts_at_rest(segments, readout.smoothing)):
+        if finite and probes is not None and len(probes) and not at_rest:
             found = self.probe(latent, readout, probes, ref_c, to_space)
             n_probes, n_probed = len(found), sum(c is not None for c in found)
             collapse = collapse or next((c for c in found if c is not None), None)
@@ -289,11 +289,8 @@ class EvaluationProtocol:
     def probe_states(self, latent: LatentModel, readout: ObservationModel,
                      segments) -> torch.Tensor:
         """Forced states of ``n_probes`` bins spread evenly over ``segments`` (each segment
-        inverted as a whole), (min(n_probes, bins), state_dim); empty when ``n_probes`` is 0."""
-        Z = torch.cat([infer_states(latent, readout, np.asarray(s)) for s in segments])
-        k = min(int(self.n_probes), len(Z))
-        pick = np.linspace(0, len(Z), k, endpoint=False).astype(int)
-        return Z[torch.as_tensor(pick, dtype=torch.long)]
+        inverted as a whole), (n_probes, state_dim); empty when ``n_probes`` is 0."""
+        return _spread_states(latent, readout, segments, int(self.n_probes))
 
     def initial_states(self, latent: LatentModel, readout: ObservationModel,
                        segments) -> torch.Tensor:
@@ -302,9 +299,7 @@ class EvaluationProtocol:
         smoothing sees the bins around a start)."""
         if self.n_starts == 1:
             return infer_states(latent, readout, segments[0])[:1]
-        Z = torch.cat([infer_states(latent, readout, s) for s in segments])
-        pick = np.linspace(0, len(Z), int(self.n_starts), endpoint=False).astype(int)
-        return Z[torch.as_tensor(pick)]
+        return _spread_states(latent, readout, segments, int(self.n_starts))
 
     def selection_score(self, dstsp: float, dh: float) -> float:
         """D_stsp + dh_weight·D_H (D_H left out when not computed); +inf if D_stsp is not finite.
@@ -336,6 +331,15 @@ class EvaluationProtocol:
             return (y if P is None else y @ P) / sd
 
         return to_space
+
+
+def _spread_states(latent: LatentModel, readout: ObservationModel, segments,
+                   k: int) -> torch.Tensor:
+    """Forced states of k bins spread evenly over ``segments`` (the first bin included; each
+    segment inverted as a whole), (k, state_dim)."""
+    Z = torch.cat([infer_states(latent, readout, np.asarray(s)) for s in segments])
+    pick = np.linspace(0, len(Z), k, endpoint=False).astype(int)
+    return Z[torch.as_tensor(pick, dtype=torch.long)]
 
 
 @torch.no_grad()
