@@ -54,6 +54,7 @@ import torch
 
 import nwb_dsr as dsr
 from nwb_dsr.analysis.lyapunov import spectral_peak
+from nwb_dsr.config import LYAPUNOV_STEPS
 from nwb_dsr.metrics import power_spectrum_distance
 
 
@@ -153,7 +154,7 @@ def main(argv=None) -> int:
                     help="--lorenz: recording length in s (default 300)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--max-time", type=float, default=300.0, help="fit budget in s (default 300)")
-    ap.add_argument("--lyapunov-steps", type=int, default=20_000)
+    ap.add_argument("--lyapunov-steps", type=int, default=LYAPUNOV_STEPS)
     ap.add_argument("--dsr", default="{}", help="JSON dict of extra DSR(...) settings "
                     "(experiments; the benchmark uses the defaults)")
     args = ap.parse_args(argv)

@@ -25,8 +25,9 @@ per seed ``s`` of ``--seeds``. Per seed the script prints
 * ``lambda_max``: the largest Lyapunov exponent of the fitted map in 1/s
   (:func:`nwb_dsr.analysis.lyapunov_spectrum`), and ``dynamics``, the class it implies:
   ``"fixed point"`` if λ_max < −ε, ``"limit cycle"`` if |λ_max| ≤ ε, ``"chaos"`` if λ_max > ε,
-  with ε = ``--epsilon`` (default 0.02 1/s: four times the inverse averaging time of the
-  estimate, 1 / (20,000 steps × 10 ms) = 0.005 1/s, the order of its error on a zero exponent);
+  with ε = ``--epsilon`` (default 0.02 1/s: twenty times the inverse averaging time of the
+  estimate, 1 / (100,000 steps × 10 ms) = 0.001 1/s, the order of its error on a zero
+  exponent);
 * ``protocol_D_H`` and ``protocol_D_stsp``: the library's evaluation protocol
   (:meth:`nwb_dsr.DSR.evaluation_protocol`, :mod:`nwb_dsr.protocol`) of a free run against the
   test data, i.e. the power-spectrum Hellinger distance and the state-space divergence between

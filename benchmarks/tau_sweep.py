@@ -92,8 +92,7 @@ def fit_and_score(x, dt, *, tau, mode, seed, args) -> dict:
     t0 = time.perf_counter()
     est.fit(x, bin_size=dt)
     fit_s = time.perf_counter() - t0
-    res = evaluate(est, x, n_generate=args.n_generate, pe_steps=(1, 20), n_lyapunov=20_000,
-                   seed=seed)
+    res = evaluate(est, x, n_generate=args.n_generate, pe_steps=(1, 20), seed=seed)
     h = est.history_
     return {"tau": int(tau) if mode == "sparse" else None, "mode": mode, "seed": int(seed),
             "dstsp": res["dstsp"], "dh": res["dh"], "pe20": res["prediction_error"].get("20"),

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ._json import jsonable
-from .config import DEFAULT_SPIKE_BIN_SIZE, DSRConfig
+from .config import DEFAULT_SPIKE_BIN_SIZE, LYAPUNOV_STEPS, DSRConfig
 
 __all__ = ["main", "build_parser"]
 
@@ -533,7 +533,7 @@ def _cmd_demo(args) -> int:
         # so the demo prints the same figures on a busy and on an idle machine.
         sim = dict(n_units=60, duration=300.0, n_lfp_channels=4)
         fit = {}
-        max_time, n_lyapunov, bin_size = (args.max_time or DEMO_MAX_TIME), 20_000, 0.01
+        max_time, n_lyapunov, bin_size = (args.max_time or DEMO_MAX_TIME), LYAPUNOV_STEPS, 0.01
     t0 = time.perf_counter()
     src = write_lorenz_nwb(folder / "lorenz_demo.nwb", seed=args.seed, overwrite=True, **sim)
     truth = load_ground_truth(src)
@@ -738,8 +738,8 @@ def _add_fit_options(p):
     g.add_argument("--threads", type=_positive_int, default=1, metavar="N",
                    help=_THREADS_HELP)
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    g.add_argument("--lyapunov-steps", type=_positive_int, default=20_000, metavar="N",
-                   help="steps of the Lyapunov-spectrum estimate (default 20000)")
+    g.add_argument("--lyapunov-steps", type=_positive_int, default=LYAPUNOV_STEPS, metavar="N",
+                   help=f"steps of the Lyapunov-spectrum estimate (default {LYAPUNOV_STEPS})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -828,8 +828,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stored_fit(p)
     p.add_argument("--report", default=None, metavar="DIR",
                    help="also write figures and metrics.json into DIR")
-    p.add_argument("--lyapunov-steps", type=_positive_int, default=20_000, metavar="N",
-                   help="steps of the Lyapunov-spectrum estimate (default 20000)")
+    p.add_argument("--lyapunov-steps", type=_positive_int, default=LYAPUNOV_STEPS, metavar="N",
+                   help=f"steps of the Lyapunov-spectrum estimate (default {LYAPUNOV_STEPS})")
     _add_common(p)
     p.set_defaults(func=_cmd_evaluate)
 

@@ -35,12 +35,6 @@ __all__ = ["DSR", "NotFittedError", "as_observations", "member_seed"]
 
 STATE_FORMAT = "nwb_dsr.DSR/2"
 
-#: Steps of the Lyapunov estimate of each ensemble member: that of
-#: ``lyapunov_spectrum(estimator)``, from the same state, so the selected member's λ_max is the
-#: estimator's.
-MEMBER_LYAPUNOV_STEPS = 20_000
-
-
 def member_seed(seed: int, index: int) -> int:
     """Seed of ensemble member ``index``: the estimator's own seed for the first member (so
     ``ensemble=1`` is the plain fit), then seeds drawn from (seed, index), so that the
@@ -308,11 +302,10 @@ class DSR(BaseEstimator):
         """λ_max and held-out likelihood of a member, for the spread of several members."""
         from .analysis.lyapunov import lyapunov_spectrum
         latent, readout, member = fitted["latent"], fitted["readout"], fitted["member"]
-        z0 = mean_state(latent, readout)  # where lyapunov_spectrum(estimator) starts
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            lam = lyapunov_spectrum(latent, n_steps=MEMBER_LYAPUNOV_STEPS,
-                                    dt=resolved.bin_size, z0=z0[0].numpy())
+            # as lyapunov_spectrum(estimator): the selected member's λ_max is the estimator's
+            lam = lyapunov_spectrum(latent, readout=readout, dt=resolved.bin_size)
         held = heldout_likelihood(latent, readout, fitted["validation"],
                                   horizon=int(resolved.forcing.tau))
         for key, v in (("lambda_max", float(lam[0])), ("heldout_loglik", held["loglik"]),

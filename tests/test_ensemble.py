@@ -154,8 +154,9 @@ def test_the_selected_members_lambda_max_is_the_estimators(ensemble_fit):
     from nwb_dsr.analysis import lyapunov_spectrum
     selected = next(m for m in ensemble_fit.members_ if m["selected"])
     assert selected["lambda_max"] is not None
-    assert selected["lambda_max"] == pytest.approx(float(lyapunov_spectrum(ensemble_fit)[0]),
-                                                   rel=1e-3)
+    # the same run from the same perturbed start: equal, not only close (a chaotic map's
+    # estimate moves by several per cent with its start)
+    assert selected["lambda_max"] == float(lyapunov_spectrum(ensemble_fit)[0])
 
 
 def test_the_ensembles_of_nearby_seeds_share_no_member():

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._json import jsonable
 from ..collapse import CollapseWarning, describe_collapse
+from ..config import LYAPUNOV_STEPS
 from ..models.rollout import infer_states
 from ..observations import as_observations
 from .lyapunov import lyapunov_spectrum, predictability_time
@@ -218,7 +219,7 @@ def poisson_loglik(rates, counts) -> float:
 
 @torch.no_grad()
 def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10, 20),
-             n_lyapunov: int = 20_000, figures=None, seed: int = 0) -> dict:
+             n_lyapunov: int = LYAPUNOV_STEPS, figures=None, seed: int = 0) -> dict:
     """All metrics that apply to the data kind, for a fitted estimator on test data X.
 
     D_stsp and D_H come from the evaluation protocol (:mod:`nwb_dsr.protocol`), the same

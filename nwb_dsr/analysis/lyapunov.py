@@ -21,11 +21,13 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.spatial import cKDTree
 from sklearn.utils.validation import check_is_fitted
 
+from ..config import LYAPUNOV_STEPS
 from ..models.latent import LatentModel
 from ..models.rollout import free_run, mean_state
 
 __all__ = ["lyapunov_spectrum", "lyapunov_max_data", "predictability_time",
-           "embedding_delay", "embedding_dimension", "spectral_peak", "signal_timescale"]
+           "embedding_delay", "embedding_dimension", "spectral_peak", "signal_timescale",
+           "LYAPUNOV_STEPS"]
 
 
 # ============================================================================ model: QR method
@@ -51,9 +53,10 @@ def _autograd_jacobian(lat):
     return torch.func.vmap(torch.func.jacfwd(f))
 
 
-def lyapunov_spectrum(model_or_estimator, n_steps: int = 20_000, n_exponents: int | None = None,
-                      transient: int = 1_000, reorth_every: int = 5, z0=None,
-                      dt: float | None = None, seed: int = 0, autograd: bool = False) -> np.ndarray:
+def lyapunov_spectrum(model_or_estimator, n_steps: int = LYAPUNOV_STEPS,
+                      n_exponents: int | None = None, transient: int = 1_000,
+                      reorth_every: int = 5, z0=None, dt: float | None = None, seed: int = 0,
+                      autograd: bool = False, readout=None) -> np.ndarray:
     """Lyapunov spectrum of a latent map by the QR (Benettin) method.
 
     The state is run freely for ``transient + n_steps`` steps (float64, no gradients); the
@@ -78,9 +81,10 @@ def lyapunov_spectrum(model_or_estimator, n_steps: int = 20_000, n_exponents: in
         Steps between re-orthonormalisations. Products of up to this many Jacobians are formed
         in float64; keep it small (1–10) when the map contracts strongly.
     z0 : array of shape (state_dim,), optional
-        Initial state. Default for an estimator: the state :meth:`DSR.generate` starts from
-        (the forced state of the read-out offset b), for a bare model a small random state; a tiny
-        seeded perturbation is added to either so that the run does not sit on a fixed point.
+        Initial state. Default for an estimator (or a bare map given its ``readout``): the
+        state :meth:`DSR.generate` starts from (the forced state of the read-out offset b),
+        otherwise a small random state; a tiny seeded perturbation is added to either so that
+        the run does not sit on a fixed point.
     dt : float, optional
         Bin width in seconds (default ``bin_size_`` of an estimator, 1 for a bare model, i.e.
         exponents per step).
@@ -89,6 +93,9 @@ def lyapunov_spectrum(model_or_estimator, n_steps: int = 20_000, n_exponents: in
     autograd : bool
         Use the autograd Jacobian of the base class even if the model has an analytic one (to
         check a model's analytic Jacobian).
+    readout : ObservationModel, optional
+        The read-out of a bare latent map (e.g. an ensemble member's): the default start is then
+        the estimator's, so the member's exponents are those of an estimator holding it.
 
     Returns
     -------
@@ -133,9 +140,11 @@ def lyapunov_spectrum(model_or_estimator, n_steps: int = 20_000, n_exponents: in
         if z.shape[0] != S:
             raise ValueError(f"z0 must have state_dim = {S} entries; got {z.shape[0]}.")
     else:
-        if est is not None:
+        if readout is None and est is not None:
+            readout = est.observation_model_
+        if readout is not None:
             # the state DSR.generate starts from by default
-            z = mean_state(est.latent_model_, est.observation_model_)[0].cpu().double().numpy()
+            z = mean_state(latent, readout)[0].cpu().double().numpy()
         else:
             z = 0.1 * rng.standard_normal(S)
         z = z + 1e-3 * (1.0 + np.abs(z)) * rng.standard_normal(S)
