@@ -35,6 +35,7 @@ __all__ = ["DSR", "NotFittedError", "as_observations", "member_seed"]
 
 STATE_FORMAT = "nwb_dsr.DSR/2"
 
+
 def member_seed(seed: int, index: int) -> int:
     """Seed of ensemble member ``index``: the estimator's own seed for the first member (so
     ``ensemble=1`` is the plain fit), then seeds drawn from (seed, index), so that the

@@ -26,8 +26,7 @@ from ..models.latent import LatentModel
 from ..models.rollout import free_run, mean_state
 
 __all__ = ["lyapunov_spectrum", "lyapunov_max_data", "predictability_time",
-           "embedding_delay", "embedding_dimension", "spectral_peak", "signal_timescale",
-           "LYAPUNOV_STEPS"]
+           "embedding_delay", "embedding_dimension", "spectral_peak", "signal_timescale"]
 
 
 # ============================================================================ model: QR method
