@@ -159,6 +159,17 @@ def test_the_selected_members_lambda_max_is_the_estimators(ensemble_fit):
     assert selected["lambda_max"] == float(lyapunov_spectrum(ensemble_fit)[0])
 
 
+def test_evaluate_reports_the_fits_lambda_max_whatever_the_data(ensemble_fit, counts):
+    """One fit, one λ_max: evaluate's (the report's, the NWB table's) is the selected
+    member's, on any stretch of data, while its free run starts on the data."""
+    selected = next(m for m in ensemble_fit.members_ if m["selected"])
+    x = counts.data[0]
+    first = evaluate(ensemble_fit, x[:400], pe_steps=(1,))
+    later = evaluate(ensemble_fit, x[-400:], pe_steps=(1,))
+    assert first["lambda_max_per_s"] == later["lambda_max_per_s"] == selected["lambda_max"]
+    assert first["dstsp"] != later["dstsp"]
+
+
 def test_the_ensembles_of_nearby_seeds_share_no_member():
     seeds = {member_seed(s, k) for s in range(50) for k in range(4)}
     assert len(seeds) == 200 and all(0 <= v < 2 ** 31 for v in seeds)

@@ -240,8 +240,10 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
     pe_steps : int or sequence of int
         Horizons n of the prediction error PE(n) (empty or None: skipped).
     n_lyapunov : int
-        Steps of the QR method for the model's Lyapunov spectrum (from the forced state at the
-        first bin of X).
+        Steps of the QR method for the model's Lyapunov spectrum. It starts where
+        :func:`~nwb_dsr.analysis.lyapunov_spectrum` of the estimator starts (the state
+        :meth:`DSR.generate` starts from), so ``lambda_max_per_s`` is the fit's λ_max, the one
+        of its selected ensemble member and of the written NWB file, whatever the data X.
     figures : str or Path, optional
         Directory to write figures into (created if needed): ``loss.png``, ``attractor.png``,
         ``spectra.png``, ``lyapunov.png`` and, for counts, ``raster.png``.
@@ -308,7 +310,7 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
         out["prediction_error"] = {str(int(k)): float(v) for k, v in zip(pe_ns, pe)}
     else:
         out["prediction_error"] = {}
-    spec = lyapunov_spectrum(estimator, n_steps=n_lyapunov, z0=z0[0].numpy(), seed=seed)
+    spec = lyapunov_spectrum(estimator, n_steps=n_lyapunov, seed=seed)
     lam_s = float(spec[0])
     lam_bin = lam_s * float(obs.bin_size)
     tau_pred = predictability_time(lam_bin)
