@@ -216,6 +216,60 @@ def test_probes_catch_a_fixed_point_that_the_reference_starts_miss():
     assert outer.collapse is None and (outer.n_probes, outer.n_probes_collapsed) == (5, 0)
 
 
+class _Runaway(LatentModel):
+    """Rotation by 0.3 rad a step, radius r -> r + 0.3 (2 - r)(3 - r): the ring r = 2 attracts
+    the states inside r = 3 (the origin is a fixed point), beyond it the state runs away."""
+
+    name = "runaway"
+
+    def __init__(self):
+        super().__init__(2)
+
+    def step(self, z):
+        r = z.norm(dim=-1, keepdim=True)
+        c, s = math.cos(0.3), math.sin(0.3)
+        rot = torch.stack([c * z[..., 0] - s * z[..., 1], s * z[..., 0] + c * z[..., 1]], -1)
+        return rot * (1 + 0.3 * (2 - r) * (3 - r) / r.clamp_min(1e-12))
+
+
+@pytest.mark.parametrize("latent, radius, runaways", [
+    (_Runaway, 3.5, 5),     # every probe starts beyond r = 3
+    (_Runaway, 2.5, 0),     # every probe reaches the ring
+    (_Bistable, 0.5, 0),    # every probe comes to rest: a fixed point is not a runaway
+])
+def test_without_a_final_check_the_chosen_checkpoint_is_probed_for_runaways(latent, radius,
+                                                                          runaways):
+    from nwb_dsr.config import EvaluationConfig, OptimizationConfig, RunConfig
+    from nwb_dsr.models import GaussianObservation
+    from nwb_dsr.training.forcing import make_forcing
+    ro = GaussianObservation(2, 2)
+    with torch.no_grad():
+        ro.B.copy_(torch.eye(2)); ro.b.zero_()
+    evaluation = EvaluationConfig(n_val_steps=400, n_val_starts=3, n_final_checks=1,
+                                  n_final_probes=5)
+    tr = trainer_module.Trainer(latent(), ro, make_forcing("sparse", tau=10),
+                                OptimizationConfig(), evaluation, RunConfig(progress=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the runaways overflow
+        tr._select([(1.0, 3, tr._snapshot())], [_ring(2.0)], [_ring(radius)])
+    h = tr.history
+    assert h.final_epochs == []       # no final check: validation's choice stays
+    assert h.best_epoch == 3
+    # the 5 probes from the training data; the mean state (the origin) rests, not counted
+    assert h.probes_runaway == runaways
+    if runaways:
+        assert h.best_score == 1.0 + COLLAPSE_PENALTY
+        assert tr._runaway in trainer_module.RUNAWAYS
+    else:
+        assert h.best_score == 1.0 and tr._runaway is None
+    off = trainer_module.Trainer(latent(), ro, make_forcing("sparse", tau=10),
+                                 OptimizationConfig(),
+                                 EvaluationConfig(n_final_checks=1, n_final_probes=0),
+                                 RunConfig(progress=False))
+    off._select([(1.0, 3, off._snapshot())], [_ring(2.0)], [_ring(radius)])
+    assert off.history.probes_runaway is None and off.history.best_score == 1.0
+
+
 def test_collapse_row_in_the_nwb_metrics_table():
     from nwb_dsr.nwb.writer import _flatten_metrics
     rows = _flatten_metrics({"dh": 0.2, "collapse": "fixed_point"})
