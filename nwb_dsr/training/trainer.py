@@ -589,9 +589,9 @@ class Trainer:
                 where = (f"in the final check of the {len(hist.final_epochs)} best checkpoints "
                          "of this fit")
         elif hist.best_epoch is not None and hist.val_epochs:
-            hist.collapse = hist.val_collapse[hist.val_epochs.index(hist.best_epoch)] \
-                or self._runaway
-            if hist.collapse is not None and hist.collapse == self._runaway:
+            hist.collapse = hist.val_collapse[hist.val_epochs.index(hist.best_epoch)]
+            if hist.collapse is None and self._runaway is not None:
+                hist.collapse = self._runaway
                 where = "from some states of the training data (or the mean state)"
         elif hist.val_collapse and all(c is not None for c in hist.val_collapse):
             hist.collapse = hist.val_collapse[-1]
