@@ -172,11 +172,8 @@ def test_validation_score_detects_a_collapsed_model():
     assert res["collapse"] == "fixed_point"
 
 
-class _Bistable(LatentModel):
-    """Rotation by 0.3 rad a step, radius r -> r (1 + 0.3 (r - 1)(2 - r)): the ring r = 2
-    attracts the states beyond r = 1, the origin (a fixed point) those inside."""
-
-    name = "bistable"
+class _Rotating(LatentModel):
+    """A planar map: rotation by 0.3 rad a step, the radius r scaled by ``factor(r)``."""
 
     def __init__(self):
         super().__init__(2)
@@ -185,7 +182,17 @@ class _Bistable(LatentModel):
         r = z.norm(dim=-1, keepdim=True)
         c, s = math.cos(0.3), math.sin(0.3)
         rot = torch.stack([c * z[..., 0] - s * z[..., 1], s * z[..., 0] + c * z[..., 1]], -1)
-        return rot * (1 + 0.3 * (r - 1) * (2 - r))
+        return rot * self.factor(r)
+
+
+class _Bistable(_Rotating):
+    """Radius r -> r (1 + 0.3 (r - 1)(2 - r)): the ring r = 2 attracts the states beyond
+    r = 1, the origin (a fixed point) those inside."""
+
+    name = "bistable"
+
+    def factor(self, r):
+        return 1 + 0.3 * (r - 1) * (2 - r)
 
 
 def _ring(radius, n=600):
@@ -216,20 +223,14 @@ def test_probes_catch_a_fixed_point_that_the_reference_starts_miss():
     assert outer.collapse is None and (outer.n_probes, outer.n_probes_collapsed) == (5, 0)
 
 
-class _Runaway(LatentModel):
-    """Rotation by 0.3 rad a step, radius r -> r + 0.3 (2 - r)(3 - r): the ring r = 2 attracts
-    the states inside r = 3 (the origin is a fixed point), beyond it the state runs away."""
+class _Runaway(_Rotating):
+    """Radius r -> r + 0.3 (2 - r)(3 - r): the ring r = 2 attracts the states inside r = 3
+    (the origin is a fixed point), beyond it the state runs away."""
 
     name = "runaway"
 
-    def __init__(self):
-        super().__init__(2)
-
-    def step(self, z):
-        r = z.norm(dim=-1, keepdim=True)
-        c, s = math.cos(0.3), math.sin(0.3)
-        rot = torch.stack([c * z[..., 0] - s * z[..., 1], s * z[..., 0] + c * z[..., 1]], -1)
-        return rot * (1 + 0.3 * (2 - r) * (3 - r) / r.clamp_min(1e-12))
+    def factor(self, r):
+        return 1 + 0.3 * (2 - r) * (3 - r) / r.clamp_min(1e-12)
 
 
 @pytest.mark.parametrize("latent, radius, runaways", [
