@@ -297,9 +297,9 @@ class EvaluationConfig:
         "spectrum start), n_val_steps steps each, checked for collapse only (not scored): a "
         "map whose fixed point attracts states that the starts on the held-back data missed "
         "is caught; without a final check (n_final_checks 1, the default for spike counts) "
-        "the chosen checkpoint still runs from these states, and only runs that become "
-        "non-finite or explode count as a collapse (fits to counts often keep a stable fixed "
-        "point with a small basin beside a good attractor); 0: none")
+        "the chosen checkpoint still runs from these states, and the runs that become "
+        "non-finite or explode are counted (history_.probes_runaway) and warned about, "
+        "without changing the choice; 0: none")
 
     def check(self):
         _int_at_least("n_val_steps", self.n_val_steps, 100)

@@ -285,7 +285,8 @@ class DSR(BaseEstimator):
         member = {"member": int(index), "seed": int(run.seed), "score": history.best_score,
                   "D_stsp": None, "D_H": None, "collapse": history.collapse,
                   "epochs": int(history.epochs), "best_epoch": history.best_epoch,
-                  "seconds": float(history.seconds), "stopped": history.stopped}
+                  "seconds": float(history.seconds), "stopped": history.stopped,
+                  "probes_runaway": history.probes_runaway}
         if history.best_epoch is not None and history.best_epoch in history.final_epochs:
             i = history.final_epochs.index(history.best_epoch)
             member.update(D_stsp=history.final_dstsp[i], D_H=history.final_dh[i])

@@ -258,17 +258,43 @@ def test_without_a_final_check_the_chosen_checkpoint_is_probed_for_runaways(late
     assert h.best_epoch == 3
     # the 5 probes from the training data; the mean state (the origin) rests, not counted
     assert h.probes_runaway == runaways
-    if runaways:
-        assert h.best_score == 1.0 + COLLAPSE_PENALTY
-        assert tr._runaway in trainer_module.RUNAWAYS
-    else:
-        assert h.best_score == 1.0 and tr._runaway is None
+    assert h.best_score == 1.0      # counted (and warned about by fit), not penalised
+    assert tr._runaway == ("non_finite" if runaways else None)
     off = trainer_module.Trainer(latent(), ro, make_forcing("sparse", tau=10),
                                  OptimizationConfig(),
                                  EvaluationConfig(n_final_checks=1, n_final_probes=0),
                                  RunConfig(progress=False))
     off._select([(1.0, 3, off._snapshot())], [_ring(2.0)], [_ring(radius)])
     assert off.history.probes_runaway is None and off.history.best_score == 1.0
+
+
+def test_a_counts_fit_warns_when_its_model_runs_away_from_states_of_the_data(monkeypatch):
+    from nwb_dsr import Observations
+    from nwb_dsr.datasets import make_lorenz_population
+    pop = make_lorenz_population(n_units=20, duration=40.0, n_lfp_channels=0,
+                                 spike_times=False, seed=1)
+    counts = Observations(pop.counts, kind="counts", bin_size=0.01)
+    seen = []
+
+    def probe(self, segments, probe_segments=None):
+        seen.append(sum(len(s) for s in probe_segments))
+        return [None, "fixed_point", "non_finite"] + [None] * self.final_protocol.n_probes
+
+    monkeypatch.setattr(trainer_module.Trainer, "probe", probe)
+    # validation passes (this barely trained map would come to rest there)
+    monkeypatch.setattr(trainer_module.Trainer, "validate", lambda self, segments: ProtocolResult(
+        1.0, 0.1, 1.4, None, None, None, None))
+    kw = dict(epochs=2, eval_every=1, batches_per_epoch=2, batch_size=16, hidden_dim=8,
+              ensemble=1, progress=False)
+    with pytest.warns(CollapseWarning, match=r"NaN or infinite when started from 1 of 33 "):
+        est = DSR(seed=0, **kw).fit(counts)
+    assert seen and seen[0] < len(pop.counts)   # the training part, not the held-back data
+    assert est.history_.probes_runaway == 1 and est.members_[0]["probes_runaway"] == 1
+    assert est.history_.collapse is None        # validation's judgement stands
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        est = DSR(seed=0, n_final_probes=0, **kw).fit(counts)
+    assert est.history_.probes_runaway is None
 
 
 def test_collapse_row_in_the_nwb_metrics_table():
