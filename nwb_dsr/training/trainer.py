@@ -601,8 +601,8 @@ class Trainer:
                           CollapseWarning, stacklevel=3)
         elif hist.probes_runaway:
             warnings.warn(f"{describe_collapse(self._runaway)} when started from "
-                          f"{hist.probes_runaway} of {self.final_protocol.n_probes + 1} states "
-                          "of the training data (and the mean state), although its runs on the "
+                          f"{hist.probes_runaway} of {self._n_probed} states of the training "
+                          "data (and the mean state), although its runs on the "
                           "held-back data did not: free runs (generate) from such states are "
                           "not a model of the data. Compare a fit from another seed.",
                           CollapseWarning, stacklevel=3)
@@ -622,8 +622,9 @@ class Trainer:
         self._runaway = None
         if self.n_final_checks == 1 and self.final_protocol.n_probes > 0 and segments:
             self._restore(snap)
-            reasons = [r for r in self.probe(segments, probe_segments) if r in RUNAWAYS]
-            hist.probes_runaway = len(reasons)
+            probed = self.probe(segments, probe_segments)
+            reasons = [r for r in probed if r in RUNAWAYS]
+            hist.probes_runaway, self._n_probed = len(reasons), len(probed)
             self._runaway = reasons[0] if reasons else None
         elif self.n_final_checks > 1:
             for val_score, ep, sn in kept:
