@@ -412,6 +412,7 @@ class Trainer:
                 self.latent, self.readout, probe_segments)])
         return probes
 
+    @torch.no_grad()
     def probe(self, segments: list, probe_segments: list | None = None) -> list:
         """Collapse reason (or None) of each of the final check's collapse-only runs for the
         current parameters: from the mean state and, when ``probe_segments`` (the training
@@ -420,10 +421,9 @@ class Trainer:
         fp = self.final_protocol
         probes = self._probe_states(probe_segments)
         ref = np.concatenate([self.readout.forcing_target(np.asarray(s)) for s in segments])
-        to_space = fp.space(ref.astype(np.float64), counts=self.readout.name == "poisson")
-        with torch.no_grad():
-            return fp.probe(self.latent, self.readout, probes,
-                            to_space(ref.astype(np.float64)), to_space)
+        ref = ref.astype(np.float64)
+        to_space = fp.space(ref, counts=self.readout.name == "poisson")
+        return fp.probe(self.latent, self.readout, probes, to_space(ref), to_space)
 
     # ------------------------------------------------------------------ loop
     def fit(self, obs: Observations, val_obs: Observations | None = None,
