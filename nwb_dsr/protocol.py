@@ -233,15 +233,13 @@ class EvaluationProtocol:
         segments = [np.asarray(s) for s in segments]
         if z0 is None:
             z0 = self.initial_states(latent, readout, segments)
-        ref = np.concatenate([readout.forcing_target(s) for s in segments]).astype(np.float64)
+        ref, ref_c, to_space = self.reference(readout, segments)
         n = self.length(len(ref))
         burn = int(round(self.transient * n))
         runs = free_run(latent, z0, n + burn)[:, burn:]          # (n_runs, n, state_dim)
         Z = runs.reshape(-1, runs.shape[-1])
         rng = np.random.default_rng(self.seed)
         finite = bool(torch.isfinite(Z).all())
-        to_space = self.space(ref, counts=readout.name == "poisson")
-        ref_c = to_space(ref)
         with np.errstate(all="ignore"):
             # each run through the read-out on its own (counts are smoothed along time)
             gen = [np.asarray(readout.simulated_forcing_target(r, rng), dtype=np.float64)
@@ -273,6 +271,14 @@ class EvaluationProtocol:
         score = self.selection_score(ds, dh) + (COLLAPSE_PENALTY if collapse else 0.0)
         return ProtocolResult(float(ds), float(dh), score, collapse, ref_c, gen_c, Z,
                               n_probes, n_probed)
+
+    def reference(self, readout: ObservationModel, segments):
+        """The reference data as the read-out's forcing targets (float64), the same in the
+        comparison space, and the map into that space (:meth:`space`)."""
+        ref = np.concatenate([readout.forcing_target(np.asarray(s))
+                              for s in segments]).astype(np.float64)
+        to_space = self.space(ref, counts=readout.name == "poisson")
+        return ref, to_space(ref), to_space
 
     def probe(self, latent: LatentModel, readout: ObservationModel, probes: torch.Tensor,
               ref_c: np.ndarray, to_space) -> list:

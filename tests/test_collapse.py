@@ -252,19 +252,20 @@ def test_without_a_final_check_the_chosen_checkpoint_is_probed_for_runaways(late
                                 OptimizationConfig(), evaluation, RunConfig(progress=False))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the runaways overflow
-        tr._select([(1.0, 3, tr._snapshot())], [_ring(2.0)], [_ring(radius)])
+        probed = tr._select([(1.0, 3, tr._snapshot())], [_ring(2.0)], [_ring(radius)])
     h = tr.history
     assert h.final_epochs == []       # no final check: validation's choice stays
     assert h.best_epoch == 3
     # the 5 probes from the training data; the mean state (the origin) rests, not counted
     assert h.probes_runaway == runaways
     assert h.best_score == 1.0      # counted (and warned about by fit), not penalised
-    assert tr._runaway == ("non_finite" if runaways else None)
+    assert len(probed) == 6 and probed[0] == "fixed_point"   # the mean state, then the 5
+    assert [r for r in probed if r in trainer_module.RUNAWAYS] == ["non_finite"] * runaways
     off = trainer_module.Trainer(latent(), ro, make_forcing("sparse", tau=10),
                                  OptimizationConfig(),
                                  EvaluationConfig(n_final_checks=1, n_final_probes=0),
                                  RunConfig(progress=False))
-    off._select([(1.0, 3, off._snapshot())], [_ring(2.0)], [_ring(radius)])
+    assert off._select([(1.0, 3, off._snapshot())], [_ring(2.0)], [_ring(radius)]) == []
     assert off.history.probes_runaway is None and off.history.best_score == 1.0
 
 

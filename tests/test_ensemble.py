@@ -109,6 +109,10 @@ def test_summary_spreads_the_members_figures(ensemble_fit):
     assert s["selected_seed"] in [m["seed"] for m in ensemble_fit.members_]
     assert 0 < s["lambda_max_sign_agreement"] <= 1
     assert s["members"][f"seed_{s['selected_seed']}"]["selected"] is True
+    # counts fits are probed for runaways: each member's count is listed
+    assert [s["members"][f"seed_{m['seed']}"]["probes_runaway"]
+            for m in ensemble_fit.members_] == [m["probes_runaway"] for m in ensemble_fit.members_]
+    assert all(isinstance(m["probes_runaway"], int) for m in ensemble_fit.members_)
 
 
 def test_members_survive_save_load_and_nwb_write_back(ensemble_fit, counts, tmp_path):

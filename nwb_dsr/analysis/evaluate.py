@@ -353,7 +353,9 @@ def ensemble_summary(estimator) -> dict:
         :data:`ENSEMBLE_FIGURES` that the members have, ``{"median", "min", "max", "sd",
         "n"}`` over the members with a finite value (``sd`` with ddof 1, None for one value);
         ``lambda_max_sign_agreement``: the fraction of members whose λ_max has the sign of
-        the median; and ``members``: ``{"seed_<s>": {figure: value, "selected": bool}}``.
+        the median; and ``members``: ``{"seed_<s>": {figure: value, "selected": bool}}``,
+        with ``probes_runaway`` where the member was probed for runaways (see
+        :class:`~nwb_dsr.training.TrainingHistory`).
         Empty dict for a fit without members (loaded from an older file).
 
     Examples
@@ -392,6 +394,8 @@ def ensemble_summary(estimator) -> dict:
         out["lambda_max_sign_agreement"] = float(np.mean(np.sign(vals) ==
                                                          np.sign(lam["median"])))
     out["members"] = {f"seed_{m['seed']}": {**{k: m.get(k) for k in ENSEMBLE_FIGURES if k in m},
+                                            **({"probes_runaway": m["probes_runaway"]}
+                                               if m.get("probes_runaway") is not None else {}),
                                             "selected": bool(m.get("selected"))}
                       for m in members}
     return jsonable(out)
