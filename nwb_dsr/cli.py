@@ -303,6 +303,10 @@ def _ensemble_line(ens: dict) -> str:
                           spread("heldout_bits_per_spike", " bits/spike")) if p]
     if ens.get("lambda_max_sign_agreement") is not None:
         parts.append(f"lambda_max sign agreement {ens['lambda_max_sign_agreement']:.0%}")
+    cut = [f"seed {k.split('_')[1]} after {m.get('epochs')} epochs"
+           for k, m in ens.get("members", {}).items() if m.get("stopped") == "max_time"]
+    if cut:
+        parts.append("stopped by the time budget: " + ", ".join(cut))
     return "; ".join(parts)
 
 

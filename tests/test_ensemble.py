@@ -113,6 +113,12 @@ def test_summary_spreads_the_members_figures(ensemble_fit):
     assert [s["members"][f"seed_{m['seed']}"]["probes_runaway"]
             for m in ensemble_fit.members_] == [m["probes_runaway"] for m in ensemble_fit.members_]
     assert all(isinstance(m["probes_runaway"], int) for m in ensemble_fit.members_)
+    # and how each member's training went
+    for m in ensemble_fit.members_:
+        listed = s["members"][f"seed_{m['seed']}"]
+        assert (listed["epochs"], listed["best_epoch"], listed["stopped"]) == (
+            4, m["best_epoch"], "epochs")
+        assert listed["best_epoch"] in (2, 4)
 
 
 def test_members_survive_save_load_and_nwb_write_back(ensemble_fit, counts, tmp_path):
@@ -135,6 +141,7 @@ def test_members_survive_save_load_and_nwb_write_back(ensemble_fit, counts, tmp_
     for m in ensemble_fit.members_:
         assert rows[f"ensemble.members.seed_{m['seed']}.lambda_max"][0] == \
             pytest.approx(m["lambda_max"])
+        assert rows[f"ensemble.members.seed_{m['seed']}.epochs"] == (4.0, "epochs")
 
 
 def test_a_time_budget_only_stops_training_early(lorenz_series):
@@ -152,6 +159,13 @@ def test_the_time_budget_is_shared_by_the_members(counts):
     assert len(est.members_) == 3
     assert all(m["stopped"] == "max_time" for m in est.members_)
     assert sum(m["seconds"] for m in est.members_) < 6.0
+    # the summary (so the report, the NWB table and the command line) says so
+    from nwb_dsr.cli import _ensemble_line
+    s = ensemble_summary(est)
+    assert [v["stopped"] for v in s["members"].values()] == ["max_time"] * 3
+    line = _ensemble_line(s)
+    assert "stopped by the time budget: " + ", ".join(
+        f"seed {m['seed']} after {m['epochs']} epochs" for m in est.members_) in line
 
 
 def test_the_selected_members_lambda_max_is_the_estimators(ensemble_fit):

@@ -26,11 +26,17 @@ from ..observations import as_observations
 from .lyapunov import lyapunov_spectrum, predictability_time
 
 __all__ = ["prediction_error", "co_bps", "poisson_loglik", "evaluate", "ensemble_summary",
-           "ENSEMBLE_FIGURES"]
+           "ENSEMBLE_FIGURES", "MEMBER_TRAINING"]
 
 #: The figures of every ensemble member that :func:`ensemble_summary` spreads.
 ENSEMBLE_FIGURES = ("lambda_max", "D_stsp", "D_H", "heldout_loglik", "heldout_bits_per_spike",
                     "score")
+
+#: How each member's training went, listed per member by :func:`ensemble_summary` (where
+#: known): epochs run, the selected checkpoint's epoch, why training stopped (``"epochs"``,
+#: ``"max_time"``: the time budget cut it short, ``"early_stop"``, ``"diverged"``) and the
+#: runaway count of its probe runs.
+MEMBER_TRAINING = ("epochs", "best_epoch", "stopped", "probes_runaway")
 
 
 def _observations(estimator, X):
@@ -354,8 +360,9 @@ def ensemble_summary(estimator) -> dict:
         "n"}`` over the members with a finite value (``sd`` with ddof 1, None for one value);
         ``lambda_max_sign_agreement``: the fraction of members whose λ_max has the sign of
         the median; and ``members``: ``{"seed_<s>": {figure: value, "selected": bool}}``,
-        with ``probes_runaway`` where the member was probed for runaways (see
-        :class:`~nwb_dsr.training.TrainingHistory`).
+        with how the member's training went (:data:`MEMBER_TRAINING`: epochs run, the
+        selected checkpoint's epoch, why training stopped, and ``probes_runaway`` where the
+        member was probed for runaways; see :class:`~nwb_dsr.training.TrainingHistory`).
         Empty dict for a fit without members (loaded from an older file).
 
     Examples
@@ -394,8 +401,8 @@ def ensemble_summary(estimator) -> dict:
         out["lambda_max_sign_agreement"] = float(np.mean(np.sign(vals) ==
                                                          np.sign(lam["median"])))
     out["members"] = {f"seed_{m['seed']}": {**{k: m.get(k) for k in ENSEMBLE_FIGURES if k in m},
-                                            **({"probes_runaway": m["probes_runaway"]}
-                                               if m.get("probes_runaway") is not None else {}),
+                                            **{k: m[k] for k in MEMBER_TRAINING
+                                               if m.get(k) is not None},
                                             "selected": bool(m.get("selected"))}
                       for m in members}
     return jsonable(out)

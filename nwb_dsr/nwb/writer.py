@@ -55,7 +55,8 @@ _METRIC_NAMES = {
 }
 # units of nested figures (e.g. ensemble.lambda_max.median), by a component of their name
 _NESTED_UNITS = {"lambda_max": "1/s", "heldout_loglik": "nats/bin",
-                 "heldout_bits_per_spike": "bits/spike"}
+                 "heldout_bits_per_spike": "bits/spike", "epochs": "epochs",
+                 "best_epoch": "epochs"}
 # stored elsewhere (attributes, the lyapunov_spectrum dataset) or not metrics
 _METRIC_SKIP = {"lyapunov_spectrum", "figures", "tau_info", "kind", "bin_size", "tau"}
 
