@@ -13,10 +13,10 @@ One call on a machine with one NVIDIA GPU runs, in about five minutes in all:
 
 The device fit passes when its figures are within the noise of the CPU fit with the same seed:
 float32 sums are not associative, so a chaotic fit on another device follows another path, and
-"within noise" means within the spread across seeds on one device (README "Benchmarks", benchmarks/RESULTS.md):
-D_stsp at most ``--tol-dstsp`` higher, D_H at most ``--tol-dh`` higher, λ_max within
-``--tol-lambda`` /s and co-bps at most ``--tol-bps`` lower. The process exits with status 1 when
-a check fails and 2 when the device is not available.
+"within noise" means within the spread across seeds on one device (README "Benchmarks" and
+``benchmarks/RESULTS.md``): D_stsp at most ``--tol-dstsp`` higher, D_H at most ``--tol-dh``
+higher, λ_max within ``--tol-lambda`` /s and co-bps at most ``--tol-bps`` lower. The process
+exits with status 1 when a check fails and 2 when the device is not available.
 
     python benchmarks/device_check.py                         # CUDA against CPU, ~5 min
     python benchmarks/device_check.py --device cpu --quick    # the fallback, in seconds
