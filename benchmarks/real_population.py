@@ -2,6 +2,7 @@
 
     python benchmarks/real_population.py FILE.nwb [--seeds 0 1 2 3 4] [--bin-size 0.01]
         [--max-time 300] [--x-dim 8] [--trials | --no-trials] [--cache DIR] [--skip-gpfa]
+        [--smoother-weights W [W ...]]
 
 **Data.** The Units table is binned by :func:`nwb_dsr.read_units` (``--bin-size``, 10 ms by
 default). With trials (the default when the file has a trials table, /intervals/trials) each
@@ -21,7 +22,10 @@ per seed ``s`` of ``--seeds``. Per seed the script prints
 * ``co_bps``: co-smoothing bits per spike (:func:`nwb_dsr.analysis.evaluate.co_bps`) of the
   held-out units in the test data, the latent inferred from the held-in units only
   (:func:`spikes_vs_gpfa.dsr_cosmooth_rates`, trial by trial, since the forcing targets are
-  smoothed along time within a trial);
+  smoothed along time within a trial), with the smoother's weight chosen by
+  :meth:`nwb_dsr.DSR.smooth` (``weight="auto"``); with ``--smoother-weights`` also
+  ``co_bps_by_weight``, the same under each of those fixed weights of the dynamics prior (how
+  much the figure depends on that choice);
 * ``lambda_max``: the largest Lyapunov exponent of the fitted map in 1/s
   (:func:`nwb_dsr.analysis.lyapunov_spectrum`), and ``dynamics``, the class it implies:
   ``"fixed point"`` if λ_max < −ε, ``"limit cycle"`` if |λ_max| ≤ ε, ``"chaos"`` if λ_max > ε,
@@ -270,6 +274,9 @@ def main(argv=None) -> int:
     ap.add_argument("--gpfa-floor", type=float, default=1e-3,
                     help="floor of GPFA's expected counts per bin")
     ap.add_argument("--skip-gpfa", action="store_true", help="no GPFA")
+    ap.add_argument("--smoother-weights", type=float, nargs="+", default=None, metavar="W",
+                    help="also co-smooth under each of these fixed weights of the smoother's "
+                         "dynamics prior (co_bps_by_weight)")
     ap.add_argument("--dsr", default="{}", help="JSON dict of extra DSR(...) settings "
                     "(experiments; the benchmark uses the defaults)")
     args = ap.parse_args(argv)
@@ -287,6 +294,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"error: no file at {path}.")
     if not args.bin_size > 0 or not args.epsilon >= 0:
         raise SystemExit("error: --bin-size must be positive and --epsilon >= 0.")
+    if args.smoother_weights and not min(args.smoother_weights) >= 0:
+        raise SystemExit("error: --smoother-weights must be numbers >= 0.")
     bs = float(args.bin_size)
     with open_nwb(path) as (nwbfile, _):
         has_trials = getattr(nwbfile, "trials", None) is not None and len(nwbfile.trials) > 0
@@ -398,14 +407,13 @@ def main(argv=None) -> int:
         est.fit(train_obs)
         fit_s, fit_cpu = time.perf_counter() - t_wall, time.process_time() - t_cpu
         lam = float(lyapunov_spectrum(est)[0])
-        bps_of = {}
-        for smooth in (True, False):
+        def cosmooth_bps(**how) -> float:
             rates = np.concatenate(dsr_cosmooth_rates(est, [s[:, held_in] for s in dsr_in],
-                                                      held_in, held_out, smooth=smooth))
-            if n_dsr_scored is not None:
-                rates = rates[:n_dsr_scored]
-            bps_of[smooth] = float(co_bps(rates, target))
-        bps, bps_forced = bps_of[True], bps_of[False]
+                                                      held_in, held_out, **how))
+            return float(co_bps(rates[:n_dsr_scored], target))
+
+        bps, bps_forced = cosmooth_bps(smooth=True), cosmooth_bps(smooth=False)
+        by_weight = {f"{w:g}": rnd(cosmooth_bps(weight=w)) for w in args.smoother_weights or ()}
         prot = est.evaluation_protocol().evaluate(est.latent_model_, est.observation_model_,
                                                   test_segs)
         gen = est.generate(n_test_bins, burn_in=n_test_bins // 4)
@@ -413,6 +421,7 @@ def main(argv=None) -> int:
         r_dat = float(np.mean(np.concatenate(test_segs))) / bs
         h = est.history_
         row = {"seed": seed, "co_bps": rnd(bps), "co_bps_bin_by_bin": rnd(bps_forced),
+               **({"co_bps_by_weight": by_weight} if by_weight else {}),
                "lambda_max": rnd(lam),
                "dynamics": dynamics_class(lam, args.epsilon),
                "protocol_D_H": rnd(prot.dh), "protocol_D_stsp": rnd(prot.dstsp),
@@ -428,8 +437,10 @@ def main(argv=None) -> int:
         print(f"seed {seed}: co-bps {bps:.4f} (bin by bin {bps_forced:.4f}), lambda_max "
               f"{lam:.4f} /s ({row['dynamics']}), "
               f"protocol D_H {_f(prot.dh)}, D_stsp {_f(prot.dstsp)}, rate generated "
-              f"{r_gen:.2f} Hz vs data {r_dat:.2f} Hz, fit {fit_s:.1f} s ({h.epochs} epochs)",
-              flush=True)
+              f"{r_gen:.2f} Hz vs data {r_dat:.2f} Hz, fit {fit_s:.1f} s ({h.epochs} epochs)"
+              + ("; co-bps by smoother weight " + ", ".join(f"{w}: {_f(v)}"
+                                                          for w, v in by_weight.items())
+                 if by_weight else ""), flush=True)
 
     # ------------------------------------------------------------------ summary
     lams = np.array([r["lambda_max"] if r["lambda_max"] is not None else np.nan

@@ -125,7 +125,8 @@ def split_units(n_units: int, held_out_fraction: float = 0.2, seed: int = 0):
 
 
 @torch.no_grad()
-def dsr_cosmooth_rates(est: DSR, counts_in, held_in, held_out, *, smooth: bool = True):
+def dsr_cosmooth_rates(est: DSR, counts_in, held_in, held_out, *, smooth: bool = True,
+                       weight="auto"):
     """Held-out expected counts of a fitted Poisson DSR, inferred from held-in units only.
 
     With ``smooth`` (the default) the latent is :meth:`nwb_dsr.DSR.smooth` of the held-in
@@ -146,6 +147,8 @@ def dsr_cosmooth_rates(est: DSR, counts_in, held_in, held_out, *, smooth: bool =
         Column indices of the held-in and held-out units in the estimator's channels.
     smooth : bool, default True
         Infer the latent through time with the fitted map (else bin by bin).
+    weight : float or "auto", default "auto"
+        With ``smooth``: the weight of the dynamics prior (:meth:`nwb_dsr.DSR.smooth`).
 
     Returns
     -------
@@ -169,7 +172,7 @@ def dsr_cosmooth_rates(est: DSR, counts_in, held_in, held_out, *, smooth: bool =
             raise ValueError(f"counts_in must be (n_bins, {held_in.size}) held-in counts; got "
                              f"shape {c.shape}.")
     if smooth:
-        Z = [torch.as_tensor(z) for z in est.smooth(segs, channels=held_in)]
+        Z = [torch.as_tensor(z) for z in est.smooth(segs, channels=held_in, weight=weight)]
     else:
         Z = [o.invert(torch.as_tensor(o.forcing_target(c)), rows=torch.as_tensor(held_in))
              for c in segs]

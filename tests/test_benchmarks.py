@@ -175,13 +175,20 @@ def test_real_population_trials_json_and_gpfa_cache(real_population, trial_file,
 
 
 def test_real_population_without_trials(real_population, trial_file, tmp_path):
+    from nwb_dsr.models.rollout import SMOOTHER_WEIGHTS
     argv = [str(trial_file), "--no-trials", "--seeds", "0", "--trial-length", "1.0",
-            "--x-dim", "2", "--gpfa-em-iters", "2", "--cache", str(tmp_path), *_TINY_DSR]
+            "--x-dim", "2", "--gpfa-em-iters", "2", "--cache", str(tmp_path), *_TINY_DSR,
+            "--smoother-weights", *map(str, SMOOTHER_WEIGHTS)]
     rc, res, log = _run(real_population, argv)
     assert rc == 0, log
     assert res["trials"] is False and res["settings"]["n_train_segments"] == 1
     # 20 s: 1600 training bins (16 GPFA windows), 400 test bins scored in 4 windows of 1 s
     assert res["settings"]["n_test_bins_scored"] == 400 and res["co_bps_gpfa"] is not None
+    # co-smoothing under each fixed weight; the default's chosen weight is one of them
+    row = res["per_seed"][0]
+    assert list(row["co_bps_by_weight"]) == [f"{w:g}" for w in SMOOTHER_WEIGHTS]
+    assert row["co_bps"] in row["co_bps_by_weight"].values()
+    assert len(set(row["co_bps_by_weight"].values())) > 1
 
 
 def test_real_population_dynamics_class_and_errors(real_population, trial_file):
@@ -192,6 +199,8 @@ def test_real_population_dynamics_class_and_errors(real_population, trial_file):
         dc(0.1, -1.0)
     with pytest.raises(SystemExit, match="--x-dim must be between 1 and"):
         real_population.main([str(trial_file), "--x-dim", "8", "--seeds", "0"])
+    with pytest.raises(SystemExit, match="--smoother-weights must be numbers >= 0"):
+        real_population.main([str(trial_file), "--smoother-weights", "10", "-1"])
 
 
 # ------------------------------------------------------------------ lfp_real.py
