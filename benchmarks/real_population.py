@@ -407,6 +407,7 @@ def main(argv=None) -> int:
         est.fit(train_obs)
         fit_s, fit_cpu = time.perf_counter() - t_wall, time.process_time() - t_cpu
         lam = float(lyapunov_spectrum(est)[0])
+
         def cosmooth_bps(**how) -> float:
             rates = np.concatenate(dsr_cosmooth_rates(est, [s[:, held_in] for s in dsr_in],
                                                       held_in, held_out, **how))
