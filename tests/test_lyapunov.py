@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from nwb_dsr import DSR, NotFittedError, Observations
 from nwb_dsr.analysis import (embedding_delay, embedding_dimension, lyapunov_max_data,
                               lyapunov_spectrum, predictability_time, signal_timescale,
                               spectral_peak)
-from nwb_dsr.policies import choose_tau
+from nwb_dsr.policies import FALLBACK_TAU, MIN_DIVERGENCE_R2, choose_tau
 from nwb_dsr.models import LatentModel, make_latent_model
 
 LAMBDA_LORENZ = 0.906
@@ -237,6 +238,29 @@ def test_choose_tau_falls_back_on_noise_counts():
         tau, info = choose_tau(obs)
     assert tau == 20 and info["fallback"] is True and info["smooth"] == 2.0
 
+
+
+def test_choose_tau_takes_no_slope_from_a_divergence_curve_that_is_not_a_line():
+    """30 Lorenz-driven units at 5 Hz: Rosenstein's curve of the smoothed counts does not rise
+    exponentially, and the slope of a line through it (about half the true 0.906 /s) would set
+    τ; the fallback is used instead, with a warning that names the fit. 60 units at 15 Hz of
+    the same system give a straight line, whose slope is used."""
+    from nwb_dsr.datasets import make_population
+    sparse = make_population("lorenz63", n_units=30, mean_rate=5.0, duration=200.0, seed=0)
+    obs = Observations(sparse.counts[:16000], kind="counts", bin_size=0.01)
+    res = lyapunov_max_data(obs.data, dt=0.01, smooth=5.0)
+    assert np.isfinite(res["lambda_max_per_s"]) and res["fit_r2"] < MIN_DIVERGENCE_R2
+    with pytest.warns(RuntimeWarning, match="not a straight line where it was fitted .R² 0"):
+        tau, info = choose_tau(obs, smooth=5.0, fraction=0.25)
+    assert tau == FALLBACK_TAU and info["method"] == "fallback" and info["fallback"] is True
+    assert info["lambda_max_per_s"] is None and info["fit_r2"] == pytest.approx(res["fit_r2"])
+    dense = make_population("lorenz63", n_units=60, mean_rate=15.0, duration=200.0, seed=0)
+    obs = Observations(dense.counts[:16000], kind="counts", bin_size=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tau, info = choose_tau(obs, smooth=5.0, fraction=0.25)
+    assert info["method"] == "rosenstein" and info["fit_r2"] >= MIN_DIVERGENCE_R2
+    assert 0.5 < info["lambda_max_per_s"] < 2.0 and tau == round(0.25 * info["tau_pred_bins"])
 
 def test_choose_tau_errors():
     with pytest.raises(ValueError, match="max_tau"):
