@@ -53,7 +53,8 @@ from .training.trainer import (AUTO_EVAL_EVERY, AUTO_FINAL_CHECKS, AUTO_PATIENCE
 
 __all__ = ["resolve", "choose_tau", "default_latent_dim", "default_hidden_dim",
            "smoothing_bins",
-           "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MIN_DIVERGENCE_R2", "MAX_CONTINUOUS_LATENT_DIM",
+           "COUNTS_TAU_FRACTION", "FALLBACK_TAU", "MIN_DIVERGENCE_R2",
+           "MAX_CONTINUOUS_LATENT_DIM",
            "LATENT_PER_DIMENSION", "AUTO_MODEL",
            "COUNTS_LATENT_DIM", "COUNTS_ENSEMBLE", "COUNTS_MIN_BATCHES", "COUNTS_FINAL_CHECKS",
            "FIELD_MIN_BATCHES",

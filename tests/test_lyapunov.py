@@ -239,7 +239,6 @@ def test_choose_tau_falls_back_on_noise_counts():
     assert tau == 20 and info["fallback"] is True and info["smooth"] == 2.0
 
 
-
 def test_choose_tau_takes_no_slope_from_a_divergence_curve_that_is_not_a_line():
     """30 Lorenz-driven units at 5 Hz: Rosenstein's curve of the smoothed counts does not rise
     exponentially, and the slope of a line through it (about half the true 0.906 /s) would set
@@ -261,6 +260,7 @@ def test_choose_tau_takes_no_slope_from_a_divergence_curve_that_is_not_a_line():
         tau, info = choose_tau(obs, smooth=5.0, fraction=0.25)
     assert info["method"] == "rosenstein" and info["fit_r2"] >= MIN_DIVERGENCE_R2
     assert 0.5 < info["lambda_max_per_s"] < 2.0 and tau == round(0.25 * info["tau_pred_bins"])
+
 
 def test_choose_tau_errors():
     with pytest.raises(ValueError, match="max_tau"):
