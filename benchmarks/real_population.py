@@ -28,10 +28,12 @@ per seed ``s`` of ``--seeds``. Per seed the script prints
   much the figure depends on that choice);
 * ``lambda_max``: the largest Lyapunov exponent of the fitted map in 1/s
   (:func:`nwb_dsr.analysis.lyapunov_spectrum`), and ``dynamics``, the class it implies:
-  ``"fixed point"`` if λ_max < −ε, ``"limit cycle"`` if |λ_max| ≤ ε, ``"chaos"`` if λ_max > ε,
-  with ε = ``--epsilon`` (default 0.02 1/s: twenty times the inverse averaging time of the
-  estimate, 1 / (100,000 steps × 10 ms) = 0.001 1/s, the order of its error on a zero
-  exponent);
+  ``"fixed point"`` if λ_max < −ε and the protocol's free run came to rest, ``"periodic
+  orbit of the map"`` if λ_max < −ε and it did not, ``"limit cycle"`` if |λ_max| ≤ ε,
+  ``"chaos"`` if λ_max > ε (:func:`nwb_dsr.analysis.dynamics_class`), with ε = ``--epsilon`` (default
+  :func:`nwb_dsr.analysis.zero_exponent_band`: twenty times the inverse averaging time of the
+  estimate, 0.02 1/s for 100,000 steps of 10 ms, whose inverse averaging time, 0.001 1/s, is
+  the order of its error on a zero exponent);
 * ``protocol_D_H`` and ``protocol_D_stsp``: the library's evaluation protocol
   (:meth:`nwb_dsr.DSR.evaluation_protocol`, :mod:`nwb_dsr.protocol`) of a free run against the
   test data, i.e. the power-spectrum Hellinger distance and the state-space divergence between
@@ -85,8 +87,10 @@ from spikes_vs_gpfa import (_fit_gpfa, dsr_cosmooth_rates, gpfa_cosmooth_rates, 
                             split_units)
 
 from nwb_dsr import DSR, Observations, read_units  # noqa: E402
+from nwb_dsr.analysis import (at_rest_from_collapse, dynamics_class,  # noqa: E402
+                              zero_exponent_band)
 
-__all__ = ["dynamics_class", "file_hash", "gpfa_cache_key", "save_gpfa", "load_gpfa",
+__all__ = ["file_hash", "gpfa_cache_key", "save_gpfa", "load_gpfa",
            "spike_trains_of_windows", "main"]
 
 #: Default GPFA cache folder.
@@ -96,36 +100,6 @@ _GPFA_ARRAYS = ("C", "d", "R", "gamma", "eps")
 
 
 # ============================================================================ helpers
-def dynamics_class(lambda_max: float, epsilon: float) -> str:
-    """Dynamics class from the largest Lyapunov exponent.
-
-    Parameters
-    ----------
-    lambda_max : float
-        Largest Lyapunov exponent (1/s).
-    epsilon : float
-        Half-width of the band around 0 taken as a zero exponent (1/s), >= 0.
-
-    Returns
-    -------
-    str
-        ``"fixed point"`` (λ_max < −ε), ``"limit cycle"`` (|λ_max| ≤ ε), ``"chaos"``
-        (λ_max > ε) or ``"undetermined"`` (not finite).
-
-    Examples
-    --------
-    >>> [dynamics_class(v, 0.02) for v in (-1.0, 0.01, 0.5)]
-    ['fixed point', 'limit cycle', 'chaos']
-    """
-    if not epsilon >= 0:
-        raise ValueError(f"epsilon must be a number >= 0; got {epsilon!r}.")
-    if not np.isfinite(lambda_max):
-        return "undetermined"
-    if lambda_max < -epsilon:
-        return "fixed point"
-    return "limit cycle" if lambda_max <= epsilon else "chaos"
-
-
 def file_hash(path) -> str:
     """SHA-256 of a file's content (hex)."""
     h = hashlib.sha256()
@@ -266,8 +240,10 @@ def main(argv=None) -> int:
     ap.add_argument("--trial-length", type=float, default=2.0,
                     help="without trials: GPFA window length in s")
     ap.add_argument("--split-seed", type=int, default=0, help="seed of the unit split")
-    ap.add_argument("--epsilon", type=float, default=0.02,
-                    help="|lambda_max| <= epsilon (1/s) counts as a limit cycle")
+    ap.add_argument("--epsilon", type=float, default=None,
+                    help="|lambda_max| <= epsilon (1/s) counts as a limit cycle (default: "
+                         "twenty times the inverse averaging time of the estimate, 0.02 at "
+                         "10-ms bins)")
     ap.add_argument("--cache", default=None, metavar="DIR",
                     help=f"GPFA parameter cache (default {DEFAULT_CACHE})")
     ap.add_argument("--gpfa-em-iters", type=int, default=500, help="GPFA EM iterations (max)")
@@ -292,6 +268,8 @@ def main(argv=None) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise SystemExit(f"error: no file at {path}.")
+    if args.epsilon is None and args.bin_size > 0:
+        args.epsilon = zero_exponent_band(args.bin_size)
     if not args.bin_size > 0 or not args.epsilon >= 0:
         raise SystemExit("error: --bin-size must be positive and --epsilon >= 0.")
     if args.smoother_weights and not min(args.smoother_weights) >= 0:
@@ -424,7 +402,8 @@ def main(argv=None) -> int:
         row = {"seed": seed, "co_bps": rnd(bps), "co_bps_bin_by_bin": rnd(bps_forced),
                **({"co_bps_by_weight": by_weight} if by_weight else {}),
                "lambda_max": rnd(lam),
-               "dynamics": dynamics_class(lam, args.epsilon),
+               "dynamics": dynamics_class(lam, args.epsilon,
+                                          at_rest=at_rest_from_collapse(prot.collapse)),
                "protocol_D_H": rnd(prot.dh), "protocol_D_stsp": rnd(prot.dstsp),
                "protocol_collapse": prot.collapse,
                "rate_generated_hz": rnd(r_gen), "rate_data_hz": rnd(r_dat),

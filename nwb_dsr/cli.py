@@ -303,6 +303,12 @@ def _ensemble_line(ens: dict) -> str:
                           spread("heldout_bits_per_spike", " bits/spike")) if p]
     if ens.get("lambda_max_sign_agreement") is not None:
         parts.append(f"lambda_max sign agreement {ens['lambda_max_sign_agreement']:.0%}")
+    dyn = ens.get("dynamics") or {}
+    if dyn.get("counts"):
+        text = "dynamics " + ", ".join(f"{c} {n}" for c, n in dyn["counts"].items())
+        if dyn.get("agreement") is not None and dyn["agreement"] < 1:
+            text += " (the members disagree: this fit does not settle the dynamics class)"
+        parts.append(text)
     cut = [f"seed {k.split('_')[1]} after {m.get('epochs')} epochs"
            for k, m in ens.get("members", {}).items() if m.get("stopped") == "max_time"]
     if cut:

@@ -194,7 +194,10 @@ def test_real_population_without_trials(real_population, trial_file, tmp_path):
 def test_real_population_dynamics_class_and_errors(real_population, trial_file):
     dc = real_population.dynamics_class
     assert [dc(v, 0.02) for v in (-0.5, -0.02, 0.0, 0.02, 0.03, float("nan"))] == [
-        "fixed point", "limit cycle", "limit cycle", "limit cycle", "chaos", "undetermined"]
+        "fixed point or periodic orbit", "limit cycle", "limit cycle", "limit cycle", "chaos",
+        "undetermined"]
+    assert [dc(-0.5, 0.02, at_rest=r) for r in (True, False)] == [
+        "fixed point", "periodic orbit of the map"]
     with pytest.raises(ValueError, match="epsilon must be a number >= 0"):
         dc(0.1, -1.0)
     with pytest.raises(SystemExit, match="--x-dim must be between 1 and"):

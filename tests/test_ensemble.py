@@ -91,12 +91,20 @@ def test_a_collapsed_fit_of_continuous_data_is_restarted_from_the_next_seed(lore
     assert resolve(cfg, Observations(counts, kind="counts")).optimization.restarts == 0
 
 
-def test_restarts_stop_when_the_time_budget_is_spent(lorenz_series):
+def test_restarts_stop_when_the_time_budget_is_spent(lorenz_series, monkeypatch):
+    """The first member spends the whole budget and collapses: no restart. The clock moves
+    10 ms at every reading, so the budget ends after the same steps on any machine, busy or
+    idle (on the wall clock a loaded machine ran no epoch in 0.5 s)."""
+    import itertools
+    import time
+    ticks = itertools.count()
+    monkeypatch.setattr(time, "perf_counter", lambda: 0.01 * next(ticks))
     kw = dict(latent_dim=3, hidden_dim=8, tau=10, epochs=None, batches_per_epoch=3,
               progress=False, max_time=0.5, restarts=3)
     with pytest.warns(CollapseWarning):
         est = DSR(**kw).fit(lorenz_series[:1500])
     assert est.members_[0]["collapse"] is not None and len(est.members_) == 1
+    assert est.members_[0]["stopped"] == "max_time" and est.history_.epochs >= 5
 
 
 def test_summary_spreads_the_members_figures(ensemble_fit):
@@ -121,6 +129,51 @@ def test_summary_spreads_the_members_figures(ensemble_fit):
         assert listed["best_epoch"] in (2, 4)
 
 
+
+def test_summary_names_the_dynamics_class_of_each_member(ensemble_fit):
+    """Each member's λ_max is read as a fixed point, cycle or chaos (the zero band of a
+    100,000-step estimate at the fit's bins); members in different classes are flagged."""
+    import copy
+    from nwb_dsr.analysis import at_rest_from_collapse, dynamics_class, zero_exponent_band
+    from nwb_dsr.cli import _ensemble_line
+    eps = zero_exponent_band(ensemble_fit.bin_size_)
+    assert eps == pytest.approx(20.0 / (100_000 * ensemble_fit.bin_size_))
+    s = ensemble_summary(ensemble_fit)
+    want = [dynamics_class(m["lambda_max"], eps, at_rest_from_collapse(m["collapse"]))
+            for m in ensemble_fit.members_]
+    assert [s["members"][f"seed_{m['seed']}"]["dynamics"]
+            for m in ensemble_fit.members_] == want
+    assert sum(s["dynamics"]["counts"].values()) == 3
+    assert s["dynamics"]["epsilon_per_s"] == pytest.approx(eps)
+    chosen = want[[m["selected"] for m in ensemble_fit.members_].index(True)]
+    assert s["dynamics"]["agreement"] == pytest.approx(want.count(chosen) / 3)
+    # a chaotic member beside a cycle and a fixed point (its free run came to rest): one in
+    # three agree
+    fit = copy.copy(ensemble_fit)
+    fit.members_ = [{**m, "lambda_max": lam, "collapse": c, "selected": i == 0}
+                    for i, (m, lam, c) in enumerate(zip(ensemble_fit.members_,
+                                                        (0.8, 0.1 * eps, -0.5),
+                                                        (None, None, "fixed_point")))]
+    s = ensemble_summary(fit)
+    assert s["dynamics"]["counts"] == {"fixed point": 1, "limit cycle": 1, "chaos": 1}
+    assert s["dynamics"]["agreement"] == pytest.approx(1 / 3)
+    line = _ensemble_line(s)
+    assert ("dynamics fixed point 1, limit cycle 1, chaos 1 (the members disagree: this fit "
+            "does not settle the dynamics class)") in line
+    # a negative exponent whose run does not come to rest: a periodic orbit of the map
+    fit.members_ = [{**m, "collapse": None} for m in fit.members_]
+    assert ensemble_summary(fit)["members"][f"seed_{fit.members_[2]['seed']}"]["dynamics"] \
+        == "periodic orbit of the map"
+    # members that agree are not flagged; a member without a finite λ_max is undetermined
+    fit.members_ = [{**m, "lambda_max": lam} for m, lam in
+                    zip(fit.members_, (0.8, 0.9, None))]
+    s = ensemble_summary(fit)
+    assert s["dynamics"]["counts"] == {"chaos": 2, "undetermined": 1}
+    assert "disagree" in _ensemble_line(s)
+    fit.members_ = [{**m, "lambda_max": lam} for m, lam in zip(fit.members_, (0.8, 0.9, 1.0))]
+    s = ensemble_summary(fit)
+    assert s["dynamics"]["agreement"] == 1.0 and "disagree" not in _ensemble_line(s)
+
 def test_members_survive_save_load_and_nwb_write_back(ensemble_fit, counts, tmp_path):
     from nwb_dsr.nwb import read_dynamics, write_dynamics
     from nwb_dsr.datasets import write_lorenz_nwb
@@ -142,6 +195,8 @@ def test_members_survive_save_load_and_nwb_write_back(ensemble_fit, counts, tmp_
         assert rows[f"ensemble.members.seed_{m['seed']}.lambda_max"][0] == \
             pytest.approx(m["lambda_max"])
         assert rows[f"ensemble.members.seed_{m['seed']}.epochs"] == (4.0, "epochs")
+    assert rows["ensemble.dynamics.epsilon_per_s"][1] == "1/s"
+    assert 0 < rows["ensemble.dynamics.agreement"][0] <= 1
 
 
 def test_a_time_budget_only_stops_training_early(lorenz_series):

@@ -23,7 +23,8 @@ from ..collapse import CollapseWarning, describe_collapse
 from ..config import LYAPUNOV_STEPS
 from ..models.rollout import infer_states
 from ..observations import as_observations
-from .lyapunov import lyapunov_spectrum, predictability_time
+from .lyapunov import (DYNAMICS_CLASSES, at_rest_from_collapse, dynamics_class,
+                       lyapunov_spectrum, predictability_time, zero_exponent_band)
 
 __all__ = ["prediction_error", "co_bps", "poisson_loglik", "evaluate", "ensemble_summary",
            "ENSEMBLE_FIGURES", "MEMBER_TRAINING"]
@@ -359,7 +360,14 @@ def ensemble_summary(estimator) -> dict:
         :data:`ENSEMBLE_FIGURES` that the members have, ``{"median", "min", "max", "sd",
         "n"}`` over the members with a finite value (``sd`` with ddof 1, None for one value);
         ``lambda_max_sign_agreement``: the fraction of members whose λ_max has the sign of
-        the median; and ``members``: ``{"seed_<s>": {figure: value, "selected": bool}}``,
+        the median; ``dynamics``: the class each member's λ_max implies
+        (:func:`~nwb_dsr.analysis.lyapunov.dynamics_class`, told whether the member's free
+        run came to rest in validation, with ε from
+        :func:`~nwb_dsr.analysis.lyapunov.zero_exponent_band` for the estimate's steps and
+        bins) counted over the members (``counts``), ``epsilon_per_s``, and ``agreement``, the
+        fraction of members in the selected member's class (below 1: these data and this fit
+        do not settle whether the dynamics are a fixed point, a cycle or chaos); and
+        ``members``: ``{"seed_<s>": {figure: value, "dynamics": class, "selected": bool}}``,
         with how the member's training went (:data:`MEMBER_TRAINING`: epochs run, the
         selected checkpoint's epoch, why training stopped, and ``probes_runaway`` where the
         member was probed for runaways; see :class:`~nwb_dsr.training.TrainingHistory`).
@@ -400,11 +408,24 @@ def ensemble_summary(estimator) -> dict:
         vals = np.array([m["lambda_max"] for m in members if m.get("lambda_max") is not None])
         out["lambda_max_sign_agreement"] = float(np.mean(np.sign(vals) ==
                                                          np.sign(lam["median"])))
+    classes = None
+    if any("lambda_max" in m for m in members):
+        eps = zero_exponent_band(float(estimator.bin_size_))
+        classes = [dynamics_class(m.get("lambda_max"), eps,
+                                  at_rest=at_rest_from_collapse(m.get("collapse")))
+                   for m in members]
+        chosen = next((c for c, m in zip(classes, members) if m.get("selected")), None)
+        out["dynamics"] = {"epsilon_per_s": eps,
+                           "counts": {c: classes.count(c) for c in DYNAMICS_CLASSES
+                                      if c in classes},
+                           "agreement": (None if chosen is None else
+                                         classes.count(chosen) / len(classes))}
     out["members"] = {f"seed_{m['seed']}": {**{k: m.get(k) for k in ENSEMBLE_FIGURES if k in m},
+                                            **({"dynamics": classes[i]} if classes else {}),
                                             **{k: m[k] for k in MEMBER_TRAINING
                                                if m.get(k) is not None},
                                             "selected": bool(m.get("selected"))}
-                      for m in members}
+                      for i, m in enumerate(members)}
     return jsonable(out)
 
 

@@ -26,7 +26,9 @@ from ..models.latent import LatentModel
 from ..models.rollout import free_run, mean_state
 
 __all__ = ["lyapunov_spectrum", "lyapunov_max_data", "predictability_time",
-           "embedding_delay", "embedding_dimension", "spectral_peak", "signal_timescale"]
+           "embedding_delay", "embedding_dimension", "spectral_peak", "signal_timescale",
+           "dynamics_class", "at_rest_from_collapse", "zero_exponent_band",
+           "ZERO_EXPONENT_BAND", "DYNAMICS_CLASSES"]
 
 
 # ============================================================================ model: QR method
@@ -788,6 +790,87 @@ def signal_timescale(x, dt: float = 1.0, *, fmin: float | None = None,
     return {"timescale_bins": float(ts), "method": method,
             "dominant_frequency": peak["frequency"], "autocorrelation_bins": ac_bins,
             "peak": peak}
+
+
+#: Zero-exponent band of :func:`dynamics_class` in units of the inverse averaging time of the
+#: estimate, 1 / (n_steps × bin width): the order of the error of a zero exponent is one such
+#: unit, and twenty of them keep the limit cycles of real fits (|λ_max| up to about 0.001 /s on
+#: 100,000 steps of 10 ms) apart from chaos.
+ZERO_EXPONENT_BAND = 20.0
+
+#: The classes :func:`dynamics_class` returns.
+DYNAMICS_CLASSES = ("fixed point", "periodic orbit of the map", "fixed point or periodic orbit",
+                    "limit cycle", "chaos", "undetermined")
+
+
+def zero_exponent_band(dt: float, n_steps: int = LYAPUNOV_STEPS) -> float:
+    """ε of :func:`dynamics_class` (1/s) for λ_max estimated over ``n_steps`` steps of ``dt``
+    seconds: :data:`ZERO_EXPONENT_BAND` / (n_steps · dt).
+
+    Examples
+    --------
+    >>> round(zero_exponent_band(0.01, 100_000), 6)
+    0.02
+    """
+    if not dt > 0 or not n_steps >= 1:
+        raise ValueError(f"dt and n_steps must be positive; got {dt!r} and {n_steps!r}.")
+    return ZERO_EXPONENT_BAND / (float(n_steps) * float(dt))
+
+
+def dynamics_class(lambda_max, epsilon: float, at_rest: bool | None = None) -> str:
+    """Dynamics class from the largest Lyapunov exponent of a fitted map.
+
+    Parameters
+    ----------
+    lambda_max : float or None
+        Largest Lyapunov exponent (1/s).
+    epsilon : float
+        Half-width of the band around 0 taken as a zero exponent (1/s), >= 0
+        (e.g. :func:`zero_exponent_band`).
+    at_rest : bool, optional
+        Whether the free run comes to rest (e.g. a ``"fixed_point"`` collapse). A negative
+        λ_max belongs to a fixed point or to a stable periodic orbit of the map (a run that
+        repeats every k steps, which looks like an oscillation in the data); this tells them
+        apart. None: not known.
+
+    Returns
+    -------
+    str
+        One of :data:`DYNAMICS_CLASSES`: for λ_max < −ε ``"fixed point"`` (at rest),
+        ``"periodic orbit of the map"`` (not at rest) or ``"fixed point or periodic orbit"``
+        (not known); ``"limit cycle"`` for |λ_max| ≤ ε (a zero exponent: a cycle or torus of
+        the flow); ``"chaos"`` for λ_max > ε; ``"undetermined"`` for None or not finite.
+
+    Examples
+    --------
+    >>> [dynamics_class(v, 0.02) for v in (-1.0, 0.01, 0.5, None)]
+    ['fixed point or periodic orbit', 'limit cycle', 'chaos', 'undetermined']
+    >>> dynamics_class(-1.0, 0.02, at_rest=True), dynamics_class(-1.0, 0.02, at_rest=False)
+    ('fixed point', 'periodic orbit of the map')
+    """
+    if not epsilon >= 0:
+        raise ValueError(f"epsilon must be a number >= 0; got {epsilon!r}.")
+    if lambda_max is None or not np.isfinite(lambda_max):
+        return "undetermined"
+    if lambda_max < -epsilon:
+        return {True: "fixed point", False: "periodic orbit of the map"}.get(
+            at_rest, "fixed point or periodic orbit")
+    return "limit cycle" if lambda_max <= epsilon else "chaos"
+
+
+def at_rest_from_collapse(collapse) -> bool | None:
+    """``at_rest`` of :func:`dynamics_class` from a collapse reason
+    (:func:`nwb_dsr.collapse.detect_collapse`): True for ``"fixed_point"``, False for none,
+    None (not known) for a run that exploded, drifted or became non-finite.
+
+    Examples
+    --------
+    >>> [at_rest_from_collapse(c) for c in ("fixed_point", None, "exploding")]
+    [True, False, None]
+    """
+    if collapse is None:
+        return False
+    return True if collapse == "fixed_point" else None
 
 
 def predictability_time(lambda_max: float) -> float:

@@ -56,7 +56,7 @@ _METRIC_NAMES = {
 # units of nested figures (e.g. ensemble.lambda_max.median), by a component of their name
 _NESTED_UNITS = {"lambda_max": "1/s", "heldout_loglik": "nats/bin",
                  "heldout_bits_per_spike": "bits/spike", "epochs": "epochs",
-                 "best_epoch": "epochs"}
+                 "best_epoch": "epochs", "epsilon_per_s": "1/s"}
 # stored elsewhere (attributes, the lyapunov_spectrum dataset) or not metrics
 _METRIC_SKIP = {"lyapunov_spectrum", "figures", "tau_info", "kind", "bin_size", "tau"}
 
