@@ -30,10 +30,10 @@ per seed ``s`` of ``--seeds``. Per seed the script prints
   (:func:`nwb_dsr.analysis.lyapunov_spectrum`), and ``dynamics``, the class it implies:
   ``"fixed point"`` if λ_max < −ε and the protocol's free run came to rest, ``"periodic
   orbit of the map"`` if λ_max < −ε and it did not, ``"limit cycle"`` if |λ_max| ≤ ε,
-  ``"chaos"`` if λ_max > ε (:func:`nwb_dsr.analysis.dynamics_class`), with ε = ``--epsilon`` (default
-  :func:`nwb_dsr.analysis.zero_exponent_band`: twenty times the inverse averaging time of the
-  estimate, 0.02 1/s for 100,000 steps of 10 ms, whose inverse averaging time, 0.001 1/s, is
-  the order of its error on a zero exponent);
+  ``"chaos"`` if λ_max > ε (:func:`nwb_dsr.analysis.dynamics_class`), with ε =
+  ``--epsilon`` (default :func:`nwb_dsr.analysis.zero_exponent_band`: twenty times the
+  inverse averaging time of the estimate, 0.02 1/s for 100,000 steps of 10 ms, whose inverse
+  averaging time, 0.001 1/s, is the order of its error on a zero exponent);
 * ``protocol_D_H`` and ``protocol_D_stsp``: the library's evaluation protocol
   (:meth:`nwb_dsr.DSR.evaluation_protocol`, :mod:`nwb_dsr.protocol`) of a free run against the
   test data, i.e. the power-spectrum Hellinger distance and the state-space divergence between
