@@ -191,15 +191,7 @@ def test_real_population_without_trials(real_population, trial_file, tmp_path):
     assert len(set(row["co_bps_by_weight"].values())) > 1
 
 
-def test_real_population_dynamics_class_and_errors(real_population, trial_file):
-    dc = real_population.dynamics_class
-    assert [dc(v, 0.02) for v in (-0.5, -0.02, 0.0, 0.02, 0.03, float("nan"))] == [
-        "fixed point or periodic orbit", "limit cycle", "limit cycle", "limit cycle", "chaos",
-        "undetermined"]
-    assert [dc(-0.5, 0.02, at_rest=r) for r in (True, False)] == [
-        "fixed point", "periodic orbit of the map"]
-    with pytest.raises(ValueError, match="epsilon must be a number >= 0"):
-        dc(0.1, -1.0)
+def test_real_population_errors(real_population, trial_file):
     with pytest.raises(SystemExit, match="--x-dim must be between 1 and"):
         real_population.main([str(trial_file), "--x-dim", "8", "--seeds", "0"])
     with pytest.raises(SystemExit, match="--smoother-weights must be numbers >= 0"):

@@ -262,6 +262,23 @@ def test_choose_tau_takes_no_slope_from_a_divergence_curve_that_is_not_a_line():
     assert 0.5 < info["lambda_max_per_s"] < 2.0 and tau == round(0.25 * info["tau_pred_bins"])
 
 
+
+def test_dynamics_class_reads_lambda_max_with_a_zero_band():
+    from nwb_dsr.analysis import at_rest_from_collapse, dynamics_class, zero_exponent_band
+    dc = dynamics_class
+    assert [dc(v, 0.02) for v in (-0.5, -0.02, 0.0, 0.02, 0.03, float("nan"))] == [
+        "fixed point or periodic orbit", "limit cycle", "limit cycle", "limit cycle", "chaos",
+        "undetermined"]
+    assert [dc(-0.5, 0.02, at_rest=r) for r in (True, False)] == [
+        "fixed point", "periodic orbit of the map"]
+    assert [at_rest_from_collapse(c) for c in ("fixed_point", None, "non_finite")] == [
+        True, False, None]
+    assert zero_exponent_band(0.02, 50_000) == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="epsilon must be a number >= 0"):
+        dc(0.1, -1.0)
+    with pytest.raises(ValueError, match="dt and n_steps must be positive"):
+        zero_exponent_band(0.0)
+
 def test_choose_tau_errors():
     with pytest.raises(ValueError, match="max_tau"):
         choose_tau(np.zeros((100, 1)), min_tau=10, max_tau=5)
