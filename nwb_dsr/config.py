@@ -34,7 +34,7 @@ import numpy as np
 
 __all__ = ["ModelConfig", "ObservationConfig", "ForcingConfig", "OptimizationConfig",
            "EvaluationConfig", "RunConfig", "DSRConfig", "ResolvedConfig", "SECTIONS",
-           "LATENT_MODEL_NAMES", "DEFAULT_SPIKE_BIN_SIZE", "LYAPUNOV_STEPS"]
+           "LATENT_MODEL_NAMES", "DEFAULT_SPIKE_BIN_SIZE", "LYAPUNOV_STEPS", "LYAPUNOV_STARTS"]
 
 #: Names of the latent maps (see :mod:`nwb_dsr.models.latent`).
 LATENT_MODEL_NAMES = ("shallow_plrnn", "clipped_shallow_plrnn", "plrnn", "dendritic_plrnn",
@@ -51,6 +51,15 @@ DEFAULT_SPIKE_BIN_SIZE = 0.01
 #: 20,000 steps (4–7 %), 0.023 over 100,000 and 0.014 over 200,000; 100,000 steps take about
 #: 1 s at latent size 3 and 5 s at 16.
 LYAPUNOV_STEPS = 100_000
+
+#: States of the training data that a fit keeps (``DSR.start_states_``: forced states of bins
+#: spread evenly over it) and from which its Lyapunov spectrum is estimated by default, the
+#: :data:`LYAPUNOV_STEPS` shared among them; the median run's spectrum is reported. A fitted map
+#: can have several attractors, and the one its mean state falls into need not be the one the
+#: data occupy: on fits to Rössler-driven spike counts the mean state ran onto a cycle
+#: (λ_max −0.07 and 0.00 /s) while runs from the data's states stayed on a chaotic attractor
+#: (0.45–0.59 /s against the true 0.71).
+LYAPUNOV_STARTS = 5
 
 
 def _setting(default, help: str, *, cli: bool = False, metavar: str | None = None,
@@ -293,8 +302,8 @@ class EvaluationConfig:
         "later)")
     n_final_probes: int = _setting(
         32, "free runs of the final check started from the forced states of bins spread over "
-        "the training data, and one from the mean state (where generate and the Lyapunov "
-        "spectrum start), n_val_steps steps each, checked for collapse only (not scored): a "
+        "the training data, and one from the mean state (the forced state of the read-out "
+        "offset), n_val_steps steps each, checked for collapse only (not scored): a "
         "map whose fixed point attracts states that the starts on the held-back data missed "
         "is caught; without a final check (n_final_checks 1, the default for spike counts) "
         "the chosen checkpoint still runs from these states, and the runs that become "

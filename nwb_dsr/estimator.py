@@ -21,13 +21,13 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ._json import jsonable
-from .config import DSRConfig, ResolvedConfig
+from .config import LYAPUNOV_STARTS, DSRConfig, ResolvedConfig
 from .models.latent import make_latent_model
 from .models.observation import make_observation_model
 from .models.rollout import free_run, infer_states, mean_state, smooth_states
 from .observations import Observations, as_observations
 from .policies import resolve
-from .protocol import EvaluationProtocol, heldout_likelihood
+from .protocol import EvaluationProtocol, heldout_likelihood, spread_states
 from .training.forcing import FORCING_SCHEMES, make_forcing
 from .training.trainer import Trainer, TrainingHistory
 
@@ -101,6 +101,13 @@ class DSR(BaseEstimator):
         How ``tau_`` was obtained (``{{"method": "fixed"}}`` or the λ_max estimate).
     forcing_states_ : ndarray or None
         With ``mode="shooting"``: the learned forcing states (n_bins, M) of the training data.
+    start_states_ : ndarray, shape (LYAPUNOV_STARTS, state_dim)
+        Forced states of :data:`~nwb_dsr.config.LYAPUNOV_STARTS` bins spread evenly over the
+        training data (the first bin first): where :meth:`generate` (the first whose run
+        stays finite) and the Lyapunov spectrum (all of them) start by default, so both
+        describe the attractor the data occupy, not one that only the mean state falls into.
+        Saved with the model (None for a model saved before they were kept: the mean state is
+        used then).
     members_ : list of dict
         One record per ensemble member (``ensemble`` setting; member k fits from
         :func:`member_seed` (seed, k), the first from ``seed`` itself): ``seed``,
@@ -256,6 +263,7 @@ class DSR(BaseEstimator):
         self.history_ = chosen["history"]
         self.resolved_config_ = resolved
         self.forcing_states_ = chosen["states"]
+        self.start_states_ = chosen["starts"]
         self.members_ = members
         self.n_features_in_ = data.n_channels
         self.channel_ids_ = np.asarray(data.ids)
@@ -282,6 +290,7 @@ class DSR(BaseEstimator):
         latent.cpu(); readout.cpu()
         latent.eval(); readout.eval()
         states = getattr(scheme, "states", None)
+        starts = spread_states(latent, readout, list(data.data), LYAPUNOV_STARTS)
         member = {"member": int(index), "seed": int(run.seed), "score": history.best_score,
                   "D_stsp": None, "D_H": None, "collapse": history.collapse,
                   "epochs": int(history.epochs), "best_epoch": history.best_epoch,
@@ -297,7 +306,8 @@ class DSR(BaseEstimator):
                   for k, v in member.items()}
         return {"latent": latent, "readout": readout, "history": history, "member": member,
                 "warnings": list(caught), "validation": trainer.validation_segments,
-                "states": None if states is None else states.detach().cpu().numpy()}
+                "states": None if states is None else states.detach().cpu().numpy(),
+                "starts": starts.detach().cpu().double().numpy()}
 
     @staticmethod
     def _member_figures(fitted: dict, resolved: ResolvedConfig) -> None:
@@ -307,7 +317,7 @@ class DSR(BaseEstimator):
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # as lyapunov_spectrum(estimator): the selected member's λ_max is the estimator's
-            lam = lyapunov_spectrum(latent, readout=readout, dt=resolved.bin_size)
+            lam = lyapunov_spectrum(latent, z0=fitted["starts"], dt=resolved.bin_size)
         held = heldout_likelihood(latent, readout, fitted["validation"],
                                   horizon=int(resolved.forcing.tau))
         for key, v in (("lambda_max", float(lam[0])), ("heldout_loglik", held["loglik"]),
@@ -457,8 +467,10 @@ class DSR(BaseEstimator):
             Data to start from: the forced state of its last bin is the initial state
             (with counts, pass several bins so that smoothing has context).
         z0 : array of shape (state_dim,), optional
-            Initial latent state (instead of x0). Default: the forced state of the read-out's
-            offset b (the mean activity).
+            Initial latent state (instead of x0). Default: the first of ``start_states_``
+            (states of the training data, the first bin's first) whose run stays finite, or the
+            first when none does; for a model saved without them, the forced state of the
+            read-out's offset b (the mean activity).
         burn_in : int
             Steps run and discarded before the returned ones.
         return_latent : bool
@@ -484,11 +496,20 @@ class DSR(BaseEstimator):
             if z.shape[1] != lat.state_dim:
                 raise ValueError(f"z0 must have {lat.state_dim} entries; got {z.shape[1]}.")
         elif x0 is None:
-            z = mean_state(lat, readout)
+            starts = getattr(self, "start_states_", None)
+            z = (mean_state(lat, readout) if starts is None else
+                 torch.as_tensor(np.asarray(starts, dtype=np.float32)))
         else:
             x0 = np.asarray(x0, dtype=np.float64).reshape(-1, self.n_features_in_)
             z = infer_states(lat, readout, x0)[-1:]
-        Z = free_run(lat, z, int(n_steps) + int(burn_in))[0, int(burn_in):]
+        for k in range(len(z)):  # the first start whose run stays finite (else the first)
+            Z = free_run(lat, z[k:k + 1], int(n_steps) + int(burn_in))[0, int(burn_in):]
+            if k == 0:
+                first = Z
+            if bool(torch.isfinite(Z).all()):
+                break
+        else:
+            Z = first
         x = readout.mean(Z).numpy().astype(np.float64)
         if sample:
             rng = np.random.default_rng(self.seed if seed is None else seed)
@@ -529,6 +550,8 @@ class DSR(BaseEstimator):
         params.update({f"observation.{k}": v.detach().cpu().numpy()
                        for k, v in self.observation_model_.state_dict().items()})
         params["noise_std"] = np.asarray(self.noise_std_, dtype=np.float64)
+        if getattr(self, "start_states_", None) is not None:
+            params["start_states"] = np.asarray(self.start_states_, dtype=np.float64)
         ids = np.asarray(self.channel_ids_)
         config = {
             "format": STATE_FORMAT,
@@ -580,6 +603,9 @@ class DSR(BaseEstimator):
         est.channel_ids_ = np.asarray(config["channel_ids"])
         est.provenance_ = dict(config.get("provenance", {}))
         est.noise_std_ = np.asarray(params.get("noise_std", np.zeros(est.n_features_in_)))
+        starts = params.get("start_states")  # absent in files written before they were kept
+        est.start_states_ = (None if starts is None else
+                             np.asarray(starts, dtype=np.float64).reshape(-1, latent.state_dim))
         return est
 
     def save(self, path) -> Path:

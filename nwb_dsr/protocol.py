@@ -54,8 +54,7 @@ from .models.observation import ObservationModel
 from .models.rollout import free_run, infer_states
 
 __all__ = ["EvaluationProtocol", "ProtocolResult", "COUNTS_COMPONENTS", "COLLAPSE_PENALTY",
-           "heldout_likelihood",
-           "counts_at_rest"]
+           "heldout_likelihood", "spread_states", "counts_at_rest"]
 
 #: Principal components of the reference in which spike-count runs are compared.
 COUNTS_COMPONENTS = 3
@@ -296,7 +295,7 @@ class EvaluationProtocol:
                      segments) -> torch.Tensor:
         """Forced states of ``n_probes`` bins spread evenly over ``segments`` (each segment
         inverted as a whole), (n_probes, state_dim); empty when ``n_probes`` is 0."""
-        return _spread_states(latent, readout, segments, int(self.n_probes))
+        return spread_states(latent, readout, segments, int(self.n_probes))
 
     def initial_states(self, latent: LatentModel, readout: ObservationModel,
                        segments) -> torch.Tensor:
@@ -305,7 +304,7 @@ class EvaluationProtocol:
         smoothing sees the bins around a start)."""
         if self.n_starts == 1:
             return infer_states(latent, readout, segments[0])[:1]
-        return _spread_states(latent, readout, segments, int(self.n_starts))
+        return spread_states(latent, readout, segments, int(self.n_starts))
 
     def selection_score(self, dstsp: float, dh: float) -> float:
         """D_stsp + dh_weight·D_H (D_H left out when not computed); +inf if D_stsp is not finite.
@@ -339,8 +338,8 @@ class EvaluationProtocol:
         return to_space
 
 
-def _spread_states(latent: LatentModel, readout: ObservationModel, segments,
-                   k: int) -> torch.Tensor:
+def spread_states(latent: LatentModel, readout: ObservationModel, segments,
+                  k: int) -> torch.Tensor:
     """Forced states of k bins spread evenly over ``segments`` (the first bin included; each
     segment inverted as a whole), (k, state_dim)."""
     Z = torch.cat([infer_states(latent, readout, np.asarray(s)) for s in segments])

@@ -185,6 +185,10 @@ def test_members_survive_save_load_and_nwb_write_back(ensemble_fit, counts, tmp_
     out = write_dynamics(src, ensemble_fit, counts, metrics=metrics, out=tmp_path / "fit.nwb")
     back = read_dynamics(out)
     assert back.members_ == ensemble_fit.members_
+    # where its free runs and Lyapunov runs start
+    for other in (loaded, back):
+        np.testing.assert_array_equal(other.start_states_, ensemble_fit.start_states_)
+        np.testing.assert_array_equal(other.generate(20), ensemble_fit.generate(20))
     from pynwb import NWBHDF5IO
     with NWBHDF5IO(str(out), "r") as io:
         table = io.read().processing["dynamics"]["dsr"].metrics.to_dataframe()

@@ -137,10 +137,75 @@ def test_qr_spectrum_of_estimator_uses_bin_size(tiny_estimator):
     assert lyapunov_spectrum(est, n_steps=200).shape == (2,)
 
 
+def _two_basin_map():
+    """z' = 0.5 z + 2 relu(z - 1) - 2.3 relu(z - 2): a fixed point at 0 (multiplier 0.5)
+    whose basin ends at the unstable fixed point 4/3, and one at 3.25 (multiplier 0.2)."""
+    m = make_latent_model("shallow_plrnn", 1, hidden_dim=2)
+    with torch.no_grad():
+        m.A.copy_(torch.tensor([0.5])); m.h1.zero_()
+        m.W2.copy_(torch.tensor([[1.0], [1.0]])); m.h2.copy_(torch.tensor([-1.0, -2.0]))
+        m.W1.copy_(torch.tensor([[2.0, -2.3]]))
+    return m
+
+
+def test_fits_run_their_exponents_and_free_runs_from_the_datas_states(tmp_path):
+    """A map with two attractors whose mean state lies in the basin that the data do not
+    visit: the estimator's default spectrum and free run are those of the data's attractor,
+    also after saving and loading."""
+    x = 3.25 + 0.1 * np.random.default_rng(0).standard_normal((400, 1))
+    est = DSR(latent_dim=1, hidden_dim=2, tau=5, epochs=1, batches_per_epoch=1,
+              progress=False).fit(x, bin_size=0.1)
+    from nwb_dsr.config import LYAPUNOV_STARTS
+    from nwb_dsr.models.rollout import infer_states, mean_state
+    lat, ro = est.latent_model_, est.observation_model_
+    assert est.start_states_.shape == (LYAPUNOV_STARTS, 1)
+    np.testing.assert_allclose(est.start_states_[0], infer_states(lat, ro, x)[0].numpy(),
+                               rtol=1e-6)
+    # a map with two attractors: the data's states near z = 3.25, the mean state at 0
+    est.latent_model_ = _two_basin_map()
+    est.start_states_ = np.linspace(3.0, 3.5, LYAPUNOV_STARTS)[:, None]
+    assert float(mean_state(est.latent_model_, ro)[0, 0]) == pytest.approx(0.0)
+    at_rest = lyapunov_spectrum(est.latent_model_, n_steps=500, dt=0.1, z0=[0.0])
+    assert at_rest[0] == pytest.approx(math.log(0.5) / 0.1, rel=1e-3)
+    assert lyapunov_spectrum(est, n_steps=500)[0] == pytest.approx(math.log(0.2) / 0.1, rel=1e-3)
+    assert est.generate(50, return_latent=True)[1][-1, 0] == pytest.approx(3.25, abs=1e-3)
+    # one of five starts in the other basin does not move the median
+    est.start_states_[1] = 0.0
+    assert lyapunov_spectrum(est, n_steps=500)[0] == pytest.approx(math.log(0.2) / 0.1, rel=1e-3)
+    back = DSR.load(est.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(back.start_states_, est.start_states_)
+    assert back.generate(50, return_latent=True)[1][-1, 0] == pytest.approx(3.25, abs=1e-3)
+    # generate skips a start whose run does not stay finite (here, without the fold at 2)
+    with torch.no_grad():
+        back.latent_model_.W1[0, 1] = 0.0
+    back.start_states_ = np.array([[5.0], [0.5], [5.0], [0.5], [0.5]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert back.generate(1000, return_latent=True)[1][-1, 0] == pytest.approx(0.0, abs=1e-3)
+    # a model saved without start states runs from the mean state
+    back.latent_model_ = _two_basin_map()
+    back.start_states_ = None
+    assert lyapunov_spectrum(back, n_steps=500)[0] == pytest.approx(math.log(0.5) / 0.1,
+                                                                    rel=1e-3)
+    assert back.generate(50, return_latent=True)[1][-1, 0] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_qr_spectrum_median_of_several_starts_and_divergent_runs():
+    m = LinearMap(np.diag([1e3, 0.5]))  # every start diverges
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        assert np.isnan(lyapunov_spectrum(m, n_steps=600, z0=np.ones((3, 2)))).all()
+    m = _two_basin_map()
+    z0 = np.array([[3.0], [0.0], [3.5]])  # two of three starts reach the fixed point at 3.25
+    assert lyapunov_spectrum(m, n_steps=600, z0=z0)[0] == pytest.approx(math.log(0.2), rel=1e-3)
+    assert lyapunov_spectrum(m, n_steps=600, z0=z0[1:2])[0] == pytest.approx(math.log(0.5),
+                                                                              rel=1e-3)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(n_steps=0), "n_steps"),
     (dict(n_exponents=5), "n_exponents"),
     (dict(z0=[1.0, 2.0, 3.0]), "z0"),
+    (dict(z0=np.zeros((2, 3))), "z0"),
     (dict(dt=0.0), "dt"),
     (dict(reorth_every=0), "reorth_every"),
 ])

@@ -247,10 +247,11 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
     pe_steps : int or sequence of int
         Horizons n of the prediction error PE(n) (empty or None: skipped).
     n_lyapunov : int
-        Steps of the QR method for the model's Lyapunov spectrum. It starts where
-        :func:`~nwb_dsr.analysis.lyapunov_spectrum` of the estimator starts (the state
-        :meth:`DSR.generate` starts from), so ``lambda_max_per_s`` is the fit's λ_max, the one
-        of its selected ensemble member and of the written NWB file, whatever the data X.
+        Steps of the QR method for the model's Lyapunov spectrum. Its runs start where
+        :func:`~nwb_dsr.analysis.lyapunov_spectrum` of the estimator starts (the states of the
+        training data that the fit keeps, ``start_states_``), so ``lambda_max_per_s`` is the
+        fit's λ_max, the one of its selected ensemble member and of the written NWB file,
+        whatever the data X.
     figures : str or Path, optional
         Directory to write figures into (created if needed): ``loss.png``, ``attractor.png``,
         ``spectra.png``, ``lyapunov.png`` and, for counts, ``raster.png``.

@@ -60,12 +60,15 @@ def lyapunov_spectrum(model_or_estimator, n_steps: int = LYAPUNOV_STEPS,
                       autograd: bool = False, readout=None) -> np.ndarray:
     """Lyapunov spectrum of a latent map by the QR (Benettin) method.
 
-    The state is run freely for ``transient + n_steps`` steps (float64, no gradients); the
-    Jacobians along the trajectory are then computed in batches (analytic for the PLRNN family,
-    autograd for the LSTM and RNN) and an orthonormal basis Q is carried through them,
-    re-orthonormalised by a QR decomposition every ``reorth_every`` steps. The logarithms of
-    |diag R| are accumulated after the transient and divided by ``n_steps`` and by the bin
-    width ``dt``.
+    From each start the state is run freely for ``transient`` steps plus its share of
+    ``n_steps`` (float64, no gradients); the Jacobians along the trajectory are then computed
+    in batches (analytic for the PLRNN family, autograd for the LSTM and RNN) and an
+    orthonormal basis Q is carried through them, re-orthonormalised by a QR decomposition every
+    ``reorth_every`` steps. The logarithms of |diag R| are accumulated after the transient and
+    divided by the steps and by the bin width ``dt``. With several starts the spectrum of the
+    run with the median λ_max is returned (the lower middle one for an even number): a map can
+    have several attractors, and the median tells the one that most starts reach. A run that
+    diverges ranks above every finite one.
 
     Parameters
     ----------
@@ -73,36 +76,41 @@ def lyapunov_spectrum(model_or_estimator, n_steps: int = LYAPUNOV_STEPS,
         A fitted estimator (its ``latent_model_`` and ``bin_size_`` are used) or a bare latent
         map.
     n_steps : int
-        Steps over which the exponents are averaged (after the transient).
+        Steps over which the exponents are averaged (after the transient), shared evenly by
+        the starts.
     n_exponents : int, optional
         Number of leading exponents (default: all, ``state_dim``).
     transient : int
-        Steps run first, both to reach the attractor and to align Q; not counted.
+        Steps run first from each start, both to reach the attractor and to align Q; not
+        counted.
     reorth_every : int
         Steps between re-orthonormalisations. Products of up to this many Jacobians are formed
         in float64; keep it small (1–10) when the map contracts strongly.
-    z0 : array of shape (state_dim,), optional
-        Initial state. Default for an estimator (or a bare map given its ``readout``): the
-        state :meth:`DSR.generate` starts from (the forced state of the read-out offset b),
-        otherwise a small random state; a tiny seeded perturbation is added to either so that
-        the run does not sit on a fixed point.
+    z0 : array of shape (state_dim,) or (n_starts, state_dim), optional
+        Initial state, or several. Default for an estimator: its ``start_states_`` (forced
+        states of :data:`~nwb_dsr.config.LYAPUNOV_STARTS` bins spread over the training data,
+        so the exponents are those of the attractor the data occupy); for an estimator saved
+        without them, or a bare map given its ``readout``, the mean state (the forced state of
+        the read-out offset b); otherwise a small random state. A tiny seeded perturbation
+        (10⁻³ of the state's size) is added to every start so that no run sits on a fixed
+        point.
     dt : float, optional
         Bin width in seconds (default ``bin_size_`` of an estimator, 1 for a bare model, i.e.
         exponents per step).
     seed : int
-        Seed of the perturbation of z0 and of the initial basis.
+        Seed of the perturbations of the starts and of the initial bases.
     autograd : bool
         Use the autograd Jacobian of the base class even if the model has an analytic one (to
         check a model's analytic Jacobian).
     readout : ObservationModel, optional
-        The read-out of a bare latent map (e.g. an ensemble member's): the default start is then
-        the estimator's, so the member's exponents are those of an estimator holding it.
+        The read-out of a bare latent map (e.g. an ensemble member's), for the mean state as
+        the default start.
 
     Returns
     -------
     ndarray, shape (n_exponents,)
         Exponents in decreasing order, in 1/s (per ``dt``). All NaN, with a RuntimeWarning, if
-        the free run diverges.
+        the (median) free run diverges.
 
     Raises
     ------
@@ -137,34 +145,49 @@ def lyapunov_spectrum(model_or_estimator, n_steps: int = LYAPUNOV_STEPS,
     for p in lat.parameters():
         p.requires_grad_(False)
     if z0 is not None:
-        z = np.asarray(z0, dtype=np.float64).ravel()
-        if z.shape[0] != S:
-            raise ValueError(f"z0 must have state_dim = {S} entries; got {z.shape[0]}.")
+        starts = np.asarray(z0, dtype=np.float64)
+        starts = starts.reshape(1, -1) if starts.ndim <= 1 else starts
+        if starts.ndim != 2 or starts.shape[1] != S or not len(starts):
+            raise ValueError(f"z0 must have state_dim = {S} entries, or be an (n_starts, {S}) "
+                             f"array; got shape {np.shape(z0)}.")
     else:
+        kept = getattr(est, "start_states_", None) if est is not None else None
         if readout is None and est is not None:
             readout = est.observation_model_
-        if readout is not None:
-            # the state DSR.generate starts from by default
-            z = mean_state(latent, readout)[0].cpu().double().numpy()
+        if kept is not None and len(kept):
+            starts = np.asarray(kept, dtype=np.float64).reshape(-1, S)
+        elif readout is not None:
+            starts = mean_state(latent, readout).cpu().double().numpy()
         else:
-            z = 0.1 * rng.standard_normal(S)
-        z = z + 1e-3 * (1.0 + np.abs(z)) * rng.standard_normal(S)
+            starts = 0.1 * rng.standard_normal((1, S))
+    # so that no run sits on a fixed point, and a member's runs are its estimator's
+    starts = starts + 1e-3 * (1.0 + np.abs(starts)) * rng.standard_normal(starts.shape)
+    if autograd or type(lat).jacobian is LatentModel.jacobian:
+        jac = _autograd_jacobian(lat)
+    else:
+        jac = lat.jacobian
     # round the transient up to whole re-orthonormalisation blocks
     transient = int(math.ceil(transient / k) * k)
-    n_blocks = int(math.ceil(n_steps / k))
+    n_blocks = int(math.ceil(max(n_steps // len(starts), 1) / k))
+    runs = [_qr_run(lat, jac, z, transient, n_blocks, k, n_exp, rng) for z in starts]
+    order = sorted(range(len(runs)), key=lambda i: np.inf if runs[i] is None else runs[i][0])
+    lam = runs[order[(len(runs) - 1) // 2]]
+    if lam is None:
+        warnings.warn("the free run diverged (non-finite states); the Lyapunov spectrum is "
+                      "undefined and NaN is returned.", RuntimeWarning, stacklevel=2)
+        return np.full(n_exp, np.nan)
+    return lam / float(dt)
+
+
+def _qr_run(lat, jac, z, transient: int, n_blocks: int, k: int, n_exp: int, rng):
+    """Exponents per step (decreasing) of one run from z (QR method), or None if it diverges."""
+    S = lat.state_dim
     total = transient + n_blocks * k
     with torch.no_grad(), np.errstate(all="ignore"):
         Z = free_run(lat, torch.as_tensor(z[None], dtype=torch.float64), total)[0]
     states = torch.cat([torch.as_tensor(z[None], dtype=torch.float64), Z[:-1]])
     if not bool(torch.isfinite(states).all()):
-        warnings.warn("the free run diverged (non-finite states); the Lyapunov spectrum is "
-                      "undefined and NaN is returned.", RuntimeWarning, stacklevel=2)
-        return np.full(n_exp, np.nan)
-
-    if autograd or type(lat).jacobian is LatentModel.jacobian:
-        jac = _autograd_jacobian(lat)
-    else:
-        jac = lat.jacobian
+        return None
     Q, _ = np.linalg.qr(rng.standard_normal((S, n_exp)))
     acc = np.zeros(n_exp)
     chunk = max(k, (4096 // k) * k)
@@ -181,8 +204,7 @@ def lyapunov_spectrum(model_or_estimator, n_steps: int = LYAPUNOV_STEPS,
                 Q, R = np.linalg.qr(P[i] @ Q)
                 if a + (i + 1) * k > transient:
                     acc += np.log(np.abs(np.diag(R)))
-    lam = acc / (n_blocks * k) / float(dt)
-    return np.sort(lam)[::-1].copy()
+    return np.sort(acc / (n_blocks * k))[::-1].copy()
 
 
 # ============================================================================ data: Rosenstein
@@ -793,9 +815,11 @@ def signal_timescale(x, dt: float = 1.0, *, fmin: float | None = None,
 
 
 #: Zero-exponent band of :func:`dynamics_class` in units of the inverse averaging time of the
-#: estimate, 1 / (n_steps × bin width): the order of the error of a zero exponent is one such
-#: unit, and twenty of them keep the limit cycles of real fits (|λ_max| up to about 0.001 /s on
-#: 100,000 steps of 10 ms) apart from chaos.
+#: estimate, 1 / (n_steps × bin width): a run's error on a zero exponent is of the order of its
+#: own inverse averaging time, :data:`~nwb_dsr.config.LYAPUNOV_STARTS` such units for each of
+#: the runs of the default estimate (which share the steps), and twenty units keep the limit
+#: cycles of real fits (|λ_max| up to about 0.003 /s on 100,000 steps of 10 ms) apart from
+#: chaos.
 ZERO_EXPONENT_BAND = 20.0
 
 #: The classes :func:`dynamics_class` returns.

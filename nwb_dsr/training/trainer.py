@@ -398,7 +398,7 @@ class Trainer:
         """The final check's result (``n_final_steps`` steps a run) for the current parameters
         on ``segments``; with ``n_final_probes`` > 0, collapse-only runs from the forced states
         of that many bins spread over ``probe_segments`` (the training data) when given, and
-        from the mean state (where ``generate`` and the Lyapunov spectrum start)."""
+        from the mean state (the forced state of the read-out offset)."""
         fp = self.final_protocol
         probes = self._probe_states(probe_segments) if fp.n_probes > 0 else None
         return fp.evaluate(self.latent, self.readout, segments, probes=probes)
