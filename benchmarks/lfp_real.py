@@ -4,9 +4,10 @@ For each seed, exactly what ``nwb-dsr fit FILE --source lfp --max-time S`` does 
 else given, except that the fit sees only the first 80 % of the recording:
 
 1. ``read_lfp(FILE)`` with its defaults (band 0.1–30 Hz, 75 Hz, detected mains removed,
-   principal components beyond 16 channels, z-scored);
+   artefacts set aside, principal components beyond 16 channels, z-scored);
 2. ``DSR(max_time=S, seed=seed).fit(train)`` with every other setting at its default
-   (``tau="auto"``);
+   (``tau="auto"``), on the first 80 % of the time read (of the stretches kept when artefacts
+   were set aside, taken in order: ``split_time(0.8, per_segment=False)``);
 3. ``evaluate(est, test)`` on the held-out final 20 %: D_stsp and D_H in the space the report
    uses (the preprocessed channels or components, z-scored), the model's λ_max and whether the
    free run collapsed (``collapse``).
@@ -16,10 +17,11 @@ of the mean Welch spectrum of the z-scored channels above a 1/f background, sear
 twice the band's low and 0.8 × its high edge) is given for the held-out data and for a free run
 of the same length (from the forced state at the first held-out bin, the first quarter dropped).
 ``max_power`` is the plain maximum of each spectrum in that range. The peak of the training
-part (``peak_train_hz``, the rhythm the fit was shown) and of every 10-s window of the whole
-recording (``peak_data_windows``, printed once) tell whether the recording keeps one rhythm:
-a recording whose held-out part holds another state than its training part (an artefact at
-its end, say) has another peak there, which no fit to the training part can know of. For scale,
+part (``peak_train_hz``, the rhythm the fit was shown) and of every 10-s window of the time
+read (``peak_data_windows``, printed once, with the recording time at which each window starts)
+tell whether the recording keeps one rhythm: a recording whose held-out part holds another
+state than its training part has another peak there, which no fit to the training part can
+know of. The time set aside as artefacts is printed once too (``preprocess.reject``). For scale,
 the D_H of the held-out data against each training window of the same length (the data against
 themselves) is listed too (``dh_data_vs_train_windows``; its mean is printed as "data floor").
 The ensemble's members (``members``: seed, validation score, D_H and D_stsp of the selected
@@ -66,7 +68,7 @@ def run(path, seed: int, max_time: float, n_lyapunov: int, settings: dict | None
     obs = dsr.read_lfp(path)
     pre = obs.provenance["preprocess"]
     band = pre["band"] or [None, None]
-    train, test = obs.split_time(0.8)
+    train, test = obs.split_time(0.8, per_segment=False)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -135,12 +137,14 @@ def relative_error(value, reference):
 
 def window_peaks(obs, seconds: float, rng: dict) -> list:
     """The dominant peak of each of the consecutive windows of about ``seconds`` that cover
-    the whole recording: whether it has one rhythm throughout, or its held-out part another
-    than its training part."""
+    the time read (``start_s``: recording time of the window's start): whether the
+    recording has one rhythm throughout, or its held-out part another than its training part."""
     x = np.concatenate(obs.data)
+    # the left edge of each bin in recording time
+    t = np.concatenate([obs.times(k) for k in range(obs.n_segments)]) - obs.bin_size / 2
     k = max(int(round(len(x) * obs.bin_size / seconds)), 1)
     edges = np.linspace(0, len(x), k + 1).astype(int)
-    return [{"start_s": round(float(a * obs.bin_size), 3),
+    return [{"start_s": round(float(t[a]), 3),
              "peak_hz": spectral_peak(x[a:b], obs.bin_size, **rng)["frequency"]}
             for a, b in zip(edges[:-1], edges[1:])]
 
@@ -192,6 +196,12 @@ def main(argv=None) -> int:
             line += f"  true lambda_max {truth:.3f} /s, error {f(r['lambda_rel_error'])}"
         print(line, flush=True)
         if len(rows) == 1:
+            rej = (r["preprocess"].get("reject") or {})
+            spans = ", ".join(f"{round(a, 1) + 0.0:.1f}-{round(b, 1) + 0.0:.1f} s"
+                              for a, b in rej.get("rejected", []))
+            print("set aside as artefacts: " + (
+                f"{spans} ({rej['rejected_s']:.1f} s of {rej['rejected_s'] + rej['kept_s']:.1f} s)"
+                if spans else "none" if rej.get("tested") else "not tested"), flush=True)
             print(f"data peak by {WINDOW_S:g}-s window: " + ", ".join(
                 f"{w['start_s']:g} s {f(w['peak_hz'], 2)} Hz" for w in r["peak_data_windows"]),
                 flush=True)

@@ -214,6 +214,10 @@ def _add_lfp_options(p):
     g.add_argument("--components", type=_auto_or(int), default="auto", metavar="K|auto|none",
                    help="keep K principal components of the channels (default auto: with more "
                    "than 16 channels, those explaining 95%% of the variance)")
+    g.add_argument("--reject", type=_auto_or(float), default="auto", metavar="FACTOR|auto|none",
+                   help="set aside 1-s windows whose peak-to-peak amplitude exceeds FACTOR x the "
+                   "channel's median (artefacts: blinks, muscle, electrode pops; with trials, "
+                   "drop the trials holding one) (default auto: 4; none: keep everything)")
     g.add_argument("--no-zscore", action="store_true", help="do not z-score the channels")
     g.add_argument("--no-preprocess", action="store_true",
                    help="read raw volts at the series' rate (options above left at auto do "
@@ -225,7 +229,7 @@ def _lfp_kwargs(args) -> dict:
     if args.bin_size is not None and args.rate != "auto":
         raise CLIError("give --bin-size or --rate for LFP, not both.")
     kw = {"preprocess": not args.no_preprocess, "band": args.band, "notch": args.notch,
-          "n_components": args.components, "rate": args.rate}
+          "n_components": args.components, "rate": args.rate, "reject": args.reject}
     if args.no_zscore:
         kw["zscore"] = False
     if args.bin_size is not None:
@@ -252,7 +256,24 @@ def _preprocess_line(obs) -> str:
                                             "removed by the anti-aliasing filter") + ")"
              if notch else f"none ({how})")
     return (f"preprocessing: band {pre.get('band')} Hz, rate {_fmt(pre.get('rate'))} Hz, mains "
-            f"{ntext}, {ch}, z-score {'on' if pre.get('zscore') else 'off'}")
+            f"{ntext}, {_reject_text(pre.get('reject'))}, {ch}, z-score "
+            f"{'on' if pre.get('zscore') else 'off'}")
+
+
+def _reject_text(rec) -> str:
+    """What artefact rejection set aside (from ``provenance["preprocess"]["reject"]``)."""
+    if not rec:
+        return "artefacts kept (reject none)"
+    if not rec.get("tested"):
+        return f"artefacts not tested ({rec['windows']} windows of {rec['window_s']:g} s)"
+    rule = f"peak-to-peak > {rec['factor']:g} x median in {rec['window_s']:g}-s windows"
+    if rec.get("trials_dropped"):
+        return f"{len(rec['trials_dropped'])} trials with artefacts dropped ({rule})"
+    if not rec.get("rejected"):
+        return f"no artefacts ({rule})"
+    total = rec["kept_s"] + rec["rejected_s"]
+    return (f"{rec['rejected_s']:.1f} s of {total:.1f} s set aside as artefacts in "
+            f"{len(rec['rejected'])} spans ({rule})")
 
 
 def _read(path, source: str, *, bin_size=None, units=None, channels=None, interval=None,

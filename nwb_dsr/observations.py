@@ -220,8 +220,20 @@ class Observations:
                             start_times=self.start_times, ids=np.asarray(self.ids)[idx],
                             provenance=dict(self.provenance), channel_info=info)
 
-    def split_time(self, fraction: float) -> tuple["Observations", "Observations"]:
-        """Split every segment at ``fraction`` of its length into (first, second) parts.
+    def split_time(self, fraction: float, per_segment: bool = True
+                   ) -> tuple["Observations", "Observations"]:
+        """Split the data in time into (first, second) parts.
+
+        Parameters
+        ----------
+        fraction : float
+            Share of the bins in the first part, strictly between 0 and 1.
+        per_segment : bool, default True
+            Split every segment at ``fraction`` of its length (trials: the end of each trial is
+            held out). False: split the segments, taken in order as one recording, at
+            ``fraction`` of all bins: the segments before the cut form the first part, those
+            after it the second, and the one the cut falls in is split (a recording whose
+            artefacts were set aside: its last stretch of time is held out).
 
         Examples
         --------
@@ -230,17 +242,36 @@ class Observations:
         >>> a, b = Observations(np.zeros((100, 2)), bin_size=0.1).split_time(0.8)
         >>> a.n_bins, b.n_bins, float(b.start_times[0])
         (80, 20, 8.0)
+        >>> obs = Observations([np.zeros((60, 2)), np.zeros((40, 2))], bin_size=0.1,
+        ...                    start_times=[0.0, 10.0])
+        >>> a, b = obs.split_time(0.5, per_segment=False)
+        >>> [len(s) for s in a.data], [len(s) for s in b.data], b.start_times.tolist()
+        ([50], [10, 40], [5.0, 10.0])
         """
         if not 0 < fraction < 1:
             raise ValueError(f"fraction must lie strictly between 0 and 1; got {fraction}.")
         first, second, s1, s2 = [], [], [], []
-        for s, t0 in zip(self.data, self.start_times):
-            cut = int(round(s.shape[0] * fraction))
-            if cut < 1 or cut >= s.shape[0]:
-                raise ValueError(f"a segment of {s.shape[0]} bins is too short to split at "
-                                 f"fraction {fraction}.")
-            first.append(s[:cut]); second.append(s[cut:])
-            s1.append(t0); s2.append(t0 + cut * self.bin_size)
+        if per_segment:
+            for s, t0 in zip(self.data, self.start_times):
+                cut = int(round(s.shape[0] * fraction))
+                if cut < 1 or cut >= s.shape[0]:
+                    raise ValueError(f"a segment of {s.shape[0]} bins is too short to split at "
+                                     f"fraction {fraction}.")
+                first.append(s[:cut]); second.append(s[cut:])
+                s1.append(t0); s2.append(t0 + cut * self.bin_size)
+        else:
+            cut = int(round(self.n_bins * fraction))
+            if cut < 1 or cut >= self.n_bins:
+                raise ValueError(f"{self.n_bins} bins are too few to split at fraction "
+                                 f"{fraction}.")
+            done = 0
+            for s, t0 in zip(self.data, self.start_times):
+                c = min(max(cut - done, 0), s.shape[0])
+                if c > 0:
+                    first.append(s[:c]); s1.append(t0)
+                if c < s.shape[0]:
+                    second.append(s[c:]); s2.append(t0 + c * self.bin_size)
+                done += s.shape[0]
         kw = dict(kind=self.kind, bin_size=self.bin_size, ids=self.ids,
                   provenance=dict(self.provenance), channel_info=dict(self.channel_info))
         return Observations(first, start_times=s1, **kw), Observations(second, start_times=s2, **kw)

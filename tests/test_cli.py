@@ -106,17 +106,19 @@ def test_fit_lfp_preprocessing_options(recording, tmp_path, capsys):
                  str(out), "--report", str(tmp_path / "rep"), *TINY]) == 0
     printed = capsys.readouterr().out
     assert "preprocessing: band [0.1, 30.0] Hz, rate 75 Hz, mains none" in printed
+    assert "artefacts not tested (3 windows of 1 s)" in printed   # too short to judge
     report = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     assert report["preprocess"]["rate"] == 75.0 and "collapse" in report
     assert main(["fit", str(recording), "--source", "lfp", "--interval", "0", "3", "--out",
                  str(out), "--overwrite", "--rate", "50", "--band", ",10", "--notch", "60",
-                 "--components", "1", "--json", *TINY]) == 0
+                 "--components", "1", "--reject", "6", "--json", *TINY]) == 0
     summary = _last_json(capsys.readouterr().out)
     assert summary["metrics"]["n_bins"] == 150 and summary["metrics"]["bin_size"] == 0.02
     res = read_results(out)
     sel = res["selection"]
     assert "collapsed" in res["metrics"]          # the metrics table says whether it collapsed
     assert sel["band"] == [None, 10.0] and sel["notch"] == 60.0 and sel["n_components"] == 1
+    assert sel["reject"] == 6.0
     assert main(["fit", str(recording), "--source", "lfp", "--interval", "0", "3", "--out",
                  str(out), "--overwrite", "--no-preprocess", "--json", *TINY]) == 0
     summary = _last_json(capsys.readouterr().out)

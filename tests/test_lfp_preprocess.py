@@ -12,7 +12,7 @@ pynwb = pytest.importorskip("pynwb")
 from pynwb.ecephys import ElectricalSeries  # noqa: E402
 from pynwb.testing.mock.file import mock_NWBFile  # noqa: E402
 
-from nwb_dsr.io import NWBReadError, read_lfp  # noqa: E402
+from nwb_dsr.io import NWBReadError, NWBReadWarning, read_lfp  # noqa: E402
 from nwb_dsr.io.preprocess import (default_band_and_rate, detect_line_frequency,  # noqa: E402
                                    notch_frequencies, principal_components)
 
@@ -157,19 +157,138 @@ def _real(name):
 
 
 def test_real_eeg_defaults():
-    obs = read_lfp(_real("eeg_openbci_8ch_blinks_jaw_alpha.nwb"))
+    with pytest.warns(NWBReadWarning, match="set aside as artefacts"):
+        obs = read_lfp(_real("eeg_openbci_8ch_blinks_jaw_alpha.nwb"))
     pre = obs.provenance["preprocess"]
     assert pre["notch"] == 60.0 and pre["line_ratios"]["60.0"] > 100   # US mains, detected
     assert pre["rate"] == 75.0 and obs.n_channels == 8 and pre["pca"] is None
-    assert obs.n_bins == pytest.approx(89.96 * 75, abs=2)
+    rej = pre["reject"]
+    assert obs.n_bins == pytest.approx(rej["kept_s"] * 75, abs=2)
+    assert rej["kept_s"] + rej["rejected_s"] == pytest.approx(89.96, abs=0.02)
     z = obs.concatenated()                        # float32: 16-bit samples
     np.testing.assert_allclose(z.std(0, dtype=np.float64), 1.0, atol=1e-6)
     # no 60-Hz residue aliased into the band (it would land at 15 Hz)
     from scipy.signal import welch
-    f, P = welch(obs.data[0], fs=75.0, nperseg=600, axis=0)
+    f, P = welch(obs.data[-1], fs=75.0, nperseg=300, axis=0)
     P = P.mean(1)
     near = (np.abs(f - 15.0) > 0.5) & (np.abs(f - 15.0) < 3.0)
-    assert P[np.abs(f - 15.0) < 0.2].max() < 3 * np.median(P[near])
+    assert P[np.abs(f - 15.0) < 0.3].max() < 3 * np.median(P[near])
+
+
+def test_real_eeg_artefacts_set_aside():
+    """The OpenBCI recording's blinks (its first seconds) and jaw clench (its last seconds) are
+    set aside; what is kept is the alpha rhythm of channels 6-7, which dominates its spectrum,
+    while the whole recording's spectrum is dominated by the artefacts' slow power."""
+    from nwb_dsr.analysis.lyapunov import spectral_peak
+    path = _real("eeg_openbci_8ch_blinks_jaw_alpha.nwb")
+    with pytest.warns(NWBReadWarning, match=r"s of 90.0 s set aside as artefacts \(0.0–"):
+        obs = read_lfp(path)
+    rej = obs.provenance["preprocess"]["reject"]
+    assert rej["tested"] and rej["factor"] == 4.0 and rej["windows"] == 89
+    spans = rej["rejected"]
+    assert spans[0][0] < 0.01 and spans[0][1] >= 8.0          # the blinks at the start
+    assert spans[-1][0] <= 86.0 and spans[-1][1] > 89.9       # the jaw clench at the end
+    assert 60.0 <= rej["kept_s"] <= 75.0 and obs.n_segments == len(obs.start_times) >= 2
+    # segments lie between the spans, in recording time
+    for t0, seg in zip(obs.start_times, obs.data):
+        t1 = t0 + len(seg) / 75.0
+        assert all(t1 <= a + 1e-6 or t0 >= b - 1e-6 for a, b in spans)
+    assert obs.provenance["selection"]["reject"] == 4.0
+    # the last fifth of the time kept holds alpha; the last fifth of the whole recording is
+    # dominated by the clench
+    rng = dict(fmin=0.2, fmax=24.0)
+    last = obs.split_time(0.8, per_segment=False)[1]
+    assert 9.0 <= spectral_peak(last.data, obs.bin_size, **rng)["frequency"] <= 13.0
+    whole = read_lfp(path, reject=None)
+    assert whole.n_segments == 1 and whole.provenance["preprocess"]["reject"] is None
+    last = whole.split_time(0.8)[1]
+    assert spectral_peak(last.data, whole.bin_size, **rng)["frequency"] < 6.0
+
+
+def _with_artefacts(seconds=40.0, fs=250.0, seed=3):
+    """µV: a 10-Hz rhythm in noise, a blink-like slow deflection on channel 0 at 10.2-10.6 s
+    and a muscle burst (broadband) on channel 2 at 30.1-30.9 s."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * fs)) / fs
+    x = 20 * np.sin(2 * np.pi * 10 * t)[:, None] + 8 * rng.normal(size=(t.size, 3))
+    blink = (t >= 10.2) & (t < 10.6)
+    x[blink, 0] += 400 * np.sin(np.pi * (t[blink] - 10.2) / 0.4)
+    burst = (t >= 30.1) & (t < 30.9)
+    x[burst, 2] += 200 * rng.normal(size=burst.sum())
+    return x
+
+
+def test_artefacts_are_set_aside_recorded_and_overridable():
+    nwb = _file(_with_artefacts(), 250.0)
+    with pytest.warns(NWBReadWarning, match=r"2.0 s of 40.0 s set aside as artefacts "
+                                            r"\(10.0–11.0 s, 30.0–31.0 s\)"):
+        obs = read_lfp(nwb)
+    rej = obs.provenance["preprocess"]["reject"]
+    assert rej["artefact_windows"] == 2 and rej["windows"] == 40
+    np.testing.assert_allclose(rej["rejected"], [[10.0, 11.0], [30.0, 31.0]], atol=0.01)
+    assert [len(d) for d in obs.data] == [750, 1425, 675]     # 0-10 s, 11-30 s, 31-40 s at 75 Hz
+    np.testing.assert_allclose(obs.start_times, [0.0, 11.0, 31.0], atol=0.01)
+    np.testing.assert_allclose(obs.concatenated().std(0, dtype=np.float64), 1.0, atol=1e-6)
+    assert "4 x the channel's median" in obs.provenance["preprocess"]["how"]["reject"]
+    # a clean stretch shorter than 4 s between artefacts is set aside with them
+    x = _with_artefacts()
+    t = np.arange(len(x)) / 250.0
+    x[(t >= 13.3) & (t < 13.5), 1] += 500.0
+    obs = read_lfp(_file(x, 250.0))
+    np.testing.assert_allclose(obs.provenance["preprocess"]["reject"]["rejected"],
+                               [[10.0, 14.0], [30.0, 31.0]], atol=0.01)
+    # overrides: off, a larger factor that tolerates these artefacts, raw reading
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NWBReadWarning)
+        kept = read_lfp(nwb, reject=None)
+        assert kept.n_segments == 1 and kept.n_bins == 3000
+        assert kept.provenance["preprocess"]["how"]["reject"] == "off (reject=None)"
+        loose = read_lfp(nwb, reject=100.0)
+        assert loose.n_segments == 1 and loose.provenance["preprocess"]["reject"]["tested"]
+        raw = read_lfp(nwb, preprocess=False, rate=250.0)
+        assert raw.n_segments == 1 and raw.provenance["preprocess"]["reject"] is None
+    raw = read_lfp(nwb, preprocess=False, rate=250.0, reject=4.0, zscore=False)
+    assert raw.n_segments == 3        # volts as stored, artefacts cut out on request
+    # too short to judge: fewer than 20 windows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NWBReadWarning)
+        short = read_lfp(_file(_with_artefacts(seconds=12.0), 250.0))
+    rec = short.provenance["preprocess"]["reject"]
+    assert short.n_segments == 1 and not rec["tested"] and rec["windows"] == 12
+
+
+def test_trials_with_artefacts_are_dropped_whole():
+    nwb = _file(_with_artefacts(), 250.0)
+    for k in range(20):
+        nwb.add_trial(start_time=2.0 * k, stop_time=2.0 * k + 1.5)
+    with pytest.warns(NWBReadWarning, match="2 trials set aside as artefacts"):
+        obs = read_lfp(nwb, trials=True)
+    rej = obs.provenance["preprocess"]["reject"]
+    assert rej["trials_dropped"] == [5, 15] and rej["windows"] == 20
+    assert obs.n_segments == 18
+    # the selection records the trials read (a re-read with it drops the same two)
+    assert obs.provenance["selection"]["trials"] == list(range(20))
+    assert {len(d) for d in obs.data} == {113}       # 1.5 s of 250-Hz samples at 75 Hz
+
+
+@pytest.mark.parametrize("bad", [0.5, 1.0, "x", True])
+def test_reject_must_be_a_factor_above_one(bad):
+    with pytest.raises(NWBReadError, match="reject must be 'auto', None or a factor above 1"):
+        read_lfp(_file(_with_artefacts(seconds=4.0), 250.0), reject=bad)
+
+
+def test_everything_an_artefact_is_one_clear_error():
+    from nwb_dsr.io.preprocess import reject_artefacts
+    x = np.ones((2000, 2)) * np.array([1.0, -1.0])
+    x += np.random.default_rng(0).normal(scale=0.01, size=x.shape)
+    for k in range(20):                    # a burst on channel k % 2 in every 1-s window
+        x[k * 100 + 40:k * 100 + 60, k % 2] += 5.0
+    with pytest.raises(ValueError, match="every window holds an artefact"):
+        reject_artefacts([x], [0.0], 100.0, 1.5)
+    nwb = _file(x * 100, 100.0)
+    with pytest.raises(NWBReadError, match="nothing is left to fit; pass reject=None"):
+        read_lfp(nwb, reject=1.5, rate=100.0, band=None)
 
 
 def test_real_wide_lfp_defaults():
@@ -222,3 +341,24 @@ def test_dsr_defaults_for_field_potentials():
     assert est.resolved_config_.forcing.mode == "sparse" and est.latent_model_.latent_dim == 12
     assert resolve(DSRConfig.from_params(tau=10), raw).model.hidden_dim == 256
     assert est.latent_model_.name == "shallow_plrnn"
+
+
+def test_a_fits_recorded_selection_sets_aside_the_same_artefacts(tmp_path):
+    """What a written fit re-reads (nwb_dsr.io.sources.read_provenance, used by ``nwb-dsr
+    evaluate``) is what it was fitted to: the same spans cut out, the same trials dropped."""
+    from pynwb import NWBHDF5IO
+
+    from nwb_dsr.io.sources import read_provenance
+    nwb = _file(_with_artefacts(), 250.0)
+    for k in range(20):
+        nwb.add_trial(start_time=2.0 * k, stop_time=2.0 * k + 1.5)
+    path = tmp_path / "eeg.nwb"
+    with NWBHDF5IO(path, "w") as io:
+        io.write(nwb)
+    with pytest.warns(NWBReadWarning):
+        for kw in ({}, {"trials": True}):
+            obs = read_lfp(path, **kw)
+            again = read_provenance(obs.provenance, "continuous", obs.bin_size)
+            assert again.n_segments == obs.n_segments in (3, 18)
+            np.testing.assert_allclose(again.start_times, obs.start_times)
+            np.testing.assert_allclose(again.concatenated(), obs.concatenated(), atol=1e-6)

@@ -7,7 +7,10 @@ blocks of a few MiB are converted and filtered while still in the processor's ca
 
 1. **Anti-aliased resampling** to ``rate`` and 2. an **optional band-pass** and mains notch,
    zero phase, in blocks (:mod:`nwb_dsr.io.filters`).
-3. **Optional z-scoring** per channel over all segments.
+3. **Optional artefact rejection** (:func:`nwb_dsr.io.preprocess.reject_artefacts`) on the
+   filtered signal: windows of outlying peak-to-peak amplitude are cut out, or trials holding
+   them dropped.
+4. **Optional z-scoring** per channel over all segments (and principal components).
 
 Trial and interval segments take their filter context from the recording around them (real
 samples where the recording has them), so a segment equals the same span cut from a filtered
@@ -35,8 +38,9 @@ from ._nwbfile import (check_interval, column_names, open_nwb, raw_data, read_al
 from .errors import NWBReadError, NWBReadWarning
 from .filters import Resampler, design_band, filtfilt_stream, iir_margin, ratio
 from .preprocess import (DEFAULT_BAND, LINE_FREQUENCIES, MAX_CHANNELS, RATE_FACTOR,
-                         default_band_and_rate, detect_line_frequency, notch_frequencies,
-                         notch_sos, principal_components)
+                         REJECT_FACTOR, REJECT_WINDOW, default_band_and_rate,
+                         detect_line_frequency, notch_frequencies, notch_sos,
+                         principal_components, reject_artefacts)
 
 __all__ = ["read_lfp", "find_electrical_series"]
 
@@ -499,7 +503,8 @@ def _check_regular(t, i0: int, i1: int, fs: float, label: str):
 
 
 def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto", band="auto",
-             notch="auto", n_components="auto", interval=None, trials=None, trial_window=None,
+             notch="auto", n_components="auto", reject="auto", interval=None, trials=None,
+             trial_window=None,
              align_to=None, trial_filter=None, zscore=None, preprocess: bool = True,
              chunk_seconds: float = 5.0, filter_order: int = 4,
              threads: int | None = None) -> Observations:
@@ -507,11 +512,12 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
 
     By default (``preprocess=True``) the signal is prepared for dynamical-systems
     reconstruction (:mod:`nwb_dsr.io.preprocess`): band-limited to 0.1–30 Hz, resampled to
-    75 Hz, mains (50 or 60 Hz, detected from the spectrum) removed, reduced to principal
-    components when there are more than 16 channels, and z-scored. Every step can be changed by
-    its keyword; ``preprocess=False`` reads the samples in volts as stored (each keyword left at
-    ``"auto"`` then does nothing). The choices made are recorded in
-    ``obs.provenance["preprocess"]``.
+    75 Hz, mains (50 or 60 Hz, detected from the spectrum) removed, artefacts (blinks, muscle
+    bursts, electrode pops: 1-s windows of more than 4 times a channel's typical peak-to-peak
+    amplitude) set aside, reduced to principal components when there are more than 16 channels,
+    and z-scored. Every step can be changed by its keyword; ``preprocess=False`` reads the
+    samples in volts as stored (each keyword left at ``"auto"`` then does nothing). The choices
+    made are recorded in ``obs.provenance["preprocess"]``.
 
     Parameters
     ----------
@@ -545,6 +551,17 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
         (ids become ``"PC1"``, ``"PC2"``, ...). ``"auto"``: with ``preprocess``, and more than
         16 channels, as many components as explain 95 % of the variance (at most 16); None:
         keep the channels.
+    reject : float, "auto" or None
+        Set aside artefacts: the 1-s windows in which some channel's peak-to-peak amplitude
+        exceeds ``reject`` times its median over all windows, with the clean stretches shorter
+        than 4 s left between them (:func:`nwb_dsr.io.preprocess.reject_artefacts`); the
+        clean stretches become segments of their own, and with trials a trial holding an
+        artefact is dropped. Done on the band-limited signal, before z-scoring, so that
+        the scale of the channels is that of the clean signal. ``"auto"``: 4 with
+        ``preprocess`` (recordings of at least 20 s; shorter ones are not tested), else none;
+        None: keep everything. What was set aside is in
+        ``obs.provenance["preprocess"]["reject"]`` (``rejected``: the time intervals) and in
+        a warning.
     interval : (float, float), optional
         Time window ``(t0, t1)`` in seconds (default the whole series). With trials, only
         trials inside it are kept.
@@ -592,7 +609,7 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
     -----
     NWBReadWarning
         Trials with NaN times or windows outside the recording (skipped); constant channels
-        when z-scoring.
+        when z-scoring; time set aside as artefacts.
 
     Notes
     -----
@@ -656,8 +673,8 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
             cc = es.channel_conversion
             cc = np.ones(n_ch) if cc is None else read_all(cc, float).ravel()
             scale = conv * cc[cols]
-            rate, band, notch, pre = _resolve_preprocess(preprocess, rate, band, notch, fs,
-                                                         data, cols)
+            rate, band, notch, reject, pre = _resolve_preprocess(preprocess, rate, band, notch,
+                                                                 reject, fs, data, cols)
             up, down, fs_out = ratio(rate, fs)
             sos = design_band(band, fs_out, filter_order) if band is not None else None
             notches = [] if notch is None else notch_frequencies(notch, fs, fs_out)
@@ -687,6 +704,11 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
             raise NWBReadError(f"{name} could not be read ({short_error(err)}); check the "
                                "file with nwbinspector.") from err
 
+    bin_size = down / (up * fs)
+    starts = [(t0 + i0 / fs if ts is None else ts[i0]) - bin_size / 2 for i0, _ in segs]
+    read_rows = rows   # the selection records the trials read, so a re-read drops the same
+    if reject is not None:
+        out, starts, rows = _reject(out, starts, rows, reject, bin_size, pre, name)
     if zscore is None:
         zscore = bool(preprocess)
     ids, ch_info = eids[cols], {k: v[cols] for k, v in info.items()}
@@ -705,12 +727,11 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
         ch_info = {}
         if zscore:
             _zscore(out, ids)
-    bin_size = down / (up * fs)
-    starts = [(t0 + i0 / fs if ts is None else ts[i0]) - bin_size / 2 for i0, _ in segs]
     selection = {"channels": cols, "electrode_ids": eids[cols], "interval": interval,
                  "rate": 1.0 / bin_size, "band": band, "zscore": bool(zscore),
-                 "notch": notch, "n_components": None if pca is None else pca["n_components"],
-                 "preprocess": bool(preprocess), "trials": rows}
+                 "notch": notch, "reject": reject,
+                 "n_components": None if pca is None else pca["n_components"],
+                 "preprocess": bool(preprocess), "trials": read_rows}
     if rows is not None:
         selection.update(align_to=align_to, trial_window=trial_window)
     pre.update(rate=1.0 / bin_size, band=band, notch=notch, zscore=bool(zscore),
@@ -728,15 +749,61 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
                         ids=ids, provenance=prov, channel_info=ch_info)
 
 
-def _resolve_preprocess(preprocess, rate, band, notch, fs, data, cols):
+def _reject(out, starts, rows, factor, bin_size, pre, name):
+    """Artefact rejection of :func:`read_lfp`: the kept segments, their start times and trial
+    rows; records what was set aside in ``pre["reject"]`` and warns about it."""
+    try:
+        out, starts, origin, rec = reject_artefacts(out, starts, 1.0 / bin_size, factor,
+                                                    whole_segments=rows is not None)
+    except ValueError as err:
+        raise NWBReadError(f"{name}: {err}, so nothing is left to fit; pass reject=None to "
+                           "keep the signal as it is, or a larger factor.") from None
+    if rows is not None:
+        kept = set(origin)
+        rec["trials_dropped"] = [r for k, r in enumerate(rows) if k not in kept]
+        rows = [rows[k] for k in origin]
+    pre["reject"] = rec
+    if rec["rejected"]:
+        total = rec["kept_s"] + rec["rejected_s"]
+        spans = ", ".join(f"{round(a, 1) + 0.0:.1f}–{round(b, 1) + 0.0:.1f} s"
+                          for a, b in rec["rejected"][:6])
+        more = f" and {len(rec['rejected']) - 6} more" if len(rec["rejected"]) > 6 else ""
+        what = (f"{len(rec['trials_dropped'])} trials" if rows is not None else
+                f"{rec['rejected_s']:.1f} s of {total:.1f} s")
+        rule = (f"{rec['window_s']:g}-s windows whose peak-to-peak amplitude exceeds "
+                f"{rec['factor']:g} times the channel's median")
+        rule = (f"trials holding {rule}" if rows is not None else
+                f"{rule}, and clean stretches shorter than {rec['min_clean_s']:g} s between them")
+        warnings.warn(f"{name}: {what} set aside as artefacts ({spans}{more}): {rule}; pass "
+                      "reject=None to keep them.", NWBReadWarning, stacklevel=3)
+    return out, starts, rows
+
+
+def _resolve_preprocess(preprocess, rate, band, notch, reject, fs, data, cols):
     """Turn the ``"auto"`` values of :func:`read_lfp` into numbers; returns (rate, band, notch,
-    record of how each was chosen)."""
+    reject, record of how each was chosen)."""
     pre = {"enabled": bool(preprocess)}
+    if reject is not None and not _is_auto(reject) and (
+            isinstance(reject, bool) or not isinstance(reject, (int, float, np.number))
+            or not float(reject) > 1.0):
+        raise NWBReadError(f"reject must be 'auto', None or a factor above 1 (a multiple of the "
+                           f"median peak-to-peak amplitude); got {reject!r}.")
     if not preprocess:
         pre["how"] = "raw: values as stored, in volts unless zscore"
+        reject = None if _is_auto(reject) else reject
+        pre["reject"] = None
         return (None if _is_auto(rate) else rate, None if _is_auto(band) else band,
-                None if _is_auto(notch) else notch, pre)
+                None if _is_auto(notch) else notch, None if reject is None else float(reject),
+                pre)
     how = {}
+    pre["reject"] = None
+    if _is_auto(reject):
+        reject = REJECT_FACTOR
+        how["reject"] = (f"peak-to-peak amplitude above {REJECT_FACTOR:g} x the channel's median "
+                         f"in {REJECT_WINDOW:g}-s windows")
+    else:
+        how["reject"] = "given" if reject is not None else "off (reject=None)"
+        reject = None if reject is None else float(reject)
     want_band = DEFAULT_BAND if _is_auto(band) else band
     if _is_auto(rate):
         hi = None if want_band is None else want_band[1]
@@ -763,7 +830,7 @@ def _resolve_preprocess(preprocess, rate, band, notch, fs, data, cols):
         notch = None if notch is None else float(notch)
         how["notch"] = "given"
     pre["how"] = how
-    return rate, band, notch, pre
+    return rate, band, notch, reject, pre
 
 
 def _is_auto(v) -> bool:

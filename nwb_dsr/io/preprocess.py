@@ -23,7 +23,20 @@ overridden by its own keyword, and every choice is recorded in ``obs.provenance[
 4. **Channel reduction** for wide recordings: with more than ``MAX_CHANNELS`` channels the
    z-scored channels are projected onto their leading principal components, as many as explain
    ``PCA_VARIANCE`` of the variance (at most ``MAX_CHANNELS``) (:func:`principal_components`).
-5. **z-scoring** per channel (or component) over all segments.
+5. **Artefact rejection** (before z-scoring and channel reduction): the signal is cut into
+   ``REJECT_WINDOW`` (1-s) windows, and a window in which some channel's peak-to-peak amplitude
+   exceeds ``REJECT_FACTOR`` (4) times that channel's median over all windows is set aside, as
+   are clean stretches shorter than ``MIN_CLEAN`` (4 s) between such windows
+   (:func:`reject_artefacts`). This is the peak-to-peak rule of MNE's epoch rejection
+   (``reject=dict(eeg=...)``), with the threshold taken from the recording itself rather than a
+   fixed number of volts, so that it applies to EEG, ECoG and LFP alike: eye blinks, muscle
+   bursts (a jaw clench), electrode pops and movement artefacts are many times the background;
+   rhythms that wax and wane are not. With trials, a trial holding such a window is dropped
+   whole, as MNE drops an epoch. Recordings of fewer than ``MIN_REJECT_WINDOWS`` windows are
+   not tested (the median of a few windows says little). Set-aside time is recorded (and
+   warned about); the recording's high-amplitude events that are part of the dynamics (sleep
+   slow waves, seizures, sharp waves) are kept with ``reject=None`` or a larger factor.
+6. **z-scoring** per channel (or component) over all segments.
 """
 from __future__ import annotations
 
@@ -33,8 +46,9 @@ import numpy as np
 from scipy import signal
 
 __all__ = ["DEFAULT_BAND", "RATE_FACTOR", "MAX_CHANNELS", "PCA_VARIANCE", "LINE_FREQUENCIES",
+           "REJECT_FACTOR", "REJECT_WINDOW", "MIN_CLEAN", "MIN_REJECT_WINDOWS",
            "default_band_and_rate", "detect_line_frequency", "notch_frequencies", "notch_sos",
-           "principal_components"]
+           "principal_components", "reject_artefacts"]
 
 #: Default band limit in Hz (low, high).
 DEFAULT_BAND = (0.1, 30.0)
@@ -50,6 +64,15 @@ LINE_FREQUENCIES = (50.0, 60.0)
 LINE_RATIO = 5.0
 #: Harmonics above this fraction of the output rate lie in the resampler's stop band.
 STOPBAND_FRACTION = 0.58
+#: Artefact rejection: a window whose peak-to-peak amplitude on some channel exceeds this
+#: multiple of the channel's median peak-to-peak amplitude (over all windows) is set aside.
+REJECT_FACTOR = 4.0
+#: Length of the windows tested for artefacts (s).
+REJECT_WINDOW = 1.0
+#: Clean stretches shorter than this (s) left between artefacts are set aside as well.
+MIN_CLEAN = 4.0
+#: Recordings of fewer windows than this are not tested for artefacts.
+MIN_REJECT_WINDOWS = 20
 
 
 def default_band_and_rate(fs_in: float, band=DEFAULT_BAND, rate=None):
@@ -236,3 +259,124 @@ def principal_components(segs, n_components="auto", *, max_channels: int = MAX_C
     out = [(s - mu) @ V.T for s in segs]
     return out, {"n_components": k, "explained_variance": ev[:k].tolist(),
                  "components": V.tolist()}
+
+
+def reject_artefacts(segs, starts, fs: float, factor: float = REJECT_FACTOR, *,
+                     whole_segments: bool = False, window: float = REJECT_WINDOW,
+                     min_clean: float = MIN_CLEAN, min_windows: int = MIN_REJECT_WINDOWS):
+    """Set aside the windows of a recording that hold artefacts (peak-to-peak amplitude).
+
+    Each segment is cut into windows of ``window`` seconds (a segment's remainder joins its last
+    window; a segment shorter than a window is one window). A window is an artefact when, on
+    some channel, its peak-to-peak amplitude exceeds ``factor`` times that channel's median
+    peak-to-peak amplitude over all windows of all segments.
+
+    Parameters
+    ----------
+    segs : list of ndarray of shape (n_samples_k, n_channels)
+        The band-limited signal (before z-scoring), one array per segment.
+    starts : sequence of float
+        Start time (s) of each segment (the left edge of its first sample's bin).
+    fs : float
+        Sampling rate (Hz).
+    factor : float
+        Threshold as a multiple of the median peak-to-peak amplitude (> 1).
+    whole_segments : bool
+        Drop every segment that holds an artefact (trials) instead of cutting the artefacts
+        out of it (continuous recordings, where the clean stretches of at least ``min_clean``
+        seconds between artefacts become segments of their own).
+    window, min_clean : float
+        Window length and shortest clean stretch kept, in seconds.
+    min_windows : int
+        With fewer windows in all, nothing is tested (``record["tested"]`` False).
+
+    Returns
+    -------
+    segs : list of ndarray
+        The kept segments (views of the input).
+    starts : list of float
+        Their start times.
+    origin : list of int
+        For each kept segment, the index of the input segment it comes from.
+    record : dict
+        ``factor``, ``window_s``, ``min_clean_s``, ``windows`` (tested), ``tested``,
+        ``artefact_windows``, ``rejected_s``, ``kept_s``, ``rejected`` (the set-aside time
+        intervals ``[t0, t1]``, merged) and ``segments_dropped`` (input segments left with
+        nothing).
+
+    Raises
+    ------
+    ValueError
+        When nothing would be kept.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(3000, 2))    # 30 s at 100 Hz
+    >>> x[1250:1300, 1] += 40.0                                 # a half-second artefact
+    >>> segs, starts, origin, rec = reject_artefacts([x], [0.0], 100.0)
+    >>> rec["rejected"], [s.shape[0] for s in segs], starts
+    ([[12.0, 13.0]], [1200, 1700], [0.0, 13.0])
+    """
+    factor = float(factor)
+    w = max(1, int(round(window * fs)))
+    dt = 1.0 / fs
+    record = {"factor": factor, "window_s": w * dt, "min_clean_s": float(min_clean),
+              "windows": 0, "tested": False, "artefact_windows": 0, "rejected_s": 0.0,
+              "kept_s": float(sum(len(s) for s in segs) * dt), "rejected": [],
+              "segments_dropped": 0}
+    lefts, ptps = [], []
+    for s in segs:
+        e = np.arange(max(1, len(s) // w)) * w
+        lefts.append(e)
+        ptps.append(np.maximum.reduceat(s, e, axis=0) - np.minimum.reduceat(s, e, axis=0))
+    P = np.concatenate(ptps).astype(np.float64)
+    record["windows"] = int(len(P))
+    keep_all = (list(segs), [float(t) for t in starts], list(range(len(segs))), record)
+    if len(P) < min_windows:
+        return keep_all
+    record["tested"] = True
+    ref = np.median(P, axis=0)
+    limit = np.where(ref > 0, factor * ref, np.inf)          # flat channels are never artefacts
+    n_min = int(math.ceil(min_clean * fs - 1e-9))
+    out, out_t, origin, rejected, n_bad = [], [], [], [], 0
+    for k, (s, t0, e, p) in enumerate(zip(segs, starts, lefts, ptps)):
+        bad = (p > limit).any(axis=1)
+        n_bad += int(bad.sum())
+        if not bad.any():
+            out.append(s); out_t.append(float(t0)); origin.append(k)
+            continue
+        if whole_segments:
+            rejected.append([float(t0), float(t0) + len(s) * dt])
+            record["segments_dropped"] += 1
+            continue
+        good = np.ones(len(s), bool)
+        for i in np.flatnonzero(bad):
+            good[e[i]:(e[i + 1] if i + 1 < len(e) else len(s))] = False
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], good.astype(np.int8), [0]])))
+        kept_any = False
+        for a, b in zip(edges[::2], edges[1::2]):
+            if b - a >= n_min:
+                out.append(s[a:b]); out_t.append(float(t0) + int(a) * dt); origin.append(k)
+                kept_any = True
+            else:
+                good[a:b] = False
+        record["segments_dropped"] += int(not kept_any)
+        flips = np.flatnonzero(np.diff(np.concatenate([[1], good.astype(np.int8), [1]])))
+        rejected += [[float(t0) + int(a) * dt, float(t0) + int(b) * dt]
+                     for a, b in zip(flips[::2], flips[1::2])]
+    record["artefact_windows"] = n_bad
+    if not out:
+        raise ValueError(f"every window holds an artefact under the peak-to-peak rule (factor "
+                         f"{factor:g} × the median in {w * dt:g}-s windows)")
+    merged = []
+    for a, b in sorted(rejected):
+        if merged and a <= merged[-1][1] + 1e-9:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([round(a, 9), round(b, 9)])
+    record["rejected"] = [[round(float(a), 6), round(float(b), 6)] for a, b in merged]
+    kept = sum(len(s) for s in out) * dt
+    record["rejected_s"] = float(record["kept_s"] - kept)
+    record["kept_s"] = float(kept)
+    return out, out_t, origin, record

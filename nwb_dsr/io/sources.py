@@ -113,7 +113,9 @@ def _read_with_selection(path, kind, bin_size, selection: dict, obj: str, input_
               # the reader's preprocessing as recorded (None values are explicit choices there)
               "preprocess": bool(selection.get("preprocess", False)),
               "band": selection.get("band"), "notch": selection.get("notch"),
-              "n_components": selection.get("n_components")}
+              "n_components": selection.get("n_components"),
+              # artefact rejection as recorded (fits written before it existed: none)
+              "reject": selection.get("reject")}
     rate = sel.get("rate")
     if rate is not None and (input_rate is None or rate < float(input_rate) * (1 - 1e-9)):
         kwargs["rate"] = float(rate)  # only when the fit's data were resampled
