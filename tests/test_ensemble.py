@@ -247,6 +247,26 @@ def test_evaluate_reports_the_fits_lambda_max_whatever_the_data(ensemble_fit, co
     assert first["dstsp"] != later["dstsp"]
 
 
+
+def test_evaluates_seed_does_not_reach_the_lyapunov_spectrum(ensemble_fit, counts,
+                                                             monkeypatch):
+    """The CLI and the benchmarks pass the fit's seed to evaluate for its draws; the λ_max it
+    reports stays the one every member's was computed with (the spectrum's own seed), so the
+    selected member's λ_max is the fit's on a chaotic map too, where the perturbation of the
+    starts moves the estimate."""
+    import sys
+    ev = sys.modules[evaluate.__module__]   # the module (the package exports the function)
+    calls = []
+    real = ev.lyapunov_spectrum
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(ev, "lyapunov_spectrum", spy)
+    evaluate(ensemble_fit, counts.data[0][:400], pe_steps=(1,), seed=7)
+    assert len(calls) == 1 and "seed" not in calls[0]
+
+
 def test_the_ensembles_of_nearby_seeds_share_no_member():
     seeds = {member_seed(s, k) for s in range(50) for k in range(4)}
     assert len(seeds) == 200 and all(0 <= v < 2 ** 31 for v in seeds)

@@ -256,7 +256,10 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
         Directory to write figures into (created if needed): ``loss.png``, ``attractor.png``,
         ``spectra.png``, ``lyapunov.png`` and, for counts, ``raster.png``.
     seed : int
-        Seed of the protocol's draws (counts), the Gaussian-mixture D_stsp and the raster.
+        Seed of the protocol's draws (counts), the Gaussian-mixture D_stsp and the raster
+        (not of the Lyapunov spectrum, whose runs have the default seed of
+        :func:`~nwb_dsr.analysis.lyapunov_spectrum`, so that ``lambda_max_per_s`` does not
+        depend on it).
 
     Returns
     -------
@@ -318,7 +321,7 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
         out["prediction_error"] = {str(int(k)): float(v) for k, v in zip(pe_ns, pe)}
     else:
         out["prediction_error"] = {}
-    spec = lyapunov_spectrum(estimator, n_steps=n_lyapunov, seed=seed)
+    spec = lyapunov_spectrum(estimator, n_steps=n_lyapunov)  # its own seed: the fit's λ_max
     lam_s = float(spec[0])
     lam_bin = lam_s * float(obs.bin_size)
     tau_pred = predictability_time(lam_bin)
