@@ -266,7 +266,8 @@ def _reject_text(rec) -> str:
         return "artefacts kept (reject none)"
     if not rec.get("tested"):
         return f"artefacts not tested ({rec['windows']} windows of {rec['window_s']:g} s)"
-    rule = f"peak-to-peak > {rec['factor']:g} x median in {rec['window_s']:g}-s windows"
+    on = "" if rec.get("min_channels", 1) == 1 else f" on {rec['min_channels']}+ channels"
+    rule = f"peak-to-peak > {rec['factor']:g} x median in {rec['window_s']:g}-s windows{on}"
     if rec.get("trials_dropped"):
         return f"{len(rec['trials_dropped'])} trials with artefacts dropped ({rule})"
     if not rec.get("rejected"):

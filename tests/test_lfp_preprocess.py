@@ -258,6 +258,22 @@ def test_artefacts_are_set_aside_recorded_and_overridable():
     assert short.n_segments == 1 and not rec["tested"] and rec["windows"] == 12
 
 
+def test_on_wide_recordings_an_artefact_spans_several_channels():
+    """On 60 channels an event must reach 5 % of them (3) to set aside the time of all:
+    a pop on one or two channels is those channels' problem."""
+    from nwb_dsr.io.preprocess import reject_artefacts
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3000, 60))                           # 30 s at 100 Hz
+    x[1220:1260, :2] += 30.0                                  # two channels at 12 s
+    x[2050:2080, 10:13] += 30.0                               # three channels at 20 s
+    _, _, _, rec = reject_artefacts([x], [0.0], 100.0)
+    assert rec["min_channels"] == 3 and rec["rejected"] == [[20.0, 21.0]]
+    _, _, _, rec = reject_artefacts([x], [0.0], 100.0, min_channels=1)
+    assert rec["rejected"] == [[12.0, 13.0], [20.0, 21.0]]
+    _, _, _, rec = reject_artefacts([x[:, 1:21]], [0.0], 100.0)  # up to 20 channels: any one
+    assert rec["min_channels"] == 1 and rec["rejected"] == [[12.0, 13.0], [20.0, 21.0]]
+
+
 def test_trials_with_artefacts_are_dropped_whole():
     nwb = _file(_with_artefacts(), 250.0)
     for k in range(20):

@@ -553,7 +553,8 @@ def read_lfp(source, *, series=None, channels=None, electrodes=None, rate="auto"
         keep the channels.
     reject : float, "auto" or None
         Set aside artefacts: the 1-s windows in which some channel's peak-to-peak amplitude
-        exceeds ``reject`` times its median over all windows, with the clean stretches shorter
+        exceeds ``reject`` times its median over all windows (on more than 20 channels: at
+        least 5 % of the channels), with the clean stretches shorter
         than 4 s left between them (:func:`nwb_dsr.io.preprocess.reject_artefacts`); the
         clean stretches become segments of their own, and with trials a trial holding an
         artefact is dropped. Done on the band-limited signal, before z-scoring, so that
@@ -770,8 +771,9 @@ def _reject(out, starts, rows, factor, bin_size, pre, name):
         more = f" and {len(rec['rejected']) - 6} more" if len(rec["rejected"]) > 6 else ""
         what = (f"{len(rec['trials_dropped'])} trials" if rows is not None else
                 f"{rec['rejected_s']:.1f} s of {total:.1f} s")
+        on = "" if rec["min_channels"] == 1 else f" on at least {rec['min_channels']} channels"
         rule = (f"{rec['window_s']:g}-s windows whose peak-to-peak amplitude exceeds "
-                f"{rec['factor']:g} times the channel's median")
+                f"{rec['factor']:g} times the channel's median{on}")
         rule = (f"trials holding {rule}" if rows is not None else
                 f"{rule}, and clean stretches shorter than {rec['min_clean_s']:g} s between them")
         warnings.warn(f"{name}: {what} set aside as artefacts ({spans}{more}): {rule}; pass "

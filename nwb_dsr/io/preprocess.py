@@ -25,7 +25,8 @@ overridden by its own keyword, and every choice is recorded in ``obs.provenance[
    ``PCA_VARIANCE`` of the variance (at most ``MAX_CHANNELS``) (:func:`principal_components`).
 5. **Artefact rejection** (before z-scoring and channel reduction): the signal is cut into
    ``REJECT_WINDOW`` (1-s) windows, and a window in which some channel's peak-to-peak amplitude
-   exceeds ``REJECT_FACTOR`` (4) times that channel's median over all windows is set aside, as
+   exceeds ``REJECT_FACTOR`` (4) times that channel's median over all windows is set aside
+   (on wide recordings: at least ``REJECT_CHANNEL_FRACTION`` of the channels, 5 %), as
    are clean stretches shorter than ``MIN_CLEAN`` (4 s) between such windows
    (:func:`reject_artefacts`). This is the peak-to-peak rule of MNE's epoch rejection
    (``reject=dict(eeg=...)``), with the threshold taken from the recording itself rather than a
@@ -47,6 +48,7 @@ from scipy import signal
 
 __all__ = ["DEFAULT_BAND", "RATE_FACTOR", "MAX_CHANNELS", "PCA_VARIANCE", "LINE_FREQUENCIES",
            "REJECT_FACTOR", "REJECT_WINDOW", "MIN_CLEAN", "MIN_REJECT_WINDOWS",
+           "REJECT_CHANNEL_FRACTION",
            "default_band_and_rate", "detect_line_frequency", "notch_frequencies", "notch_sos",
            "principal_components", "reject_artefacts"]
 
@@ -73,6 +75,10 @@ REJECT_WINDOW = 1.0
 MIN_CLEAN = 4.0
 #: Recordings of fewer windows than this are not tested for artefacts.
 MIN_REJECT_WINDOWS = 20
+#: A window is an artefact when at least this fraction of the channels (and at least one)
+#: exceed the threshold: on a wide probe an event on a few channels is those channels'
+#: problem (bad channels), not a reason to set aside the time of all the others.
+REJECT_CHANNEL_FRACTION = 0.05
 
 
 def default_band_and_rate(fs_in: float, band=DEFAULT_BAND, rate=None):
@@ -263,13 +269,14 @@ def principal_components(segs, n_components="auto", *, max_channels: int = MAX_C
 
 def reject_artefacts(segs, starts, fs: float, factor: float = REJECT_FACTOR, *,
                      whole_segments: bool = False, window: float = REJECT_WINDOW,
-                     min_clean: float = MIN_CLEAN, min_windows: int = MIN_REJECT_WINDOWS):
+                     min_clean: float = MIN_CLEAN, min_windows: int = MIN_REJECT_WINDOWS,
+                     min_channels: int | None = None):
     """Set aside the windows of a recording that hold artefacts (peak-to-peak amplitude).
 
     Each segment is cut into windows of ``window`` seconds (a segment's remainder joins its last
     window; a segment shorter than a window is one window). A window is an artefact when, on
-    some channel, its peak-to-peak amplitude exceeds ``factor`` times that channel's median
-    peak-to-peak amplitude over all windows of all segments.
+    at least ``min_channels`` channels, its peak-to-peak amplitude exceeds ``factor`` times the
+    channel's median peak-to-peak amplitude over all windows of all segments.
 
     Parameters
     ----------
@@ -289,6 +296,9 @@ def reject_artefacts(segs, starts, fs: float, factor: float = REJECT_FACTOR, *,
         Window length and shortest clean stretch kept, in seconds.
     min_windows : int
         With fewer windows in all, nothing is tested (``record["tested"]`` False).
+    min_channels : int, optional
+        Channels that must exceed the threshold together; default
+        ``REJECT_CHANNEL_FRACTION`` of the channels, at least one (one on up to 20 channels).
 
     Returns
     -------
@@ -299,7 +309,8 @@ def reject_artefacts(segs, starts, fs: float, factor: float = REJECT_FACTOR, *,
     origin : list of int
         For each kept segment, the index of the input segment it comes from.
     record : dict
-        ``factor``, ``window_s``, ``min_clean_s``, ``windows`` (tested), ``tested``,
+        ``factor``, ``window_s``, ``min_clean_s``, ``min_channels``, ``windows`` (tested),
+        ``tested``,
         ``artefact_windows``, ``rejected_s``, ``kept_s``, ``rejected`` (the set-aside time
         intervals ``[t0, t1]``, merged) and ``segments_dropped`` (input segments left with
         nothing).
@@ -321,7 +332,12 @@ def reject_artefacts(segs, starts, fs: float, factor: float = REJECT_FACTOR, *,
     factor = float(factor)
     w = max(1, int(round(window * fs)))
     dt = 1.0 / fs
+    n_ch = int(segs[0].shape[1]) if segs and segs[0].ndim == 2 else 1
+    if min_channels is None:
+        min_channels = max(1, int(math.ceil(REJECT_CHANNEL_FRACTION * n_ch - 1e-9)))
+    min_channels = int(min(max(int(min_channels), 1), n_ch))
     record = {"factor": factor, "window_s": w * dt, "min_clean_s": float(min_clean),
+              "min_channels": min_channels,
               "windows": 0, "tested": False, "artefact_windows": 0, "rejected_s": 0.0,
               "kept_s": float(sum(len(s) for s in segs) * dt), "rejected": [],
               "segments_dropped": 0}
@@ -341,7 +357,7 @@ def reject_artefacts(segs, starts, fs: float, factor: float = REJECT_FACTOR, *,
     n_min = int(math.ceil(min_clean * fs - 1e-9))
     out, out_t, origin, rejected, n_bad = [], [], [], [], 0
     for k, (s, t0, e, p) in enumerate(zip(segs, starts, lefts, ptps)):
-        bad = (p > limit).any(axis=1)
+        bad = (p > limit).sum(axis=1) >= min_channels
         n_bad += int(bad.sum())
         if not bad.any():
             out.append(s); out_t.append(float(t0)); origin.append(k)
