@@ -310,10 +310,9 @@ def reject_artefacts(segs, starts, fs: float, factor: float = REJECT_FACTOR, *,
         For each kept segment, the index of the input segment it comes from.
     record : dict
         ``factor``, ``window_s``, ``min_clean_s``, ``min_channels``, ``windows`` (tested),
-        ``tested``,
-        ``artefact_windows``, ``rejected_s``, ``kept_s``, ``rejected`` (the set-aside time
-        intervals ``[t0, t1]``, merged) and ``segments_dropped`` (input segments left with
-        nothing).
+        ``tested``, ``artefact_windows``, ``rejected_s``, ``kept_s``, ``rejected`` (the
+        set-aside time intervals ``[t0, t1]``, merged) and ``segments_dropped`` (input
+        segments left with nothing).
 
     Raises
     ------
@@ -336,10 +335,10 @@ def reject_artefacts(segs, starts, fs: float, factor: float = REJECT_FACTOR, *,
     if min_channels is None:
         min_channels = max(1, int(math.ceil(REJECT_CHANNEL_FRACTION * n_ch - 1e-9)))
     min_channels = int(min(max(int(min_channels), 1), n_ch))
+    total = float(sum(len(s) for s in segs) * dt)
     record = {"factor": factor, "window_s": w * dt, "min_clean_s": float(min_clean),
-              "min_channels": min_channels,
-              "windows": 0, "tested": False, "artefact_windows": 0, "rejected_s": 0.0,
-              "kept_s": float(sum(len(s) for s in segs) * dt), "rejected": [],
+              "min_channels": min_channels, "windows": 0, "tested": False,
+              "artefact_windows": 0, "rejected_s": 0.0, "kept_s": total, "rejected": [],
               "segments_dropped": 0}
     lefts, ptps = [], []
     for s in segs:
@@ -390,9 +389,8 @@ def reject_artefacts(segs, starts, fs: float, factor: float = REJECT_FACTOR, *,
         if merged and a <= merged[-1][1] + 1e-9:
             merged[-1][1] = max(merged[-1][1], b)
         else:
-            merged.append([round(a, 9), round(b, 9)])
-    record["rejected"] = [[round(float(a), 6), round(float(b), 6)] for a, b in merged]
-    kept = sum(len(s) for s in out) * dt
-    record["rejected_s"] = float(record["kept_s"] - kept)
-    record["kept_s"] = float(kept)
+            merged.append([a, b])
+    record["rejected"] = [[round(a, 6), round(b, 6)] for a, b in merged]
+    record["kept_s"] = float(sum(len(s) for s in out) * dt)
+    record["rejected_s"] = total - record["kept_s"]
     return out, out_t, origin, record
