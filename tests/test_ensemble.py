@@ -247,7 +247,6 @@ def test_evaluate_reports_the_fits_lambda_max_whatever_the_data(ensemble_fit, co
     assert first["dstsp"] != later["dstsp"]
 
 
-
 def test_evaluates_seed_does_not_reach_the_lyapunov_spectrum(ensemble_fit, counts,
                                                              monkeypatch):
     """The CLI and the benchmarks pass the fit's seed to evaluate for its draws; the λ_max it

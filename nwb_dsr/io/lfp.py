@@ -784,7 +784,7 @@ def _reject(out, starts, rows, factor, bin_size, pre, name):
 def _resolve_preprocess(preprocess, rate, band, notch, reject, fs, data, cols):
     """Turn the ``"auto"`` values of :func:`read_lfp` into numbers; returns (rate, band, notch,
     reject, record of how each was chosen)."""
-    pre = {"enabled": bool(preprocess)}
+    pre = {"enabled": bool(preprocess), "reject": None}   # filled in by _reject when applied
     if reject is not None and not _is_auto(reject) and (
             isinstance(reject, bool) or not isinstance(reject, (int, float, np.number))
             or not float(reject) > 1.0):
@@ -793,12 +793,10 @@ def _resolve_preprocess(preprocess, rate, band, notch, reject, fs, data, cols):
     if not preprocess:
         pre["how"] = "raw: values as stored, in volts unless zscore"
         reject = None if _is_auto(reject) else reject
-        pre["reject"] = None
         return (None if _is_auto(rate) else rate, None if _is_auto(band) else band,
                 None if _is_auto(notch) else notch, None if reject is None else float(reject),
                 pre)
     how = {}
-    pre["reject"] = None
     if _is_auto(reject):
         reject = REJECT_FACTOR
         how["reject"] = (f"peak-to-peak amplitude above {REJECT_FACTOR:g} x the channel's median "
