@@ -27,10 +27,12 @@ The protocol (../METRICS.md):
    D_stsp + ``dh_weight``·D_H (lower is better).
 5. **Collapse.** A run that is not finite, explodes, or whose noise-free read-out comes to
    rest while the reference moves is flagged (:func:`nwb_dsr.collapse.detect_collapse`, in the
-   comparison space); the result is collapsed when any of its runs is (a map whose fixed point
-   attracts some starts while others stay on the attractor is caught). A non-finite run scores
-   +inf; otherwise a collapse adds ``COLLAPSE_PENALTY`` to the score, so a collapsed checkpoint
-   is selected only when every checkpoint collapsed. Spike counts move when their rates
+   comparison space), and against continuous data also one that keeps moving at under a
+   quarter of the reference's amplitude (``"damped"``: a small oscillation the data do not
+   show); the result is collapsed when any of its runs is (a map whose fixed point attracts
+   some starts while others stay on the attractor is caught). A non-finite run scores +inf;
+   otherwise a collapse adds ``COLLAPSE_PENALTY`` to the score, so a collapsed checkpoint is
+   selected only when every checkpoint collapsed. Spike counts move when their rates
    fluctuate beyond Poisson noise (:func:`counts_at_rest`).
 6. **Probes.** Given further initial states (``probes``; the final check of the best
    checkpoints takes ``n_final_probes`` forced states spread over the training data and the
@@ -47,7 +49,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .collapse import detect_collapse
+from .collapse import DAMPED_AMPLITUDE, detect_collapse
 from .metrics import power_spectrum_distance, state_space_divergence
 from .models.latent import LatentModel
 from .models.observation import ObservationModel
@@ -249,16 +251,17 @@ class EvaluationProtocol:
         # collapse is judged on the noise-free read-out: Poisson draws of a fixed point move;
         # and only against counts whose rates move beyond their Poisson noise
         at_rest = readout.name == "poisson" and counts_at_rest(segments, readout.smoothing)
+        damped = self.damped(readout, segments)
         if not finite:
             collapse = "non_finite"
         elif at_rest:
             collapse = None
         else:
-            collapse = next((c for c in (detect_collapse(to_space(m), ref_c) for m in mean)
-                             if c is not None), None)
+            collapse = next((c for c in (detect_collapse(to_space(m), ref_c, damped=damped)
+                                         for m in mean) if c is not None), None)
         n_probes, n_probed = 0, 0
         if finite and probes is not None and len(probes) and not at_rest:
-            found = self.probe(latent, readout, probes, ref_c, to_space)
+            found = self.probe(latent, readout, probes, ref_c, to_space, damped)
             n_probes, n_probed = len(found), sum(c is not None for c in found)
             collapse = collapse or next((c for c in found if c is not None), None)
         if collapse == "non_finite" and n_probed == 0:
@@ -280,16 +283,28 @@ class EvaluationProtocol:
         return ref, to_space(ref), to_space
 
     def probe(self, latent: LatentModel, readout: ObservationModel, probes: torch.Tensor,
-              ref_c: np.ndarray, to_space) -> list:
+              ref_c: np.ndarray, to_space, damped: float | None = None) -> list:
         """Collapse reason (or None) of the free run from each state in ``probes``:
         ``probe_steps`` steps after the transient, its noise-free read-out in the comparison
-        space (``to_space``) against the reference ``ref_c``."""
+        space (``to_space``) against the reference ``ref_c`` (``damped``: as
+        :func:`~nwb_dsr.collapse.detect_collapse`'s)."""
         n = int(self.probe_steps)
         burn = int(round(self.transient * n))
         runs = free_run(latent, probes, n + burn)[:, burn:]
         with np.errstate(all="ignore"):
             return [detect_collapse(to_space(readout.linear(r).cpu().numpy().astype(np.float64)),
-                                    ref_c) for r in runs]
+                                    ref_c, damped=damped) for r in runs]
+
+    @staticmethod
+    def damped(readout: ObservationModel, segments) -> float | None:
+        """The fraction of the reference's amplitude below which a moving free run counts as
+        collapsed (``"damped"``): :data:`~nwb_dsr.collapse.DAMPED_AMPLITUDE` for continuous
+        data; none for spike counts (the Poisson read-out, or whole non-negative numbers under
+        any read-out), whose bins carry Poisson noise that a noise-free read-out lacks."""
+        if readout.name == "poisson" or all(
+                np.all(s >= 0) and np.all(s == np.round(s)) for s in map(np.asarray, segments)):
+            return None
+        return DAMPED_AMPLITUDE
 
     def probe_states(self, latent: LatentModel, readout: ObservationModel,
                      segments) -> torch.Tensor:

@@ -11,8 +11,8 @@ import torch
 
 from nwb_dsr import DSR
 from nwb_dsr.analysis import evaluate
-from nwb_dsr.collapse import (COLLAPSE_REASONS, CollapseWarning, describe_collapse,
-                              detect_collapse)
+from nwb_dsr.collapse import (COLLAPSE_REASONS, DAMPED_AMPLITUDE, CollapseWarning,
+                              describe_collapse, detect_collapse)
 from nwb_dsr.models.latent import LatentModel
 from nwb_dsr.protocol import COLLAPSE_PENALTY, EvaluationProtocol, ProtocolResult
 from nwb_dsr.training import trainer as trainer_module
@@ -45,6 +45,16 @@ def test_flat_output_is_fine_when_the_data_are_at_rest():
     rest = np.full((500, 3), 2.0)
     assert detect_collapse(np.full((300, 3), 2.0), rest) is None
     assert detect_collapse(np.full((300,), 5.0), np.zeros(100)) is None
+
+
+def test_a_run_on_a_small_oscillation_is_damped_when_asked():
+    small = 1.0 + 0.1 * (DATA - 1.0)              # moves, at a tenth of the data's amplitude
+    assert detect_collapse(small, DATA) is None
+    assert detect_collapse(small, DATA, damped=0.25) == "damped"
+    assert detect_collapse(1.0 + 0.3 * (DATA - 1.0), DATA, damped=0.25) is None
+    assert detect_collapse(np.full_like(DATA, 1.0), DATA, damped=0.25) == "fixed_point"
+    with pytest.raises(ValueError, match="damped must lie"):
+        detect_collapse(DATA, DATA, damped=1.5)
 
 
 def test_thresholds_are_parameters():
@@ -221,6 +231,44 @@ def test_probes_catch_a_fixed_point_that_the_reference_starts_miss():
     assert mixed.collapse == "fixed_point" and mixed.n_probes_collapsed == 2
     outer = proto.evaluate(lat, ro, ref, probes=proto.probe_states(lat, ro, [_ring(1.5)]))
     assert outer.collapse is None and (outer.n_probes, outer.n_probes_collapsed) == (5, 0)
+
+
+class _TwoRings(_Rotating):
+    """Radius r -> r - 0.3 (r - 0.3)(r - 1)(r - 2): the ring r = 2 attracts the states
+    beyond r = 1, the small ring r = 0.3 those inside."""
+
+    name = "two_rings"
+
+    def factor(self, r):
+        return 1 - 0.3 * (r - 0.3) * (r - 1) * (r - 2) / r.clamp_min(1e-12)
+
+
+def test_probes_catch_a_small_oscillation_of_continuous_data_not_of_counts():
+    from nwb_dsr.models import GaussianObservation, PoissonObservation
+    lat, ro = _TwoRings(), GaussianObservation(2, 2)
+    with torch.no_grad():   # identity read-out: the data are the states
+        ro.B.copy_(torch.eye(2)); ro.b.zero_()
+    ref = [_ring(2.0)]
+    proto = EvaluationProtocol(n_steps=400, n_starts=3, n_probes=5, probe_steps=400)
+    assert proto.evaluate(lat, ro, ref).collapse is None
+    # states inside r = 1 settle on the ring r = 0.3: it moves (not a fixed point), at 0.15 of
+    # the data's amplitude
+    inner = proto.evaluate(lat, ro, ref, probes=proto.probe_states(lat, ro, [_ring(0.5)]))
+    assert inner.collapse == "damped" and inner.n_probes_collapsed == 5
+    outer = proto.evaluate(lat, ro, ref, probes=proto.probe_states(lat, ro, [_ring(1.5)]))
+    assert outer.collapse is None
+    assert EvaluationProtocol.damped(ro, ref) == DAMPED_AMPLITUDE
+    # spike counts carry Poisson noise that a noise-free read-out lacks: not checked
+    counts = [np.random.default_rng(0).poisson(2.0, size=(600, 2))]
+    assert EvaluationProtocol.damped(PoissonObservation(2, 2), counts) is None
+    assert EvaluationProtocol.damped(ro, counts) is None
+    shifted = GaussianObservation(2, 2)   # read-out y = z + 10, and its data as whole numbers
+    with torch.no_grad():
+        shifted.B.copy_(torch.eye(2)); shifted.b.fill_(10.0)
+    probes = proto.probe_states(lat, shifted, [10.0 + _ring(0.5)])
+    assert proto.evaluate(lat, shifted, [10.0 + _ring(2.0)], probes=probes).collapse == "damped"
+    assert proto.evaluate(lat, shifted, [np.round(10.0 + _ring(2.0))],
+                          probes=probes).collapse is None
 
 
 class _Runaway(_Rotating):

@@ -267,11 +267,12 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
         JSON-serialisable (non-finite numbers become None): ``kind``, ``bin_size``, ``n_bins``,
         ``n_generate``, ``dstsp``, ``dh``, ``selection_score`` (D_stsp + weight·D_H, the
         validation score), ``collapse`` (why the free run collapsed: ``"fixed_point"``,
-        ``"exploding"`` or ``"non_finite"``, see :func:`nwb_dsr.collapse.detect_collapse`;
-        None if it did not), ``prediction_error`` ({str(n): PE(n)}), ``lyapunov_spectrum``
-        (1/s), ``lambda_max_per_s``, ``lambda_max_per_bin``, ``lyapunov_sum_per_s``,
-        ``tau_pred_bins``, ``tau_pred_s``, ``tau``, ``tau_info``; for counts also
-        ``poisson_loglik_per_bin`` and ``bits_per_spike_1step`` of the 1-step predictions
+        ``"damped"``, ``"exploding"`` or ``"non_finite"``, see
+        :func:`nwb_dsr.collapse.detect_collapse`; None if it did not), ``prediction_error``
+        ({str(n): PE(n)}), ``lyapunov_spectrum`` (1/s), ``lambda_max_per_s``,
+        ``lambda_max_per_bin``, ``lyapunov_sum_per_s``, ``tau_pred_bins``, ``tau_pred_s``,
+        ``tau``, ``tau_info``; for counts also ``poisson_loglik_per_bin`` and
+        ``bits_per_spike_1step`` of the 1-step predictions
         (:meth:`DSR.predict`, first bin of each segment left out; the smoothed forcing target
         sees a few bins ahead, see :func:`prediction_error`); for a fit with more than one
         ensemble member ``ensemble`` (:func:`ensemble_summary`); with ``figures`` also
