@@ -125,9 +125,9 @@ class DSR(BaseEstimator):
         Why the selected model's free runs collapsed on the validation data (``"fixed_point"``,
         ``"damped"``, ``"exploding"``, ``"non_finite"`` or ``"drifting"``, see
         :func:`nwb_dsr.collapse.detect_collapse`), in its final check (or its validation with
-        ``n_final_checks=1``), or None. Model selection
-        prefers any checkpoint that did not collapse; when every one did, :meth:`fit` warns
-        with a :class:`~nwb_dsr.collapse.CollapseWarning`.
+        ``n_final_checks=1``), or None. Model selection prefers any checkpoint that did not
+        collapse; when every one did, :meth:`fit` warns with a
+        :class:`~nwb_dsr.collapse.CollapseWarning`.
     bin_size_ : float
     kind_ : str
     n_features_in_ : int
