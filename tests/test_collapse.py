@@ -210,11 +210,17 @@ def _ring(radius, n=600):
     return radius * np.stack([np.cos(t), np.sin(t)], axis=1)
 
 
-def test_probes_catch_a_fixed_point_that_the_reference_starts_miss():
+def _identity_readout(offset=0.0):
+    """A Gaussian read-out y = z + offset of the planar maps: the data are the states."""
     from nwb_dsr.models import GaussianObservation
-    lat, ro = _Bistable(), GaussianObservation(2, 2)
-    with torch.no_grad():   # identity read-out: the data are the states
-        ro.B.copy_(torch.eye(2)); ro.b.zero_()
+    ro = GaussianObservation(2, 2)
+    with torch.no_grad():
+        ro.B.copy_(torch.eye(2)); ro.b.fill_(offset)
+    return ro
+
+
+def test_probes_catch_a_fixed_point_that_the_reference_starts_miss():
+    lat, ro = _Bistable(), _identity_readout()
     ref = [_ring(2.0)]
     proto = EvaluationProtocol(n_steps=400, n_starts=3, n_probes=5, probe_steps=400)
     plain = proto.evaluate(lat, ro, ref)
@@ -244,10 +250,8 @@ class _TwoRings(_Rotating):
 
 
 def test_probes_catch_a_small_oscillation_of_continuous_data_not_of_counts():
-    from nwb_dsr.models import GaussianObservation, PoissonObservation
-    lat, ro = _TwoRings(), GaussianObservation(2, 2)
-    with torch.no_grad():   # identity read-out: the data are the states
-        ro.B.copy_(torch.eye(2)); ro.b.zero_()
+    from nwb_dsr.models import PoissonObservation
+    lat, ro = _TwoRings(), _identity_readout()
     ref = [_ring(2.0)]
     proto = EvaluationProtocol(n_steps=400, n_starts=3, n_probes=5, probe_steps=400)
     assert proto.evaluate(lat, ro, ref).collapse is None
@@ -262,9 +266,7 @@ def test_probes_catch_a_small_oscillation_of_continuous_data_not_of_counts():
     counts = [np.random.default_rng(0).poisson(2.0, size=(600, 2))]
     assert EvaluationProtocol.damped(PoissonObservation(2, 2), counts) is None
     assert EvaluationProtocol.damped(ro, counts) is None
-    shifted = GaussianObservation(2, 2)   # read-out y = z + 10, and its data as whole numbers
-    with torch.no_grad():
-        shifted.B.copy_(torch.eye(2)); shifted.b.fill_(10.0)
+    shifted = _identity_readout(10.0)   # y = z + 10, and its data as whole numbers
     probes = proto.probe_states(lat, shifted, [10.0 + _ring(0.5)])
     assert proto.evaluate(lat, shifted, [10.0 + _ring(2.0)], probes=probes).collapse == "damped"
     assert proto.evaluate(lat, shifted, [np.round(10.0 + _ring(2.0))],
@@ -289,11 +291,8 @@ class _Runaway(_Rotating):
 def test_without_a_final_check_the_chosen_checkpoint_is_probed_for_runaways(latent, radius,
                                                                           runaways):
     from nwb_dsr.config import EvaluationConfig, OptimizationConfig, RunConfig
-    from nwb_dsr.models import GaussianObservation
     from nwb_dsr.training.forcing import make_forcing
-    ro = GaussianObservation(2, 2)
-    with torch.no_grad():
-        ro.B.copy_(torch.eye(2)); ro.b.zero_()
+    ro = _identity_readout()
     evaluation = EvaluationConfig(n_val_steps=400, n_val_starts=3, n_final_checks=1,
                                   n_final_probes=5)
     tr = trainer_module.Trainer(latent(), ro, make_forcing("sparse", tau=10),
