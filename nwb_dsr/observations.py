@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Observations", "KINDS", "as_observations"]
+__all__ = ["Observations", "KINDS", "as_observations", "looks_like_counts"]
 
 KINDS = ("counts", "continuous")
 
@@ -40,6 +40,19 @@ def _first_not_finite(arr: np.ndarray, block: int = 1 << 20):
             r, c = np.argwhere(~ok)[0]
             return a + int(r), int(c)
     return None
+
+
+def looks_like_counts(segments) -> bool:
+    """Whether every array in ``segments`` holds non-negative whole numbers (spike counts).
+
+    >>> import numpy as np
+    >>> looks_like_counts([np.array([[0, 2], [1, 0]])]), looks_like_counts([np.array([0.5])])
+    (True, False)
+    """
+    arrs = [np.asarray(s) for s in segments]
+    is_int = all(a.dtype.kind in "iub" or (a.dtype.kind == "f" and np.all(np.isfinite(a))
+                                             and np.all(a == np.round(a))) for a in arrs)
+    return bool(is_int and all(np.all(a >= 0) for a in arrs))
 
 
 @dataclass
@@ -205,10 +218,7 @@ class Observations:
         """
         segs = x if isinstance(x, (list, tuple)) else [x]
         if kind is None:
-            arrs = [np.asarray(s) for s in segs]
-            is_int = all(a.dtype.kind in "iub" or (a.dtype.kind == "f" and np.all(np.isfinite(a))
-                                                     and np.all(a == np.round(a))) for a in arrs)
-            kind = "counts" if is_int and all(np.all(a >= 0) for a in arrs) else "continuous"
+            kind = "counts" if looks_like_counts(segs) else "continuous"
         return cls(list(segs), kind=kind, bin_size=bin_size, **kwargs)
 
     # ------------------------------------------------------------------ transforms

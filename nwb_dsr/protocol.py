@@ -54,6 +54,7 @@ from .metrics import power_spectrum_distance, state_space_divergence
 from .models.latent import LatentModel
 from .models.observation import ObservationModel
 from .models.rollout import free_run, infer_states
+from .observations import looks_like_counts
 
 __all__ = ["EvaluationProtocol", "ProtocolResult", "COUNTS_COMPONENTS", "COLLAPSE_PENALTY",
            "heldout_likelihood", "spread_states", "counts_at_rest"]
@@ -301,8 +302,7 @@ class EvaluationProtocol:
         collapsed (``"damped"``): :data:`~nwb_dsr.collapse.DAMPED_AMPLITUDE` for continuous
         data; none for spike counts (the Poisson read-out, or whole non-negative numbers under
         any read-out), whose bins carry Poisson noise that a noise-free read-out lacks."""
-        if readout.name == "poisson" or all(
-                np.all(s >= 0) and np.all(s == np.round(s)) for s in map(np.asarray, segments)):
+        if readout.name == "poisson" or looks_like_counts(segments):
             return None
         return DAMPED_AMPLITUDE
 
