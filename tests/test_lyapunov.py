@@ -242,6 +242,24 @@ def test_rosenstein_single_channel_and_segments(lorenz_dt02):
     assert abs(res["lambda_max_per_s"] - LAMBDA_LORENZ) < 0.15 * LAMBDA_LORENZ
 
 
+def test_rosenstein_on_uncorrelated_channels_does_not_follow_rounding_noise(lorenz_dt02):
+    """Whitened principal components (what read_lfp gives for wide recordings) have no leading
+    component; the estimate takes the first, so that rounding noise of 1e-15 (e.g. from the
+    number of BLAS threads) moves neither the embedding nor λ_max."""
+    rng = np.random.default_rng(0)
+    x = lorenz_dt02[:12_000]
+    raw = x @ rng.normal(size=(3, 24)) + 0.3 * rng.normal(size=(len(x), 24))
+    u, _, _ = np.linalg.svd(raw - raw.mean(0), full_matrices=False)
+    pcs = u[:, :6] * np.sqrt(len(raw))          # uncorrelated, unit variance
+    ref = lyapunov_max_data(pcs, dt=0.02)
+    assert abs(ref["lambda_max_per_s"] - LAMBDA_LORENZ) < 0.15 * LAMBDA_LORENZ
+    assert ref["explained_variance"] == pytest.approx(1 / 6)
+    for eps in (1e-15, 2e-15):
+        res = lyapunov_max_data(pcs + eps * rng.normal(size=pcs.shape), dt=0.02)
+        assert (res["delay"], res["dim"]) == (ref["delay"], ref["dim"])
+        assert res["lambda_max_per_s"] == pytest.approx(ref["lambda_max_per_s"], rel=1e-9)
+
+
 def test_rosenstein_logistic_map_with_given_embedding():
     x = np.empty(20_000)
     x[0] = 0.3

@@ -229,8 +229,20 @@ def _as_segments(x) -> list:
     return out
 
 
+#: ``_scalar_series``: the z-scored channels have no leading principal component when the
+#: largest two eigenvalues of their correlation matrix differ by less than this fraction of
+#: the largest (uncorrelated channels, e.g. the z-scored principal components that
+#: :func:`nwb_dsr.read_lfp` gives for wide recordings).
+DEGENERATE_GAP = 1e-6
+
+
 def _scalar_series(segs, smooth):
-    """Smooth (Gaussian, ``smooth`` bins), z-score and project onto the leading PC."""
+    """Smooth (Gaussian, ``smooth`` bins), z-score and project onto the leading PC.
+
+    Where the leading PC is not defined (:data:`DEGENERATE_GAP`) its direction would follow
+    rounding noise of the order of 1e-15 (e.g. from the number of BLAS threads), and with it the
+    delay, the embedding and λ_max; the first channel is taken instead (for
+    :func:`nwb_dsr.read_lfp`'s components, the leading one of the recording)."""
     if smooth:
         segs = [gaussian_filter1d(s, float(smooth), axis=0, mode="nearest") for s in segs]
     allx = np.concatenate(segs)
@@ -243,7 +255,11 @@ def _scalar_series(segs, smooth):
         v, evr = np.ones(1), 1.0
     else:
         _, sv, vt = np.linalg.svd(allz, full_matrices=False)
-        v, evr = vt[0], float(sv[0] ** 2 / np.sum(sv ** 2))
+        ev = sv ** 2
+        v, evr = vt[0], float(ev[0] / np.sum(ev))
+        if ev[0] - ev[1] < DEGENERATE_GAP * ev[0]:
+            v = np.eye(allz.shape[1])[0]
+            evr = float(np.sum(allz[:, 0] ** 2) / np.sum(ev))
     out = [((s[:, keep] - mu[keep]) / sd[keep]) @ v for s in segs]
     return out, evr
 
