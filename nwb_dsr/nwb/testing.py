@@ -120,7 +120,8 @@ def mock_PredictedMean(name: str = "predicted", n_times: int = 100, n_channels: 
 def mock_fitted_estimator(model: str = "plrnn", observation: str = "poisson",
                           latent_dim: int = 2, n_channels: int = 4, n_bins: int = 200,
                           bin_size: float = 0.01, seed: int = 0):
-    """A tiny fitted :class:`nwb_dsr.DSR` and the Observations it was fitted to (about 0.1 s).
+    """A tiny fitted :class:`nwb_dsr.DSR` and the Observations it was fitted to (one short
+    member, short validation runs: well under a second).
 
     Returns
     -------
@@ -147,7 +148,8 @@ def mock_fitted_estimator(model: str = "plrnn", observation: str = "poisson",
         obs = Observations(x, kind="continuous", bin_size=bin_size)
     est = DSR(model=model, observation=observation, latent_dim=latent_dim, hidden_dim=4,
               n_bases=2, tau=5, epochs=1, batches_per_epoch=1, batch_size=4, seq_len=20,
-              eval_every=1, progress=False, seed=seed).fit(obs)
+              eval_every=1, ensemble=1, restarts=0, n_val_steps=200, n_final_steps=200,
+              n_final_probes=2, progress=False, seed=seed).fit(obs)
     return est, obs
 
 
