@@ -30,6 +30,20 @@ checkpoint in validation, λ_max, whether selected) show the spread behind the m
 collapse, and ``probes_collapsed``: how many of the collapse-only runs from states of the
 training data and from the mean state collapsed).
 
+``--checkpoints`` shows what model selection had to choose from: every checkpoint that
+validation scored, of every member, is kept (a fit callback, whose time the budget does not
+count) and scored on the held-out time as the selected model is (D_H, free-run peak, collapse),
+next to its validation score and, for the final check's candidates, the final check's score
+and the score of runs from states of the training data against the training data
+(``train_score``: the same protocol, the fit's part of the training data as reference, so its
+D_H resolves the spectrum far more finely than the short validation piece's). It prints how
+many of the final check's candidates that did not collapse meet both targets (held-out D_H ≤
+0.3, peak within 15 %), which one each rule would pick, and the dominant peak of the
+validation data (``peak_validation_hz``). ``--validation-blocks K``
+(experiments) validates on K blocks spread evenly through the training part, together as long
+as the default validation piece (``validation_fraction`` of it), instead of on the end of each
+stretch.
+
 ``--lorenz`` runs the same on a synthetic recording with known truth instead of FILE: 16 LFP
 channels, each a noisy linear mixture of a Lorenz-63 latent at one Lorenz time unit per second
 (λ_max = 0.906 /s), 250 Hz, ``--duration`` seconds (:func:`nwb_dsr.datasets.write_lorenz_nwb`),
@@ -44,6 +58,8 @@ One line per seed, then one JSON object (the last line).
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import sys
 import tempfile
@@ -58,22 +74,33 @@ import nwb_dsr as dsr
 from nwb_dsr.analysis.lyapunov import spectral_peak
 from nwb_dsr.config import LYAPUNOV_STEPS
 from nwb_dsr.metrics import power_spectrum_distance
+from nwb_dsr.training.trainer import split_validation
 
 
 #: Length (s) of the windows whose dominant peaks are listed (``peak_data_windows``).
 WINDOW_S = 10.0
+#: Targets of a field-potential fit on held-out time: D_H at most this, ...
+DH_TARGET = 0.3
+#: ... and the free run's dominant peak within this fraction of the data's.
+PEAK_TOLERANCE = 0.15
 
 
-def run(path, seed: int, max_time: float, n_lyapunov: int, settings: dict | None = None) -> dict:
+def run(path, seed: int, max_time: float, n_lyapunov: int, settings: dict | None = None,
+        checkpoints: bool = False, validation_blocks: int | None = None) -> dict:
     obs = dsr.read_lfp(path)
     pre = obs.provenance["preprocess"]
     band = pre["band"] or [None, None]
     train, test = obs.split_time(0.8, per_segment=False)
+    est = dsr.DSR(**{"max_time": max_time, "seed": seed, "progress": False, **(settings or {})})
+    fit_part, validation = train, None
+    if validation_blocks:
+        fit_part, validation = blocks_held_back(
+            train, est.get_params()["validation_fraction"], validation_blocks)
+    keeper = CheckpointKeeper() if checkpoints else None
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        est = dsr.DSR(**{"max_time": max_time, "seed": seed, "progress": False,
-                         **(settings or {})}).fit(train)
+        est.fit(fit_part, validation=validation, callback=keeper)
     fit_s = time.perf_counter() - t0
     m = dsr.evaluate(est, test, n_lyapunov=n_lyapunov, seed=seed)
     x = np.concatenate(test.data)
@@ -118,6 +145,12 @@ def run(path, seed: int, max_time: float, n_lyapunov: int, settings: dict | None
                                              "selected", "collapse")}
                     for mem in est.members_],
         "final_check": final_check(est.history_),
+        **({"checkpoints": keeper.score(est, test, fit_part, seed, rng,
+                                        split=validation is None),
+            "peak_validation_hz": spectral_peak(
+                validation.data if validation is not None else split_validation(
+                    list(train.data), est.get_params()["validation_fraction"],
+                    keeper.window)[1], obs.bin_size, **rng)["frequency"]} if keeper else {}),
     }
 
 
@@ -128,6 +161,112 @@ def final_check(history) -> list:
     return [{"epoch": e, "score": s, "collapse": c, "probes_collapsed": p}
             for e, s, c, p in zip(history.final_epochs, history.final_score,
                                   history.final_collapse, history.final_probes_collapsed)]
+
+
+class CheckpointKeeper:
+    """A fit callback that keeps a copy of the model at every validation of every member, with
+    that member's training history (filled in by the end of the fit: the final check)."""
+
+    def __init__(self):
+        self.kept, self.histories, self.window = [], {}, None
+
+    def __call__(self, trainer, epoch, seconds):
+        hist = trainer.history
+        self.histories[trainer.run.seed] = hist
+        self.window = trainer.scheme.window
+        if hist.val_epochs and hist.val_epochs[-1] == epoch:
+            self.kept.append((trainer.run.seed, epoch, copy.deepcopy(trainer.latent),
+                              copy.deepcopy(trainer.readout)))
+
+    def score(self, est, test, fit_part, seed: int, rng: dict, split: bool = True) -> list:
+        """Every kept checkpoint scored on the held-out time as the selected model is, with
+        its validation score and, for the final check's candidates, the final check's score
+        and collapse and ``train_score`` (the protocol against the fit's training part:
+        ``fit_part`` less the validation piece the trainer held back when ``split``)."""
+        selected = next(m for m in est.members_ if m["selected"])
+        T = sum(len(s) for s in test.data)
+        held_out = est.evaluation_protocol(n_steps=T, seed=seed, n_starts=1)
+        on_train = est.evaluation_protocol(n_starts=5)
+        train_segs = list(fit_part.data)
+        if split:
+            train_segs, _ = split_validation(train_segs, est.get_params()["validation_fraction"],
+                                             self.window)
+        rows = []
+        for member, epoch, latent, readout in self.kept:
+            hist = self.histories[member]
+            row = {"member": member, "epoch": epoch,
+                   "selected": member == selected["seed"] and epoch == selected["best_epoch"],
+                   "val_score": hist.val_score[hist.val_epochs.index(epoch)],
+                   "val_collapse": hist.val_collapse[hist.val_epochs.index(epoch)]}
+            if epoch in hist.final_epochs:
+                i = hist.final_epochs.index(epoch)
+                tr = on_train.evaluate(latent, readout, train_segs)
+                row.update(final_score=hist.final_score[i], final_collapse=hist.final_collapse[i],
+                           train_score=tr.score, train_dh=tr.dh, train_collapse=tr.collapse)
+            res = held_out.evaluate(latent, readout, test.data)
+            finite = bool(np.isfinite(res.generated).all())
+            pd = spectral_peak(res.reference, est.bin_size_, **rng)["frequency"]
+            pg = spectral_peak(res.generated, est.bin_size_, **rng)["frequency"] if finite else None
+            row.update(dh=power_spectrum_distance(res.reference, res.generated) if finite else None,
+                       peak_gen_hz=pg, peak_rel_error=relative_error(pg, pd),
+                       collapse=res.collapse)
+            rows.append(row)
+        return rows
+
+
+def print_checkpoints(rows: list) -> None:
+    """The final check's candidates (best final score first) and what each rule picks."""
+    cands = sorted((r for r in rows if "final_score" in r), key=lambda r: r["final_score"])
+    fine = [r for r in cands if r["final_collapse"] is None]
+    f = lambda v, d=3: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
+    for r in cands:
+        print(f"  member {r['member']} epoch {r['epoch']}: final score {f(r['final_score'])} "
+              f"({r['final_collapse'] or 'no collapse'}), on the training part "
+              f"{f(r['train_score'])}; held out: D_H {f(r['dh'])}, peak "
+              f"{f(r['peak_gen_hz'], 2)} Hz{', both targets' if meets_targets(r) else ''}"
+              f"{', selected' if r['selected'] else ''}", flush=True)
+    pick = lambda key: min(fine, key=key) if fine else None  # noqa: E731
+    for name, r in (("final score", pick(lambda r: r["final_score"])),
+                    ("score on the training part", pick(lambda r: r["train_score"]))):
+        if r is not None:
+            print(f"  by {name}: member {r['member']} epoch {r['epoch']}, held-out D_H "
+                  f"{f(r['dh'])}, peak {f(r['peak_gen_hz'], 2)} Hz", flush=True)
+    print(f"  {sum(map(meets_targets, fine))} of the {len(fine)} candidates that did not "
+          f"collapse (of {len(cands)}; {len(rows)} checkpoints validated) meet both targets",
+          flush=True)
+
+
+def meets_targets(row) -> bool:
+    """Held-out D_H at most :data:`DH_TARGET` and the peak within :data:`PEAK_TOLERANCE`."""
+    return (row["dh"] is not None and row["dh"] <= DH_TARGET
+            and row["peak_rel_error"] is not None and row["peak_rel_error"] <= PEAK_TOLERANCE)
+
+
+def blocks_held_back(obs, fraction: float, k: int):
+    """``obs`` split into the part to fit and ``k`` validation blocks of equal length, together
+    ``fraction`` of its bins, centred on the k equal parts of its time (a block that would
+    cross the edge of a stretch is left out)."""
+    segs = list(obs.data)
+    n = sum(len(x) for x in segs)
+    b = int(round(fraction * n / k))
+    centres = [(j + 0.5) * n / k for j in range(k)]
+    fit, val, offset = [], [], 0
+    for x in segs:
+        cur = 0
+        for c in centres:
+            a = int(round(c - b / 2)) - offset
+            if 0 <= a and a + b <= len(x) and a >= cur:
+                if a > cur:
+                    fit.append(x[cur:a])
+                val.append(x[a:a + b])
+                cur = a + b
+        if cur < len(x):
+            fit.append(x[cur:])
+        offset += len(x)
+    if not val:
+        raise ValueError(f"no validation block of {b} bins fits into a stretch of the data.")
+    part = lambda d: dataclasses.replace(obs, data=d, start_times=None, ids=None)  # noqa: E731
+    return part(fit), part(val)
 
 
 def relative_error(value, reference):
@@ -161,6 +300,10 @@ def main(argv=None) -> int:
     ap.add_argument("--lyapunov-steps", type=int, default=LYAPUNOV_STEPS)
     ap.add_argument("--dsr", default="{}", help="JSON dict of extra DSR(...) settings "
                     "(experiments; the benchmark uses the defaults)")
+    ap.add_argument("--checkpoints", action="store_true",
+                    help="keep every validated checkpoint and score it on the held-out time")
+    ap.add_argument("--validation-blocks", type=int, default=None, metavar="K",
+                    help="experiments: validate on K blocks spread through the training part")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     truth = None
@@ -176,7 +319,8 @@ def main(argv=None) -> int:
         ap.error("give FILE or --lorenz")
     rows = []
     for seed in args.seeds:
-        r = run(path, seed, args.max_time, args.lyapunov_steps, json.loads(args.dsr))
+        r = run(path, seed, args.max_time, args.lyapunov_steps, json.loads(args.dsr),
+                checkpoints=args.checkpoints, validation_blocks=args.validation_blocks)
         if truth is not None:
             r["lambda_max_true_per_s"] = truth
             lam = r["lambda_max_model_per_s"]
@@ -195,6 +339,10 @@ def main(argv=None) -> int:
         if truth is not None:
             line += f"  true lambda_max {truth:.3f} /s, error {f(r['lambda_rel_error'])}"
         print(line, flush=True)
+        if args.checkpoints:
+            print(f"  validation data: peak {f(r['peak_validation_hz'], 2)} Hz; the final "
+                  "check's candidates:", flush=True)
+            print_checkpoints(r["checkpoints"])
         if len(rows) == 1:
             rej = (r["preprocess"].get("reject") or {})
             spans = ", ".join(f"{round(a, 1) + 0.0:.1f}-{round(b, 1) + 0.0:.1f} s"
