@@ -246,3 +246,38 @@ def test_lfp_real_reports_training_peak_and_members_on_the_eeg(lfp_real):
     # with its 33 collapse-only runs
     assert len(r["final_check"]) <= 8
     assert all(0 <= c["probes_collapsed"] <= 33 for c in r["final_check"])
+
+
+def test_lfp_real_blocks_held_back_spread_through_the_stretches(lfp_real):
+    from nwb_dsr import Observations
+    x = np.arange(1000, dtype=float)[:, None] * [1.0, -1.0]
+    obs = Observations([x[:300], x[300:]], bin_size=0.01)
+    fit, val = lfp_real.blocks_held_back(obs, 0.1, 4)
+    # 4 blocks of 25 bins centred on 125, 375, 625 and 875 (bins of the two stretches in order)
+    assert [v[0, 0] for v in val.data] == [112.0, 362.0, 612.0, 862.0]
+    assert all(len(v) == 25 for v in val.data)
+    held = np.concatenate(fit.data + val.data)[:, 0]
+    assert sorted(held) == list(x[:, 0])   # every bin once, in the part to fit or in a block
+    assert not any(np.any(np.diff(s[:, 0]) != 1) for s in fit.data)   # no piece spans a gap
+    with pytest.raises(ValueError, match="no validation block"):   # 18 bins, stretches of 10
+        lfp_real.blocks_held_back(Observations([x[:10], x[10:20]], bin_size=0.01), 0.9, 1)
+
+
+def test_lfp_real_checkpoints_scores_what_selection_chose_from(lfp_real):
+    settings = {"epochs": 4, "eval_every": 2, "ensemble": 2, "restarts": 0, "n_val_steps": 200,
+                "n_final_steps": 400, "n_final_probes": 2, "latent_dim": 3}
+    argv = ["--lorenz", "--duration", "60", "--seeds", "0", "--max-time", "600",
+            "--lyapunov-steps", "200", "--checkpoints", "--validation-blocks", "3",
+            "--dsr", json.dumps(settings)]
+    rc, res, log = _run(lfp_real, argv)
+    assert rc == 0, log
+    r = res["runs"][0]
+    rows = r["checkpoints"]
+    # two validations (epochs 2 and 4) of each of the two members
+    assert sorted((m["seed"], e) for m in r["members"] for e in (2, 4)) == \
+        sorted((c["member"], c["epoch"]) for c in rows)
+    chosen = [c for c in rows if c["selected"]]
+    assert len(chosen) == 1 and chosen[0]["dh"] == pytest.approx(r["dh"])
+    finals = [c for c in rows if "final_score" in c]
+    assert finals and all(np.isfinite(c["train_score"]) or c["train_collapse"] for c in finals)
+    assert r["peak_validation_hz"] is None or r["peak_validation_hz"] > 0
