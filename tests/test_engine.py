@@ -490,6 +490,16 @@ def test_weight_averaging_leaves_the_gradient_steps_alone(lorenz_series):
     assert any(torch.equal(averaged.latent_model_.W1, w) for w in seen[0.9])
 
 
+@pytest.mark.filterwarnings("ignore::nwb_dsr.collapse.CollapseWarning")  # a short fit
+def test_the_callback_sees_the_epoch_that_stops_training_early(lorenz_series):
+    epochs = []
+    est = DSR(hidden_dim=8, tau=10, epochs=40, batches_per_epoch=2, eval_every=1, patience=1,
+              progress=False, n_final_checks=1, restarts=0, ensemble=1).fit(
+        lorenz_series[:2000], callback=lambda trainer, epoch, seconds: epochs.append(epoch))
+    assert est.history_.stopped == "early_stop" and est.history_.epochs < 40
+    assert epochs == list(range(1, est.history_.epochs + 1))
+
+
 def test_divergence_keeps_the_last_good_parameters(lorenz_series, monkeypatch):
     est = DSR(hidden_dim=8, tau=5, epochs=6, batches_per_epoch=3, progress=False,
               validation_fraction=0.0)

@@ -559,7 +559,6 @@ class Trainer:
                 validate_now()
                 if patience is not None and stale >= patience:
                     hist.stopped = "early_stop"
-                    break
             if callback is not None:
                 c0 = time.perf_counter()
                 with averaging.swapped():
@@ -569,6 +568,8 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix(loss=f"{hist.loss[-1]:.4g}",
                                 val=f"{hist.val_score[-1]:.3g}" if hist.val_score else "-")
+            if hist.stopped == "early_stop":
+                break
         if bar is not None:
             bar.close()
         if val_segs and epoch > 0 and (not hist.val_epochs or hist.val_epochs[-1] != epoch) \
