@@ -164,19 +164,23 @@ def final_check(history) -> list:
 
 
 class CheckpointKeeper:
-    """A fit callback that keeps a copy of the model at every validation of every member, with
-    that member's training history (filled in by the end of the fit: the final check)."""
+    """A fit callback that keeps a copy of the model after every epoch of every member, with
+    that member's training history (filled in by the end of the fit: the validations, among
+    them one after the last epoch when it was not a validation epoch, and the final check)."""
 
     def __init__(self):
-        self.kept, self.histories, self.window = [], {}, None
+        self.copies, self.histories, self.window = [], {}, None
 
     def __call__(self, trainer, epoch, seconds):
-        hist = trainer.history
-        self.histories[trainer.run.seed] = hist
+        self.histories[trainer.run.seed] = trainer.history
         self.window = trainer.scheme.window
-        if hist.val_epochs and hist.val_epochs[-1] == epoch:
-            self.kept.append((trainer.run.seed, epoch, copy.deepcopy(trainer.latent),
-                              copy.deepcopy(trainer.readout)))
+        self.copies.append((trainer.run.seed, epoch, copy.deepcopy(trainer.latent),
+                            copy.deepcopy(trainer.readout)))
+
+    @property
+    def kept(self) -> list:
+        """The copies of the validated epochs."""
+        return [c for c in self.copies if c[1] in self.histories[c[0]].val_epochs]
 
     def score(self, est, test, fit_part, seed: int, rng: dict, split: bool = True) -> list:
         """Every kept checkpoint scored on the held-out time as the selected model is, with
