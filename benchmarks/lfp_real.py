@@ -145,12 +145,7 @@ def run(path, seed: int, max_time: float, n_lyapunov: int, settings: dict | None
                                              "selected", "collapse")}
                     for mem in est.members_],
         "final_check": final_check(est.history_),
-        **({"checkpoints": keeper.score(est, test, fit_part, seed, rng,
-                                        split=validation is None),
-            "peak_validation_hz": spectral_peak(
-                validation.data if validation is not None else split_validation(
-                    list(train.data), est.get_params()["validation_fraction"],
-                    keeper.window)[1], obs.bin_size, **rng)["frequency"]} if keeper else {}),
+        **(keeper.report(est, test, fit_part, validation, seed, rng) if keeper else {}),
     }
 
 
@@ -182,19 +177,21 @@ class CheckpointKeeper:
         """The copies of the validated epochs."""
         return [c for c in self.copies if c[1] in self.histories[c[0]].val_epochs]
 
-    def score(self, est, test, fit_part, seed: int, rng: dict, split: bool = True) -> list:
-        """Every kept checkpoint scored on the held-out time as the selected model is, with
-        its validation score and, for the final check's candidates, the final check's score
-        and collapse and ``train_score`` (the protocol against the fit's training part:
-        ``fit_part`` less the validation piece the trainer held back when ``split``)."""
+    def report(self, est, test, fit_part, validation, seed: int, rng: dict) -> dict:
+        """``checkpoints``: every kept checkpoint scored on the held-out time as the selected
+        model is, with its validation score and, for the final check's candidates, the final
+        check's score and collapse and ``train_score`` (the protocol against the part of
+        ``fit_part`` that trained the model); ``peak_validation_hz``: the dominant peak of the
+        validation data (``validation``, or the piece of ``fit_part`` the trainer held back)."""
+        if validation is None:
+            train_segs, val_segs = split_validation(
+                list(fit_part.data), est.get_params()["validation_fraction"], self.window)
+        else:
+            train_segs, val_segs = list(fit_part.data), list(validation.data)
         selected = next(m for m in est.members_ if m["selected"])
         T = sum(len(s) for s in test.data)
         held_out = est.evaluation_protocol(n_steps=T, seed=seed, n_starts=1)
         on_train = est.evaluation_protocol(n_starts=5)
-        train_segs = list(fit_part.data)
-        if split:
-            train_segs, _ = split_validation(train_segs, est.get_params()["validation_fraction"],
-                                             self.window)
         rows = []
         for member, epoch, latent, readout in self.kept:
             hist = self.histories[member]
@@ -215,7 +212,8 @@ class CheckpointKeeper:
                        peak_gen_hz=pg, peak_rel_error=relative_error(pg, pd),
                        collapse=res.collapse)
             rows.append(row)
-        return rows
+        return {"checkpoints": rows, "peak_validation_hz": spectral_peak(
+            val_segs, est.bin_size_, **rng)["frequency"]}
 
 
 def print_checkpoints(rows: list) -> None:
