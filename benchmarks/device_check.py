@@ -87,12 +87,11 @@ def _reconstruct(device: str, args) -> dict:
 
 
 def _spikes(device: str, args) -> dict:
-    dsr = {"device": device, "epochs": args.spike_epochs}
-    if args.quick:
-        dsr["ensemble"] = 1
-    argv = ["--max-time", "0", "--skip-gpfa", "--seed", str(args.seed), "--dsr", json.dumps(dsr)]
-    if args.quick:
-        argv += ["--duration", "60"]
+    dsr, quick = {"device": device, "epochs": args.spike_epochs}, []
+    if args.quick:   # one member on a minute of data
+        dsr["ensemble"], quick = 1, ["--duration", "60"]
+    argv = ["--max-time", "0", "--skip-gpfa", "--seed", str(args.seed),
+            "--dsr", json.dumps(dsr)] + quick
     t0 = time.perf_counter()
     res = _json_of(spikes_vs_gpfa.main, argv)
     res["wall_seconds"] = round(time.perf_counter() - t0, 2)
