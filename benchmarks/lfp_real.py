@@ -32,14 +32,14 @@ training data and from the mean state collapsed).
 
 ``--checkpoints`` shows what model selection had to choose from: every checkpoint that
 validation scored, of every member, is kept (a fit callback, whose time the budget does not
-count) and scored on the held-out time as the selected model is (D_H, free-run peak, collapse),
-next to its validation score and, for the final check's candidates, the final check's score
-and the score of runs from states of the training data against the training data
-(``train_score``: the same protocol, the fit's part of the training data as reference, so its
-D_H resolves the spectrum far more finely than the short validation piece's). It prints how
-many of the final check's candidates that did not collapse meet both targets (held-out D_H ≤
-0.3, peak within 15 %), which one each rule would pick, and the dominant peak of the
-validation data (``peak_validation_hz``). ``--validation-blocks K``
+count) and scored on the held-out time as the selected model is (D_H, free-run peak,
+collapse), next to its validation score and, for the final check's candidates, the final
+check's score (and its D_stsp and D_H) and the score of runs from states of the training data
+against the training data (``train_score``: the same protocol, the fit's part of the training
+data as reference, so its D_H resolves the spectrum far more finely than the short validation
+piece's). It prints how many of the final check's candidates that did not collapse meet both
+targets (held-out D_H ≤ 0.3, peak within 15 %), which one each rule would pick, and the
+dominant peak of the validation data (``peak_validation_hz``). ``--validation-blocks K``
 (experiments) validates on K blocks spread evenly through the training part, together as long
 as the default validation piece (``validation_fraction`` of it), instead of on the end of each
 stretch.
@@ -202,7 +202,8 @@ class CheckpointKeeper:
             if epoch in hist.final_epochs:
                 i = hist.final_epochs.index(epoch)
                 tr = on_train.evaluate(latent, readout, train_segs)
-                row.update(final_score=hist.final_score[i], final_collapse=hist.final_collapse[i],
+                row.update(final_score=hist.final_score[i], final_dstsp=hist.final_dstsp[i],
+                           final_dh=hist.final_dh[i], final_collapse=hist.final_collapse[i],
                            train_score=tr.score, train_dh=tr.dh, train_collapse=tr.collapse)
             res = held_out.evaluate(latent, readout, test.data)
             finite = bool(np.isfinite(res.generated).all())
@@ -223,7 +224,8 @@ def print_checkpoints(rows: list) -> None:
     f = lambda v, d=3: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
     for r in cands:
         print(f"  member {r['member']} epoch {r['epoch']}: final score {f(r['final_score'])} "
-              f"({r['final_collapse'] or 'no collapse'}), on the training part "
+              f"(D_stsp {f(r['final_dstsp'])}, D_H {f(r['final_dh'])}; "
+              f"{r['final_collapse'] or 'no collapse'}), on the training part "
               f"{f(r['train_score'])}; held out: D_H {f(r['dh'])}, peak "
               f"{f(r['peak_gen_hz'], 2)} Hz{', both targets' if meets_targets(r) else ''}"
               f"{', selected' if r['selected'] else ''}", flush=True)

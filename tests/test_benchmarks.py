@@ -280,4 +280,6 @@ def test_lfp_real_checkpoints_scores_what_selection_chose_from(lfp_real):
     assert len(chosen) == 1 and chosen[0]["dh"] == pytest.approx(r["dh"])
     finals = [c for c in rows if "final_score" in c]
     assert finals and all(np.isfinite(c["train_score"]) or c["train_collapse"] for c in finals)
+    assert all(c["final_score"] == pytest.approx(c["final_dstsp"] + 4 * c["final_dh"])
+               for c in finals if c["final_collapse"] is None)
     assert r["peak_validation_hz"] is None or r["peak_validation_hz"] > 0
