@@ -207,9 +207,10 @@ class CheckpointKeeper:
                            train_score=tr.score, train_dh=tr.dh, train_collapse=tr.collapse)
             res = held_out.evaluate(latent, readout, test.data)
             finite = bool(np.isfinite(res.generated).all())
-            pd = spectral_peak(res.reference, est.bin_size_, **rng)["frequency"]
-            pg = spectral_peak(res.generated, est.bin_size_, **rng)["frequency"] if finite else None
-            row.update(dh=power_spectrum_distance(res.reference, res.generated) if finite else None,
+            peak = lambda x: spectral_peak(x, est.bin_size_, **rng)["frequency"]  # noqa: E731
+            pd, pg = peak(res.reference), peak(res.generated) if finite else None
+            row.update(dh=power_spectrum_distance(res.reference, res.generated)
+                       if finite else None,
                        peak_gen_hz=pg, peak_rel_error=relative_error(pg, pd),
                        collapse=res.collapse)
             rows.append(row)
