@@ -295,6 +295,13 @@ class EvaluationConfig:
         "that leaves its attractor for a fixed point after the validation runs is caught); "
         "auto: 8, 1 for spike counts (whose check costs several times more); 1: the best "
         "validation checkpoint, no final check", metavar="auto|N")
+    selection: str = _setting(
+        "auto", "how the final check ranks the best checkpoints: score (the selection score "
+        "D_stsp + dh_weight * D_H on the held-back data), spectrum (D_stsp + 100 * D_H of runs "
+        "from states of the training data against the training data, after the checkpoints "
+        "whose runs keep its dominant rhythm within 10 percent), or auto: spectrum for field "
+        "potentials prepared by read_lfp, score otherwise",
+        choices=("auto", "score", "spectrum"))
     n_final_steps: int = _setting(
         100_000, "steps of each free run of the final check of the n_final_checks best "
         "checkpoints (at least n_val_steps; as long as the papers' test runs: on lorenz63 "
@@ -316,6 +323,7 @@ class EvaluationConfig:
         _number("dh_weight", self.dh_weight, low=0, what="a weight >= 0")
         if self.n_final_checks != "auto":
             _int_at_least("n_final_checks", self.n_final_checks, 1, extra="'auto' or ")
+        _choice("selection", self.selection, ("auto", "score", "spectrum"))
         _int_at_least("n_final_steps", self.n_final_steps, 100)
         _int_at_least("n_final_probes", self.n_final_probes, 0)
         if self.n_final_steps < self.n_val_steps:

@@ -56,8 +56,8 @@ def member_seed(seed: int, index: int) -> int:
 
 def _selection_key(member: dict) -> tuple:
     """Ensemble rule: the lowest score of the selected checkpoint (``history.best_score``: its
-    final check's with ``n_final_checks`` > 1, else its validation score) wins; ties and
-    missing scores go to the earlier member."""
+    final check's score or spectral rank with ``n_final_checks`` > 1, else its validation
+    score) wins; ties and missing scores go to the earlier member."""
     score = member.get("score")
     return (score if score is not None and math.isfinite(score) else math.inf,
             member["member"])
@@ -112,8 +112,9 @@ class DSR(BaseEstimator):
         One record per ensemble member (``ensemble`` setting; member k fits from
         :func:`member_seed` (seed, k), the first from ``seed`` itself): ``seed``,
         ``score`` (the selected checkpoint's ``history_.best_score``, lower is better: its
-        score in the final check of the best checkpoints, or in validation with
-        ``n_final_checks=1``), ``D_stsp`` and ``D_H`` of that check, ``collapse``, ``epochs``,
+        score in the final check of the best checkpoints, its spectral rank there with
+        ``selection="spectrum"``, or its validation score with ``n_final_checks=1``),
+        ``D_stsp`` and ``D_H`` of that check, ``collapse``, ``epochs``,
         ``best_epoch``, ``seconds``, ``selected``, ``restart`` (a member fitted because the
         selected one had collapsed, see the ``restarts`` setting) and, with more than one
         member, ``lambda_max`` (1/s), ``heldout_loglik`` (nats per bin and channel of τ-step

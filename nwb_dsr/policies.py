@@ -28,6 +28,9 @@ turned into numbers:
   (the whole schedule) for the Poisson layer;
 - ``n_final_checks="auto"`` → :data:`COUNTS_FINAL_CHECKS` checkpoints for the Poisson layer,
   :data:`~nwb_dsr.training.trainer.AUTO_FINAL_CHECKS` otherwise;
+- ``selection="auto"`` → ``"spectrum"`` for field potentials (the final check ranks the best
+  checkpoints by their spectrum and the data's dominant rhythm,
+  :class:`~nwb_dsr.protocol.EvaluationProtocol` step 7), ``"score"`` otherwise;
 - ``restarts="auto"`` → :data:`AUTO_RESTARTS` further members while the selected one collapsed,
   none for the Poisson layer;
 - ``ensemble="auto"`` → :data:`COUNTS_ENSEMBLE` members for the Poisson layer and for field
@@ -526,8 +529,12 @@ def resolve(config: DSRConfig, observations: Observations, *,
     n_final = config.evaluation.n_final_checks
     if n_final == "auto":
         n_final = COUNTS_FINAL_CHECKS if obs_name == "poisson" else AUTO_FINAL_CHECKS
+    selection = config.evaluation.selection
+    if selection == "auto":
+        selection = "spectrum" if field else "score"
     settings = config.replace(
-        n_final_checks=int(n_final), model=model, observation=obs_name, mode=mode,
+        n_final_checks=int(n_final), selection=selection, model=model, observation=obs_name,
+        mode=mode,
         tau=int(tau), latent_dim=int(latent_dim), hidden_dim=int(hidden_dim),
         alpha=float(scheme.default_alpha if f.alpha is None else f.alpha), seq_len=seq_len,
         grad_clip=scheme.default_clip if grad_clip is None else float(grad_clip),

@@ -602,6 +602,77 @@ def test_final_check_picks_among_the_best_checkpoints_and_records_the_choice(lor
     assert DSR.from_state(*est.to_state()).history_.final_epochs == [2, 4, 3]
 
 
+def test_spectral_selection_ranks_the_final_check_by_its_rank(lorenz_series, monkeypatch):
+    from nwb_dsr.protocol import ProtocolResult
+    _recording_validation(monkeypatch, [5.0, 1.0, 3.0, 2.0, 4.0])
+    # (score, spectral rank, rhythm error): epoch 2 has the best score, epoch 4 the best rank;
+    # epoch 3 scores far worse than in validation (drifting), which adds to its rank too
+    final = [(1.0, 120.0, 0.4), (1.5, 30.0, 0.05), (9.0, 10.0, 0.0)]
+    calls = []
+
+    def check(self, segments, probe_segments=None):
+        calls.append(self.final_protocol.selection)
+        s, r, e = final[len(calls) - 1]
+        return ProtocolResult(s / 2, s / 10, s, None, None, None, None,
+                              rhythm_error=e, spectral_rank=r)
+
+    monkeypatch.setattr(Trainer, "final_check", check)
+    est = DSR(**FINAL_KW, n_final_checks=3, selection="spectrum").fit(lorenz_series[:800])
+    h = est.history_
+    assert calls == ["spectrum"] * 3 and h.final_epochs == [2, 4, 3]
+    assert h.final_rank == [120.0, 30.0, 1010.0] and h.final_rhythm_error == [0.4, 0.05, 0.0]
+    assert h.final_collapse == [None, None, "drifting"]
+    assert h.final_score == [1.0, 1.5, 1009.0]
+    assert (h.best_epoch, h.best_score) == (4, 30.0) and est.members_[0]["score"] == 30.0
+    assert est.resolved_config_.evaluation.selection == "spectrum"
+
+
+def test_spectral_selection_judges_the_spectrum_against_the_training_data(lorenz_series,
+                                                                           monkeypatch):
+    from nwb_dsr.protocol import EvaluationProtocol, ProtocolResult
+    seen = []
+    # the first checkpoint checked has the better spectrum but misses the rhythm
+    given = [(1.0, 0.1, 0.5), (2.0, 0.2, 0.05)]
+
+    def spy(self, latent, readout, segments):
+        seen.append((self.n_steps, self.n_starts, self.n_probes, [len(s) for s in segments]))
+        ds, dh, e = given[len(seen) - 1]
+        return ProtocolResult(ds, dh, ds + 4 * dh, None, None, None, None, rhythm_error=e)
+
+    final_check = Trainer.final_check
+    _recording_validation(monkeypatch, [2.0, 1.0])   # two validations that did not collapse
+    monkeypatch.setattr(Trainer, "final_check", final_check)
+    monkeypatch.setattr(EvaluationProtocol, "spectral_check", spy)
+    plain = ProtocolResult(1.0, 0.1, 1.4, None, None, None, None)   # the final runs
+    monkeypatch.setattr(EvaluationProtocol, "evaluate", lambda *a, **k: plain)
+    est = DSR(**{**FINAL_KW, "epochs": 2}, n_val_steps=300, n_val_starts=2, n_final_steps=600,
+              n_final_checks=2, selection="spectrum").fit(lorenz_series[:1000])
+    h = est.history_
+    # against the 900 training bins, after the final runs on the 100 held back
+    assert [x[3] for x in seen] == [[900], [900]] and seen[0][1] == 2
+    assert h.final_rhythm_error == [0.5, 0.05]
+    assert h.final_rank == pytest.approx([1.0 + 10.0 + 100.0, 2.0 + 20.0])
+    assert h.final_score == [1.4, 1.4] and h.final_collapse == [None, None]
+    assert h.best_epoch == h.final_epochs[1] and h.best_score == pytest.approx(22.0)
+
+
+def test_selection_auto_is_spectral_for_field_potentials_only(lorenz_series):
+    from nwb_dsr import Observations
+    from nwb_dsr.config import DSRConfig
+    from nwb_dsr.policies import resolve
+    plain = Observations(lorenz_series[:800], bin_size=0.01)
+    lfp = Observations(lorenz_series[:800], bin_size=0.01,
+                       provenance={"preprocess": {"enabled": True}})
+    counts = Observations(np.random.default_rng(0).poisson(2.0, (800, 5)), kind="counts",
+                          bin_size=0.01)
+    pick = lambda obs, **kw: resolve(DSRConfig.from_params(tau=5, **kw),  # noqa: E731
+                                     obs).evaluation.selection
+    assert (pick(plain), pick(lfp), pick(counts)) == ("score", "spectrum", "score")
+    assert pick(lfp, selection="score") == "score"
+    with pytest.raises(ValueError, match="selection"):
+        DSRConfig.from_params(selection="rhythm").check()
+
+
 def test_final_check_runs_longer_free_runs_on_the_validation_data(lorenz_series, monkeypatch):
     from nwb_dsr.protocol import EvaluationProtocol
     lengths = []

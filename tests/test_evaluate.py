@@ -221,3 +221,58 @@ def test_evaluate_errors(continuous_est):
         evaluate(est, x, n_generate=1)
     with pytest.raises(NotFittedError):
         evaluate(DSR(), x)
+
+
+def _rotation(period: float):
+    """A shallow PLRNN that rotates its 2-d state by 2π/period a step: z' = R z, written as
+    R relu(z) − R relu(−z)."""
+    from nwb_dsr.models import ShallowPLRNN
+    m = ShallowPLRNN(2, 4)
+    a = 2 * math.pi / period
+    R = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    with torch.no_grad():
+        m.A.zero_(); m.h1.zero_(); m.h2.zero_()
+        m.W2.copy_(torch.cat([torch.eye(2), -torch.eye(2)]))
+        m.W1.copy_(torch.cat([R, -R], 1))
+    return m
+
+
+def test_spectral_selection_ranks_a_free_run_at_the_wrong_rhythm_after_the_right_one():
+    from nwb_dsr.models import GaussianObservation
+    from nwb_dsr.protocol import (RHYTHM_PENALTY, SPECTRUM_DH_WEIGHT, EvaluationProtocol)
+    t = np.arange(3000)
+    rng = np.random.default_rng(0)
+    x = np.stack([np.sin(2 * np.pi * t / 20), np.cos(2 * np.pi * t / 20)], 1)
+    x = x + 0.05 * rng.normal(size=x.shape)
+    readout = GaussianObservation(2, 2)
+    readout.fit_init(x)
+    spectral = EvaluationProtocol(n_steps=3000, selection="spectrum")
+    right = spectral.evaluate(_rotation(20), readout, [x])
+    wrong = spectral.evaluate(_rotation(30), readout, [x])
+    assert right.collapse is None and wrong.collapse is None
+    assert right.rhythm_error <= 0.05 and 0.25 <= wrong.rhythm_error <= 0.4
+    assert right.rank == pytest.approx(right.dstsp + SPECTRUM_DH_WEIGHT * right.dh)
+    assert wrong.rank == pytest.approx(wrong.dstsp + SPECTRUM_DH_WEIGHT * wrong.dh
+                                       + RHYTHM_PENALTY)
+    assert right.rank < wrong.rank
+    # the score is the same under either selection; "score" ranks by it
+    plain = EvaluationProtocol(n_steps=3000).evaluate(_rotation(30), readout, [x])
+    assert plain.rhythm_error is None and plain.rank == plain.score
+    assert wrong.score == pytest.approx(wrong.dstsp + 4 * wrong.dh) == plain.score
+
+
+def test_spectral_check_runs_from_states_spread_over_the_data_it_is_given():
+    from nwb_dsr.models import GaussianObservation
+    from nwb_dsr.protocol import EvaluationProtocol
+    t = np.arange(3000)
+    x = np.stack([np.sin(2 * np.pi * t / 20), np.cos(2 * np.pi * t / 20)], 1)
+    readout = GaussianObservation(2, 2)
+    readout.fit_init(x)
+    final = EvaluationProtocol(n_steps=50_000, n_starts=3, n_probes=4, probe_steps=2000)
+    res = final.spectral_check(_rotation(20), readout, [x[:1500], x[1500:]])
+    # n_starts runs of probe_steps steps (not n_steps), no probes
+    assert res.generated.shape == (6000, 2) and res.n_probes == 0
+    assert res.rhythm_error <= 0.05 and res.collapse is None
+    assert res.rank == res.spectral_rank == pytest.approx(
+        EvaluationProtocol.spectrum_rank(res.dstsp, res.dh, res.rhythm_error, False))
+

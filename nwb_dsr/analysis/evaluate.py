@@ -348,8 +348,9 @@ def evaluate(estimator, X, *, n_generate: int | None = None, pe_steps=(1, 5, 10,
 def ensemble_summary(estimator) -> dict:
     """The spread over a fit's ensemble members (the ``ensemble`` setting, ``members_``).
 
-    Each member is a fit from its own seed; the one with the lowest validation score is the
-    model. The spread of the members is what a single number hides: a λ_max whose members
+    Each member is a fit from its own seed; the one with the lowest ``score`` (its selected
+    checkpoint's, see ``DSR.members_``) is the model. The spread of the members is what a
+    single number hides: a λ_max whose members
     agree in sign and lie close together is a property of the data; one whose members range
     from below zero to far above it is not determined by this fit.
 

@@ -22,7 +22,7 @@ import copy
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -191,8 +191,12 @@ class TrainingHistory:
     checked again with longer free runs when training ends: ``final_epochs`` (best validation
     first), ``final_score``, ``final_dstsp``, ``final_dh`` and ``final_collapse`` hold that
     check (empty without one), ``final_probes_collapsed`` how many of its collapse-only runs
-    from states of the training data and the mean state (``n_final_probes``) collapsed.
-    ``best_epoch`` is the epoch of the selected checkpoint and ``best_score`` its score in the
+    from states of the training data and the mean state (``n_final_probes``) collapsed,
+    ``final_rank`` what that check ranked them by (the final score, or with
+    ``selection="spectrum"`` the spectral rank, :class:`~nwb_dsr.protocol.EvaluationProtocol`
+    step 7) and ``final_rhythm_error`` the relative distance of their dominant rhythm from the
+    data's (None without that selection or rhythm).
+    ``best_epoch`` is the epoch of the selected checkpoint and ``best_score`` its rank in the
     last check it went through: the final check's when there was one (lowest there wins), else
     its validation score (lowest wins); ``collapse`` is its collapse reason in that same check.
     Without a final check (``n_final_checks`` 1, the default for spike counts) the selected
@@ -219,6 +223,8 @@ class TrainingHistory:
     final_dh: list = field(default_factory=list)
     final_collapse: list = field(default_factory=list)
     final_probes_collapsed: list = field(default_factory=list)
+    final_rank: list = field(default_factory=list)
+    final_rhythm_error: list = field(default_factory=list)
     probes_runaway: int | None = None
 
     def to_dict(self) -> dict:
@@ -398,10 +404,24 @@ class Trainer:
         """The final check's result (``n_final_steps`` steps a run) for the current parameters
         on ``segments``; with ``n_final_probes`` > 0, collapse-only runs from the forced states
         of that many bins spread over ``probe_segments`` (the training data) when given, and
-        from the mean state (the forced state of the read-out offset)."""
+        from the mean state (the forced state of the read-out offset). With
+        ``selection="spectrum"`` its rank and rhythm error are those of
+        :meth:`~nwb_dsr.protocol.EvaluationProtocol.spectral_check` against
+        ``probe_segments`` when given (a collapse of those runs counts too)."""
         fp = self.final_protocol
         probes = self._probe_states(probe_segments) if fp.n_probes > 0 else None
-        return fp.evaluate(self.latent, self.readout, segments, probes=probes)
+        res = fp.evaluate(self.latent, self.readout, segments, probes=probes)
+        if fp.selection == "spectrum" and probe_segments and res.collapse != "non_finite":
+            # the spectrum is judged against the training data, whose spectrum the few
+            # seconds held back resolve too coarsely (EvaluationProtocol step 7)
+            tr = fp.spectral_check(self.latent, self.readout, probe_segments)
+            collapse = res.collapse or tr.collapse
+            res = replace(res, collapse=collapse, rhythm_error=tr.rhythm_error,
+                          score=res.score + (COLLAPSE_PENALTY if collapse and not res.collapse
+                                             else 0.0),
+                          spectral_rank=fp.spectrum_rank(tr.dstsp, tr.dh, tr.rhythm_error,
+                                                         collapse is not None))
+        return res
 
     def _probe_states(self, probe_segments: list | None) -> torch.Tensor:
         """The mean state, then the forced states of ``n_final_probes`` bins spread over
@@ -611,8 +631,9 @@ class Trainer:
 
     def _select(self, kept: list, segments: list, probe_segments: list | None = None):
         """Restore the model from the kept checkpoints, (validation score, epoch, snapshot) best
-        first: the first one, or with ``n_final_checks`` > 1 the one with the lowest score in
-        the final check on ``segments`` (of equal scores the better validation; a checkpoint
+        first: the first one, or with ``n_final_checks`` > 1 the one with the lowest rank in
+        the final check on ``segments`` (its score, or with ``selection="spectrum"`` its
+        spectral rank; of equal ranks the better validation; a checkpoint
         whose final score shows it drifting, :func:`is_drifting`, or whose runs from states of
         ``probe_segments`` collapse, counts as collapsed), and record the choice in the
         history. Without a final check the chosen checkpoint runs from the probe states: the
@@ -628,15 +649,17 @@ class Trainer:
             for val_score, ep, sn in kept:
                 self._restore(sn)
                 res = self.final_check(segments, probe_segments)
-                score, collapse = res.score, res.collapse
+                score, rank, collapse = res.score, res.rank, res.collapse
                 if collapse is None and is_drifting(val_score, score):
-                    collapse, score = "drifting", score + COLLAPSE_PENALTY
+                    collapse = "drifting"
+                    score, rank = score + COLLAPSE_PENALTY, rank + COLLAPSE_PENALTY
                 hist.final_epochs.append(ep); hist.final_score.append(score)
                 hist.final_dstsp.append(res.dstsp); hist.final_dh.append(res.dh)
                 hist.final_collapse.append(collapse)
                 hist.final_probes_collapsed.append(res.n_probes_collapsed)
-            i = int(np.argmin(hist.final_score))
-            score, epoch, snap = hist.final_score[i], kept[i][1], kept[i][2]
+                hist.final_rank.append(rank); hist.final_rhythm_error.append(res.rhythm_error)
+            i = int(np.argmin(hist.final_rank))
+            score, epoch, snap = hist.final_rank[i], kept[i][1], kept[i][2]
         self._restore(snap)
         hist.best_epoch, hist.best_score = epoch, float(score)
         return probed
