@@ -34,10 +34,10 @@ training data and from the mean state collapsed).
 validation scored, of every member, is kept (a fit callback, whose time the budget does not
 count) and scored on the held-out time as the selected model is (D_H, free-run peak,
 collapse), next to its validation score and, for the final check's candidates, the final
-check's score (and its D_stsp and D_H) and the score of runs from states of the training data
-against the training data (``train_score``: the same protocol, the fit's part of the training
-data as reference, so its D_H resolves the spectrum far more finely than the short validation
-piece's). It prints how many of the final check's candidates that did not collapse meet both
+check's rank and score (its D_stsp, D_H and rhythm error) and the score of runs from states
+of the training data against the training data (``train_score``: the same protocol, the
+fit's part of the training data as reference, so its D_H resolves the spectrum far more
+finely than the short validation piece's). It prints how many of the final check's candidates that did not collapse meet both
 targets (held-out D_H ≤ 0.3, peak within 15 %), which one each rule would pick, and the
 dominant peak of the validation data (``peak_validation_hz``). ``--validation-blocks K``
 (experiments) validates on K blocks spread evenly through the training part, together as long
@@ -180,7 +180,7 @@ class CheckpointKeeper:
     def report(self, est, test, fit_part, validation, seed: int, rng: dict) -> dict:
         """``checkpoints``: every kept checkpoint scored on the held-out time as the selected
         model is, with its validation score and, for the final check's candidates, the final
-        check's score and collapse and ``train_score`` (the protocol against the part of
+        check's rank, score and collapse and ``train_score`` (the protocol against the part of
         ``fit_part`` that trained the model); ``peak_validation_hz``: the dominant peak of the
         validation data (``validation``, or the piece of ``fit_part`` the trainer held back)."""
         if validation is None:
@@ -202,7 +202,9 @@ class CheckpointKeeper:
             if epoch in hist.final_epochs:
                 i = hist.final_epochs.index(epoch)
                 tr = on_train.evaluate(latent, readout, train_segs)
-                row.update(final_score=hist.final_score[i], final_dstsp=hist.final_dstsp[i],
+                row.update(final_rank=hist.final_rank[i],
+                           final_rhythm_error=hist.final_rhythm_error[i],
+                           final_score=hist.final_score[i], final_dstsp=hist.final_dstsp[i],
                            final_dh=hist.final_dh[i], final_collapse=hist.final_collapse[i],
                            train_score=tr.score, train_dh=tr.dh, train_collapse=tr.collapse)
             res = held_out.evaluate(latent, readout, test.data)
@@ -219,19 +221,21 @@ class CheckpointKeeper:
 
 
 def print_checkpoints(rows: list) -> None:
-    """The final check's candidates (best final score first) and what each rule picks."""
-    cands = sorted((r for r in rows if "final_score" in r), key=lambda r: r["final_score"])
+    """The final check's candidates (best rank first) and what each rule picks."""
+    cands = sorted((r for r in rows if "final_score" in r), key=lambda r: r["final_rank"])
     fine = [r for r in cands if r["final_collapse"] is None]
     f = lambda v, d=3: "n/a" if v is None else f"{v:.{d}f}"  # noqa: E731
     for r in cands:
-        print(f"  member {r['member']} epoch {r['epoch']}: final score {f(r['final_score'])} "
-              f"(D_stsp {f(r['final_dstsp'])}, D_H {f(r['final_dh'])}; "
+        print(f"  member {r['member']} epoch {r['epoch']}: rank {f(r['final_rank'])}, final "
+              f"score {f(r['final_score'])} (D_stsp {f(r['final_dstsp'])}, D_H "
+              f"{f(r['final_dh'])}, rhythm off by {f(r['final_rhythm_error'])}; "
               f"{r['final_collapse'] or 'no collapse'}), on the training part "
               f"{f(r['train_score'])}; held out: D_H {f(r['dh'])}, peak "
               f"{f(r['peak_gen_hz'], 2)} Hz{', both targets' if meets_targets(r) else ''}"
               f"{', selected' if r['selected'] else ''}", flush=True)
     pick = lambda key: min(fine, key=key) if fine else None  # noqa: E731
-    for name, r in (("final score", pick(lambda r: r["final_score"])),
+    for name, r in (("the final check's rank", pick(lambda r: r["final_rank"])),
+                    ("final score", pick(lambda r: r["final_score"])),
                     ("score on the training part", pick(lambda r: r["train_score"]))):
         if r is not None:
             print(f"  by {name}: member {r['member']} epoch {r['epoch']}, held-out D_H "

@@ -282,4 +282,14 @@ def test_lfp_real_checkpoints_scores_what_selection_chose_from(lfp_real):
     assert finals and all(np.isfinite(c["train_score"]) or c["train_collapse"] for c in finals)
     assert all(c["final_score"] == pytest.approx(c["final_dstsp"] + 4 * c["final_dh"])
                for c in finals if c["final_collapse"] is None)
+    # a field potential: the final check ranks by the spectrum and the data's rhythm, and the
+    # model is the candidate of the lowest rank
+    # (against the training part: D_stsp + 100 D_H there, + 100 for a missed rhythm)
+    from nwb_dsr.protocol import RHYTHM_PENALTY, RHYTHM_TOLERANCE
+    for c in finals:
+        if c["final_collapse"] is None:
+            e = c["final_rhythm_error"]
+            missed = e is not None and e > RHYTHM_TOLERANCE + 1e-9
+            assert c["final_rank"] >= RHYTHM_PENALTY or not missed
+    assert chosen[0]["final_rank"] == min(c["final_rank"] for c in finals)
     assert r["peak_validation_hz"] is None or r["peak_validation_hz"] > 0
