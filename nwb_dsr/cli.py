@@ -320,7 +320,7 @@ def _ensemble_line(ens: dict) -> str:
                 f"[{_fmt(d['min'])}, {_fmt(d['max'])}]")
     seeds = [int(k.split("_")[1]) for k in ens.get("members", {})]
     parts = [f"{ens['n_members']} fits (seeds {', '.join(map(str, seeds))}), seed "
-             f"{ens.get('selected_seed')} selected (lowest validation score)"]
+             f"{ens.get('selected_seed')} selected (lowest selection score)"]
     parts += [p for p in (spread("lambda_max", " 1/s"), spread("D_stsp"), spread("D_H"),
                           spread("heldout_bits_per_spike", " bits/spike")) if p]
     if ens.get("lambda_max_sign_agreement") is not None:
