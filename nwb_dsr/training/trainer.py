@@ -410,8 +410,12 @@ class Trainer:
         ``probe_segments`` when given (a collapse of those runs counts too)."""
         fp = self.final_protocol
         probes = self._probe_states(probe_segments) if fp.n_probes > 0 else None
-        res = fp.evaluate(self.latent, self.readout, segments, probes=probes)
-        if fp.selection == "spectrum" and probe_segments and res.collapse != "non_finite":
+        spectral = fp.selection == "spectrum" and bool(probe_segments)
+        # with the training data at hand their check gives the rank; the runs on the held-back
+        # data then give the score and the collapse only
+        res = (replace(fp, selection="score") if spectral else fp).evaluate(
+            self.latent, self.readout, segments, probes=probes)
+        if spectral and res.collapse != "non_finite":
             # the spectrum is judged against the training data, whose spectrum the few
             # seconds held back resolve too coarsely (EvaluationProtocol step 7)
             tr = fp.spectral_check(self.latent, self.readout, probe_segments)
