@@ -37,12 +37,12 @@ collapse), next to its validation score and, for the final check's candidates, t
 check's rank and score (its D_stsp, D_H and rhythm error) and the score of runs from states
 of the training data against the training data (``train_score``: the same protocol, the
 fit's part of the training data as reference, so its D_H resolves the spectrum far more
-finely than the short validation piece's). It prints how many of the final check's candidates that did not collapse meet both
-targets (held-out D_H ≤ 0.3, peak within 15 %), which one each rule would pick, and the
-dominant peak of the validation data (``peak_validation_hz``). ``--validation-blocks K``
-(experiments) validates on K blocks spread evenly through the training part, together as long
-as the default validation piece (``validation_fraction`` of it), instead of on the end of each
-stretch.
+finely than the short validation piece's). It prints how many of the final check's
+candidates that did not collapse meet both targets (held-out D_H ≤ 0.3, peak within 15 %),
+which one each rule would pick, and the dominant peak of the validation data
+(``peak_validation_hz``). ``--validation-blocks K`` (experiments) validates on K blocks spread
+evenly through the training part, together as long as the default validation piece
+(``validation_fraction`` of it), instead of on the end of each stretch.
 
 ``--lorenz`` runs the same on a synthetic recording with known truth instead of FILE: 16 LFP
 channels, each a noisy linear mixture of a Lorenz-63 latent at one Lorenz time unit per second

@@ -282,9 +282,8 @@ def test_lfp_real_checkpoints_scores_what_selection_chose_from(lfp_real):
     assert finals and all(np.isfinite(c["train_score"]) or c["train_collapse"] for c in finals)
     assert all(c["final_score"] == pytest.approx(c["final_dstsp"] + 4 * c["final_dh"])
                for c in finals if c["final_collapse"] is None)
-    # a field potential: the final check ranks by the spectrum and the data's rhythm, and the
-    # model is the candidate of the lowest rank
-    # (against the training part: D_stsp + 100 D_H there, + 100 for a missed rhythm)
+    # a field potential: the final check ranks by the spectrum and rhythm against the training
+    # part (D_stsp + 100 D_H there, + 100 for a missed rhythm); the model has the lowest rank
     from nwb_dsr.protocol import RHYTHM_PENALTY, RHYTHM_TOLERANCE
     for c in finals:
         if c["final_collapse"] is None:
