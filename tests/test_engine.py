@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -654,6 +655,30 @@ def test_spectral_selection_judges_the_spectrum_against_the_training_data(lorenz
     assert h.final_rank == pytest.approx([1.0 + 10.0 + 100.0, 2.0 + 20.0])
     assert h.final_score == [1.4, 1.4] and h.final_collapse == [None, None]
     assert h.best_epoch == h.final_epochs[1] and h.best_score == pytest.approx(22.0)
+
+
+def test_spectral_selection_of_collapsed_checkpoints(lorenz_series, monkeypatch):
+    from nwb_dsr.protocol import EvaluationProtocol, ProtocolResult
+    checked = []
+    final_check = Trainer.final_check
+    _recording_validation(monkeypatch, [2.0, 1.0])
+    monkeypatch.setattr(Trainer, "final_check", final_check)
+    monkeypatch.setattr(EvaluationProtocol, "spectral_check", lambda self, *a: checked.append(1)
+                        or ProtocolResult(2.0, 0.2, 2.8, None, None, None, None,
+                                          rhythm_error=0.05))
+    # epoch 2: its runs on the held-back data become non-finite; epoch 1: those runs are fine
+    # but a probe from a state of the training data becomes non-finite
+    results = iter([ProtocolResult(math.nan, math.nan, math.inf, "non_finite", None, None, None),
+                    ProtocolResult(1.0, 0.1, 1001.4, "non_finite", None, None, None, 33, 1)])
+    monkeypatch.setattr(EvaluationProtocol, "evaluate", lambda *a, **k: next(results))
+    with pytest.warns(Warning):
+        est = DSR(**{**FINAL_KW, "epochs": 2}, n_val_steps=300, n_final_steps=600,
+                  n_final_checks=2, selection="spectrum").fit(lorenz_series[:1000])
+    h = est.history_
+    # the first ranks last without a spectral check; the second by the spectrum, collapsed
+    assert len(checked) == 1 and h.final_epochs == [2, 1]
+    assert h.final_rank == [math.inf, pytest.approx(2.0 + 20.0 + 1000.0)]
+    assert h.final_collapse == ["non_finite", "non_finite"] and h.best_epoch == 1
 
 
 def test_selection_auto_is_spectral_for_field_potentials_only(lorenz_series):

@@ -415,7 +415,7 @@ class Trainer:
         # data then give the score and the collapse only
         res = (replace(fp, selection="score") if spectral else fp).evaluate(
             self.latent, self.readout, segments, probes=probes)
-        if spectral and res.collapse != "non_finite":
+        if spectral and math.isfinite(res.score):   # (non-finite runs there rank last)
             # the spectrum is judged against the training data, whose spectrum the few
             # seconds held back resolve too coarsely (EvaluationProtocol step 7)
             tr = fp.spectral_check(self.latent, self.readout, probe_segments)
