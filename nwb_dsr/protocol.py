@@ -380,8 +380,7 @@ class EvaluationProtocol:
         passes the training data): ``n_starts`` runs of ``probe_steps`` steps from states
         spread over them, no probes; its ``spectral_rank`` is step 7's rank there."""
         p = replace(self, n_steps=int(self.probe_steps), n_probes=0, selection="spectrum")
-        return p.evaluate(latent, readout, segments, z0=spread_states(
-            latent, readout, [np.asarray(s) for s in segments], int(self.n_starts)))
+        return p.evaluate(latent, readout, segments)
 
     @staticmethod
     def spectrum_rank(dstsp: float, dh: float, rhythm: float | None, collapsed: bool) -> float:
