@@ -297,10 +297,11 @@ class EvaluationConfig:
         "validation checkpoint, no final check", metavar="auto|N")
     selection: str = _setting(
         "auto", "how the final check ranks the best checkpoints: score (the selection score "
-        "D_stsp + dh_weight * D_H on the held-back data), spectrum (D_stsp + 100 * D_H of runs "
-        "from states of the training data against the training data, after the checkpoints "
-        "whose runs keep its dominant rhythm within 10 percent), or auto: spectrum for field "
-        "potentials prepared by read_lfp, score otherwise",
+        "D_stsp + dh_weight * D_H on the held-back data), spectrum (D_stsp + 100 * D_H of 10 "
+        "runs from states of the training data against the training data, after the "
+        "checkpoints whose typical run, the median of the 10, keeps its dominant rhythm within "
+        "10 percent), or auto: spectrum for field potentials prepared by read_lfp, score "
+        "otherwise",
         choices=("auto", "score", "spectrum"))
     n_final_steps: int = _setting(
         100_000, "steps of each free run of the final check of the n_final_checks best "

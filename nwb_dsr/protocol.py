@@ -44,10 +44,12 @@ The protocol (../METRICS.md):
    checkpoints ranks them by ``selection``: ``"score"`` (the score) or ``"spectrum"`` (field
    potentials, whose spectrum is what their users read): D_stsp + ``SPECTRUM_DH_WEIGHT``·D_H,
    plus ``RHYTHM_PENALTY`` when the data have a dominant rhythm
-   (:func:`~nwb_dsr.analysis.lyapunov.spectral_peak` of the reference) and the free runs'
-   dominant peak misses it by more than ``RHYTHM_TOLERANCE``, plus ``COLLAPSE_PENALTY`` for a
-   collapse (``ProtocolResult.rank``). The trainer's final check takes this rank from
-   :meth:`EvaluationProtocol.spectral_check` against the training data.
+   (:func:`~nwb_dsr.analysis.lyapunov.spectral_peak` of the reference) and the typical free
+   run misses it (the median over the runs of each run's dominant peak's relative distance
+   from it is above ``RHYTHM_TOLERANCE``), plus ``COLLAPSE_PENALTY`` for a collapse
+   (``ProtocolResult.rank``). The trainer's final check takes this rank from
+   :meth:`EvaluationProtocol.spectral_check` against the training data: ``SPECTRAL_STARTS``
+   runs from states spread over them.
 """
 from __future__ import annotations
 
@@ -65,7 +67,7 @@ from .models.rollout import free_run, infer_states
 from .observations import looks_like_counts
 
 __all__ = ["EvaluationProtocol", "ProtocolResult", "COUNTS_COMPONENTS", "COLLAPSE_PENALTY",
-           "RHYTHM_PENALTY", "RHYTHM_TOLERANCE", "SPECTRUM_DH_WEIGHT",
+           "RHYTHM_PENALTY", "RHYTHM_TOLERANCE", "SPECTRAL_STARTS", "SPECTRUM_DH_WEIGHT",
            "heldout_likelihood", "spread_states", "counts_at_rest"]
 
 #: Principal components of the reference in which spike-count runs are compared.
@@ -80,8 +82,9 @@ COLLAPSE_PENALTY = 1000.0
 #: held back, in 8-16 dimensions) decided the final check and passed over checkpoints with the
 #: data's spectrum: among the OpenBCI EEG's final-check candidates (``benchmarks/lfp_real.py
 #: --checkpoints``), the lowest D_stsp went with a held-out D_H of 0.38 and 0.47 on seeds 0 and
-#: 2, where other candidates that did not collapse reached 0.21 and 0.18. With this rank the EEG's fits met both of that benchmark's targets on 6 of seeds
-#: 0-9, against 2 by the score (benchmarks/RESULTS.md).
+#: 2, where other candidates that did not collapse reached 0.21 and 0.18. With this rank the
+#: EEG's fits met both of that benchmark's targets on 7 of seeds 0-9, against 2 by the score
+#: (benchmarks/RESULTS.md).
 SPECTRUM_DH_WEIGHT = 100.0
 
 #: ``selection="spectrum"``: largest relative distance between the dominant peak of the free
@@ -96,6 +99,16 @@ RHYTHM_TOLERANCE = 0.1
 #: Added to the rank of a checkpoint whose free runs miss the data's dominant rhythm (or have
 #: none): below :data:`COLLAPSE_PENALTY`, so a collapse ranks after a missed rhythm.
 RHYTHM_PENALTY = 100.0
+
+#: ``selection="spectrum"``: free runs of :meth:`EvaluationProtocol.spectral_check`, from
+#: states spread over the training data. A map can hold several rhythms, each reached from
+#: some of the data's states; the rhythm is judged on the typical run (the median of the runs'
+#: errors), not on the runs pooled, whose spectrum one loud run can lead. On the OpenBCI EEG
+#: (seed 1) a checkpoint whose pooled runs kept the alpha peak ran at beta from 8 of 10
+#: states and from the start of the held-out time; with 10 runs, the median rule met both of
+#: ``benchmarks/lfp_real.py``'s targets on 7 of seeds 0-9 (pooled runs: 6 of 10 with 5 runs,
+#: 3 of 10 with 10; the median of 5 runs: 5 of 10; benchmarks/RESULTS.md).
+SPECTRAL_STARTS = 10
 
 
 def counts_at_rest(segments, smoothing: float, min_excess: float = 0.1) -> bool:
@@ -377,9 +390,10 @@ class EvaluationProtocol:
     def spectral_check(self, latent: LatentModel, readout: ObservationModel,
                        segments) -> ProtocolResult:
         """The protocol with ``selection="spectrum"`` against ``segments`` (the final check
-        passes the training data): ``n_starts`` runs of ``probe_steps`` steps from states
-        spread over them, no probes; its ``spectral_rank`` is step 7's rank there."""
-        p = replace(self, n_steps=int(self.probe_steps), n_probes=0, selection="spectrum")
+        passes the training data): :data:`SPECTRAL_STARTS` runs of ``probe_steps`` steps from
+        states spread over them, no probes; its ``spectral_rank`` is step 7's rank there."""
+        p = replace(self, n_steps=int(self.probe_steps), n_probes=0, selection="spectrum",
+                    n_starts=SPECTRAL_STARTS)
         return p.evaluate(latent, readout, segments)
 
     @staticmethod
@@ -440,20 +454,29 @@ def ref_pieces(readout: ObservationModel, segments) -> list:
 
 
 def rhythm_error(reference: list, generated: list | None) -> float | None:
-    """Relative distance between the dominant rhythm
+    """How far the typical ``generated`` run is from the dominant rhythm
     (:func:`~nwb_dsr.analysis.lyapunov.spectral_peak`, frequencies per bin) of the
-    ``generated`` runs and that of the ``reference`` pieces: None when the reference has no
-    prominent peak, inf when the runs have none (or are None: not finite).
+    ``reference`` pieces: the median over the runs of the relative distance of each run's
+    dominant peak from the reference's (inf for a run without one). None when the reference
+    has no prominent peak, inf when ``generated`` is None (not finite).
 
     Examples
     --------
     >>> import numpy as np
+    >>> from nwb_dsr.analysis.lyapunov import spectral_peak
     >>> t = np.arange(4000)
     >>> rng = np.random.default_rng(0)
     >>> ref = [np.sin(2 * np.pi * t / 20)[:, None] + 0.3 * rng.normal(size=(4000, 1))]
     >>> round(rhythm_error(ref, [np.sin(2 * np.pi * t / 21)[:, None]]), 2)  # 1/256 resolution
     0.08
-    >>> rhythm_error(ref, [np.sin(2 * np.pi * t / 40)[:, None]]) > 0.15
+    >>> slow = np.sin(2 * np.pi * t / 40)[:, None]
+    >>> rhythm_error(ref, [slow]) > 0.15
+    True
+    >>> sharp = np.sin(2 * np.pi * t / 20)[:, None]  # its peak leads the pooled spectrum
+    >>> noisy = [slow + rng.normal(size=(4000, 1)) for _ in range(2)]
+    >>> spectral_peak([sharp] + noisy)["frequency"] == spectral_peak(ref)["frequency"]
+    True
+    >>> rhythm_error(ref, [sharp] + noisy) > 0.15  # the typical run is at half the rhythm
     True
     """
     from .analysis.lyapunov import spectral_peak
@@ -461,8 +484,10 @@ def rhythm_error(reference: list, generated: list | None) -> float | None:
         fr = spectral_peak(reference)["frequency"]
         if fr is None:
             return None
-        fg = spectral_peak(generated)["frequency"] if generated is not None else None
-    return math.inf if fg is None else float(abs(fg - fr) / fr)
+        if generated is None or not len(generated):
+            return math.inf
+        fg = [spectral_peak([g])["frequency"] for g in generated]
+    return float(np.median([math.inf if f is None else abs(f - fr) / fr for f in fg]))
 
 
 def spread_states(latent: LatentModel, readout: ObservationModel, segments,

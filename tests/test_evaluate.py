@@ -263,16 +263,33 @@ def test_spectral_selection_ranks_a_free_run_at_the_wrong_rhythm_after_the_right
 
 def test_spectral_check_runs_from_states_spread_over_the_data_it_is_given():
     from nwb_dsr.models import GaussianObservation
-    from nwb_dsr.protocol import EvaluationProtocol
+    from nwb_dsr.protocol import SPECTRAL_STARTS, EvaluationProtocol
     t = np.arange(3000)
     x = np.stack([np.sin(2 * np.pi * t / 20), np.cos(2 * np.pi * t / 20)], 1)
     readout = GaussianObservation(2, 2)
     readout.fit_init(x)
     final = EvaluationProtocol(n_steps=50_000, n_starts=3, n_probes=4, probe_steps=2000)
     res = final.spectral_check(_rotation(20), readout, [x[:1500], x[1500:]])
-    # n_starts runs of probe_steps steps (not n_steps), no probes
-    assert res.generated.shape == (6000, 2) and res.n_probes == 0
+    # SPECTRAL_STARTS runs (not n_starts) of probe_steps steps (not n_steps), no probes
+    assert res.generated.shape == (SPECTRAL_STARTS * 2000, 2) and res.n_probes == 0
     assert res.rhythm_error <= 0.05 and res.collapse is None
     assert res.rank == res.spectral_rank == pytest.approx(
         EvaluationProtocol.spectrum_rank(res.dstsp, res.dh, res.rhythm_error, False))
 
+
+def test_rhythm_error_is_that_of_the_typical_run_not_of_the_runs_pooled():
+    from nwb_dsr.analysis.lyapunov import spectral_peak
+    from nwb_dsr.protocol import RHYTHM_TOLERANCE, rhythm_error
+    t = np.arange(4000)
+    rng = np.random.default_rng(1)
+    ref = [np.sin(2 * np.pi * t / 20)[:, None] + 0.3 * rng.normal(size=(4000, 1))]
+    right = np.sin(2 * np.pi * t / 20)[:, None]
+    wrong = [np.sin(2 * np.pi * t / 32)[:, None] + rng.normal(size=(4000, 1)) for _ in range(3)]
+    # the one clean run at the data's rhythm leads the pooled spectrum ...
+    assert spectral_peak([right] + wrong)["frequency"] == spectral_peak(ref)["frequency"]
+    # ... but three of the four runs are at another rhythm
+    assert rhythm_error(ref, [right] + wrong) == pytest.approx(12 / 32, abs=0.03)
+    assert rhythm_error(ref, [right, right] + wrong[:1]) <= RHYTHM_TOLERANCE
+    assert rhythm_error(ref, None) == math.inf
+    flat = [rng.normal(size=(4000, 1))]   # a reference without a rhythm
+    assert rhythm_error(flat, [right]) is None
