@@ -681,6 +681,27 @@ def test_spectral_selection_of_collapsed_checkpoints(lorenz_series, monkeypatch)
     assert h.final_collapse == ["non_finite", "non_finite"] and h.best_epoch == 1
 
 
+def test_spectral_selection_judges_collapse_on_the_held_back_runs_and_probes(lorenz_series,
+                                                                              monkeypatch):
+    from nwb_dsr.protocol import EvaluationProtocol, ProtocolResult
+    final_check = Trainer.final_check
+    _recording_validation(monkeypatch, [2.0, 1.0])
+    monkeypatch.setattr(Trainer, "final_check", final_check)
+    # one of the spectral check's runs came to rest: that moves its D_H and rhythm error only
+    monkeypatch.setattr(EvaluationProtocol, "spectral_check", lambda self, *a: ProtocolResult(
+        2.0, 0.2, 2.8, "damped", None, None, None, rhythm_error=0.05))
+    # the final runs on the held-back data: the first checked is fine, the second drifts
+    results = iter([ProtocolResult(1.0, 0.1, 1.4, None, None, None, None),
+                    ProtocolResult(1.0, 0.1, 1001.4, "drifting", None, None, None)])
+    monkeypatch.setattr(EvaluationProtocol, "evaluate", lambda *a, **k: next(results))
+    est = DSR(**{**FINAL_KW, "epochs": 2}, n_val_steps=300, n_final_steps=600,
+              n_final_checks=2, selection="spectrum").fit(lorenz_series[:1000])
+    h = est.history_
+    assert h.final_collapse == [None, "drifting"]
+    assert h.final_rank == [pytest.approx(22.0), pytest.approx(1022.0)]
+    assert h.best_epoch == h.final_epochs[0]
+
+
 def test_selection_auto_is_spectral_for_field_potentials_only(lorenz_series):
     from nwb_dsr import Observations
     from nwb_dsr.config import DSRConfig

@@ -194,8 +194,8 @@ class TrainingHistory:
     from states of the training data and the mean state (``n_final_probes``) collapsed,
     ``final_rank`` what that check ranked them by (the final score, or with
     ``selection="spectrum"`` the spectral rank, :class:`~nwb_dsr.protocol.EvaluationProtocol`
-    step 7) and ``final_rhythm_error`` the relative distance of their dominant rhythm from the
-    data's (None without that selection or rhythm).
+    step 7) and ``final_rhythm_error`` the relative distance of their typical run's dominant
+    rhythm from the data's (the median over the runs; None without that selection or rhythm).
     ``best_epoch`` is the epoch of the selected checkpoint and ``best_score`` its rank in the
     last check it went through: the final check's when there was one (lowest there wins), else
     its validation score (lowest wins); ``collapse`` is its collapse reason in that same check.
@@ -407,7 +407,9 @@ class Trainer:
         from the mean state (the forced state of the read-out offset). With
         ``selection="spectrum"`` its rank and rhythm error are those of
         :meth:`~nwb_dsr.protocol.EvaluationProtocol.spectral_check` against
-        ``probe_segments`` when given (a collapse of those runs counts too)."""
+        ``probe_segments`` when given, with the collapse of the runs on ``segments`` and of
+        the probes (those runs are judged by their typical spectrum: one of them that comes to
+        rest only moves D_H and the median rhythm error)."""
         fp = self.final_protocol
         probes = self._probe_states(probe_segments) if fp.n_probes > 0 else None
         spectral = fp.selection == "spectrum" and bool(probe_segments)
@@ -419,12 +421,9 @@ class Trainer:
             # the spectrum is judged against the training data, whose spectrum the few
             # seconds held back resolve too coarsely (EvaluationProtocol step 7)
             tr = fp.spectral_check(self.latent, self.readout, probe_segments)
-            collapse = res.collapse or tr.collapse
-            res = replace(res, collapse=collapse, rhythm_error=tr.rhythm_error,
-                          score=res.score + (COLLAPSE_PENALTY if collapse and not res.collapse
-                                             else 0.0),
+            res = replace(res, rhythm_error=tr.rhythm_error,
                           spectral_rank=fp.spectrum_rank(tr.dstsp, tr.dh, tr.rhythm_error,
-                                                         collapse is not None))
+                                                         res.collapse is not None))
         return res
 
     def _probe_states(self, probe_segments: list | None) -> torch.Tensor:
