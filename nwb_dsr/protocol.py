@@ -103,7 +103,8 @@ RHYTHM_PENALTY = 100.0
 #: ``selection="spectrum"``: free runs of :meth:`EvaluationProtocol.spectral_check`, from
 #: states spread over the training data. A map can hold several rhythms, each reached from
 #: some of the data's states; the rhythm is judged on the typical run (the median of the runs'
-#: errors), not on the runs pooled, whose spectrum one loud run can lead. On the OpenBCI EEG
+#: errors), not on the runs pooled, whose spectrum the run with the sharpest peak can lead
+#: (each run's spectrum is normalised before they are averaged). On the OpenBCI EEG
 #: (seed 1) a checkpoint whose pooled runs kept the alpha peak ran at beta from 8 of 10
 #: states and from the start of the held-out time; with 10 runs, the median rule met both of
 #: ``benchmarks/lfp_real.py``'s targets on 7 of seeds 0-9 (pooled runs: 6 of 10 with 5 runs,

@@ -702,6 +702,28 @@ def test_spectral_selection_judges_collapse_on_the_held_back_runs_and_probes(lor
     assert h.best_epoch == h.final_epochs[0]
 
 
+def test_spectral_selection_counts_non_finite_spectral_runs_as_a_collapse(lorenz_series,
+                                                                          monkeypatch):
+    from nwb_dsr.protocol import EvaluationProtocol, ProtocolResult
+    final_check = Trainer.final_check
+    _recording_validation(monkeypatch, [2.0, 1.0])
+    monkeypatch.setattr(Trainer, "final_check", final_check)
+    spectral = iter([ProtocolResult(math.nan, math.nan, math.inf, "non_finite", None, None,
+                                    None),
+                     ProtocolResult(2.0, 0.2, 2.8, None, None, None, None, rhythm_error=0.05)])
+    monkeypatch.setattr(EvaluationProtocol, "spectral_check", lambda self, *a: next(spectral))
+    plain = ProtocolResult(1.0, 0.1, 1.4, None, None, None, None)   # the final runs
+    monkeypatch.setattr(EvaluationProtocol, "evaluate", lambda *a, **k: plain)
+    est = DSR(**{**FINAL_KW, "epochs": 2}, n_val_steps=300, n_final_steps=600,
+              n_final_checks=2, selection="spectrum").fit(lorenz_series[:1000])
+    h = est.history_
+    # the first checked ran away from a state of the training data: collapsed, ranked last
+    assert h.final_collapse == ["non_finite", None]
+    assert h.final_rank == [math.inf, pytest.approx(22.0)]
+    assert h.final_score == [pytest.approx(1001.4), pytest.approx(1.4)]
+    assert h.best_epoch == h.final_epochs[1]
+
+
 def test_selection_auto_is_spectral_for_field_potentials_only(lorenz_series):
     from nwb_dsr import Observations
     from nwb_dsr.config import DSRConfig

@@ -409,7 +409,8 @@ class Trainer:
         :meth:`~nwb_dsr.protocol.EvaluationProtocol.spectral_check` against
         ``probe_segments`` when given, with the collapse of the runs on ``segments`` and of
         the probes (those runs are judged by their typical spectrum: one of them that comes to
-        rest only moves D_H and the median rhythm error)."""
+        rest only moves D_H and the median rhythm error; one that becomes non-finite is a
+        collapse and ranks last)."""
         fp = self.final_protocol
         probes = self._probe_states(probe_segments) if fp.n_probes > 0 else None
         spectral = fp.selection == "spectrum" and bool(probe_segments)
@@ -421,9 +422,12 @@ class Trainer:
             # the spectrum is judged against the training data, whose spectrum the few
             # seconds held back resolve too coarsely (EvaluationProtocol step 7)
             tr = fp.spectral_check(self.latent, self.readout, probe_segments)
-            res = replace(res, rhythm_error=tr.rhythm_error,
+            collapse = res.collapse or ("non_finite" if tr.collapse == "non_finite" else None)
+            res = replace(res, collapse=collapse, rhythm_error=tr.rhythm_error,
+                          score=res.score + (COLLAPSE_PENALTY if collapse and not res.collapse
+                                             else 0.0),
                           spectral_rank=fp.spectrum_rank(tr.dstsp, tr.dh, tr.rhythm_error,
-                                                         res.collapse is not None))
+                                                         collapse is not None))
         return res
 
     def _probe_states(self, probe_segments: list | None) -> torch.Tensor:
