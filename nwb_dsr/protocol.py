@@ -162,9 +162,10 @@ class ProtocolResult:
     n_probes, n_probes_collapsed : int
         Runs from the ``probes`` states, and how many of them collapsed.
     rhythm_error : float or None
-        With ``selection="spectrum"``: the relative distance between the dominant peaks of
-        the free runs and of the reference (inf when the runs have none; None when the
-        reference has none, or without that selection).
+        With ``selection="spectrum"``: the median over the free runs of the relative
+        distance between each run's dominant peak and the reference's (:func:`rhythm_error`;
+        inf for runs without one or not finite; None when the reference has none, or without
+        that selection).
     spectral_rank : float or None
         With ``selection="spectrum"``: the rank of step 7 (None otherwise).
     """
@@ -337,8 +338,9 @@ class EvaluationProtocol:
         score = self.selection_score(ds, dh) + (COLLAPSE_PENALTY if collapse else 0.0)
         rhythm, rank = None, None
         if self.selection == "spectrum":
-            rhythm = rhythm_error([to_space(r) for r in ref_pieces(readout, segments)],
-                                  gen_runs if finite else None)
+            # the reference's segments in the comparison space, as split from ref_c
+            pieces = np.split(ref_c, np.cumsum([len(x) for x in segments])[:-1])
+            rhythm = rhythm_error(pieces, gen_runs if finite else None)
             rank = self.spectrum_rank(ds, dh, rhythm, collapse is not None)
         return ProtocolResult(float(ds), float(dh), score, collapse, ref_c, gen_c, Z,
                               n_probes, n_probed, rhythm, rank)
