@@ -65,8 +65,21 @@ trials) are computed on them. The true λ_max always comes from the population.
 
     python benchmarks/spikes_vs_gpfa.py --system roessler --trials 100 --trial-duration 2
 
-``--max-time 0`` trains for the DSR's epoch budget only (200 epochs), so the same seed gives
-the same figures; with a time budget the learning-rate schedule follows the wall clock.
+``--max-time 0`` trains for the DSR's epoch budget only (200 epochs); a time budget only stops
+training early (the learning-rate schedule follows the epochs), so the same seed gives the same
+figures on a busy or an idle machine as long as the budget does not stop it.
+
+``--checkpoints`` shows how the dynamics moved during training and what model selection chose
+from: every checkpoint that validation scored, of every ensemble member, is kept (a fit
+callback, whose time the budget does not count) and listed (``checkpoints``) with its
+validation score and collapse and the λ_max of the map at that epoch, estimated as the fitted
+model's is (``lyapunov_spectrum``: :data:`~nwb_dsr.config.LYAPUNOV_STEPS` steps from the forced
+states of :data:`~nwb_dsr.config.LYAPUNOV_STARTS` bins spread over the training data, so the
+selected checkpoint's is ``lambda_max_ours``). It prints, per member, how many checkpoints were
+within 30 % of the true λ_max, and which one was selected.
+
+    python benchmarks/spikes_vs_gpfa.py --system roessler --seed 2 --max-time 0 --skip-gpfa \
+        --checkpoints
 
 The last printed line is one JSON object.
 """
@@ -90,7 +103,10 @@ from nwb_dsr.metrics import power_spectrum_distance, state_space_divergence  # n
 
 __all__ = ["split_units", "dsr_cosmooth_rates", "latent_map", "r_squared", "aligned_divergences",
            "data_floor", "generated_latent", "trials_of_spike_trains", "gpfa_cosmooth_rates",
-           "main"]
+           "checkpoint_trace", "main"]
+
+#: ``--checkpoints`` counts the checkpoints whose λ_max is within this fraction of the truth.
+CHECKPOINT_TOLERANCE = 0.3
 
 
 # ============================================================================ helpers
@@ -334,6 +350,69 @@ def _fit_gpfa(train_trials, x_dim: int, bin_size: float, em_max_iters: int):
     return gpfa, time.perf_counter() - t0
 
 
+def checkpoint_trace(est: DSR, keeper, train_segments, bin_size: float,
+                     n_steps: int | None = None) -> list:
+    """Every checkpoint that validation scored during ``est.fit(..., callback=keeper)``.
+
+    Parameters
+    ----------
+    est : DSR
+        The fitted estimator.
+    keeper : CheckpointKeeper
+        The fit's callback (``benchmarks/lfp_real.py``), which kept a copy of the model after
+        every epoch of every member.
+    train_segments : list of ndarray
+        The training counts the estimator was fitted on (its λ_max starts from their states).
+    bin_size : float
+        Bin width in s.
+    n_steps : int, optional
+        Steps of each checkpoint's λ_max estimate (default
+        :data:`~nwb_dsr.config.LYAPUNOV_STEPS`, the fitted model's).
+
+    Returns
+    -------
+    list of dict
+        Per checkpoint, in training order: ``member`` (its seed), ``epoch``, ``val_score``,
+        ``val_collapse``, ``lambda_max`` (1/s, None if not finite) and ``selected``.
+    """
+    from nwb_dsr.analysis.lyapunov import lyapunov_spectrum
+    from nwb_dsr.config import LYAPUNOV_STARTS, LYAPUNOV_STEPS
+    from nwb_dsr.protocol import spread_states
+
+    selected = next(m for m in est.members_ if m["selected"])
+    rows = []
+    for member, epoch, latent, readout in keeper.kept:
+        hist = keeper.histories[member]
+        i = hist.val_epochs.index(epoch)
+        with torch.no_grad():
+            z0 = spread_states(latent, readout, list(train_segments), LYAPUNOV_STARTS)
+        lam = float(lyapunov_spectrum(latent, n_steps=n_steps or LYAPUNOV_STEPS,
+                                      z0=z0.double().numpy(), dt=bin_size)[0])
+        rows.append({"member": member, "epoch": epoch, "val_score": hist.val_score[i],
+                     "val_collapse": hist.val_collapse[i],
+                     "lambda_max": lam if np.isfinite(lam) else None,
+                     "selected": member == selected["seed"] and epoch == selected["best_epoch"]})
+    return rows
+
+
+def print_checkpoint_trace(rows: list, truth: float) -> None:
+    """Per member (to stderr): its checkpoints (epoch, validation score, collapse, λ_max) and
+    how many were within :data:`CHECKPOINT_TOLERANCE` of ``truth``."""
+    f = lambda v, d=3: "n/a" if v is None or not np.isfinite(v) else f"{v:.{d}f}"  # noqa: E731
+    near = lambda r: (r["lambda_max"] is not None  # noqa: E731
+                      and abs(r["lambda_max"] - truth) <= CHECKPOINT_TOLERANCE * truth)
+    for member in dict.fromkeys(r["member"] for r in rows):
+        mine = [r for r in rows if r["member"] == member]
+        print(f"member {member}: {sum(map(near, mine))} of {len(mine)} checkpoints with "
+              f"lambda_max within {CHECKPOINT_TOLERANCE:.0%} of {truth:.3f} /s",
+              file=sys.stderr, flush=True)
+        for r in mine:
+            print(f"  epoch {r['epoch']}: validation {f(r['val_score'])}"
+                  f"{' (' + r['val_collapse'] + ')' if r['val_collapse'] else ''}, lambda_max "
+                  f"{f(r['lambda_max'])}{', selected' if r['selected'] else ''}",
+                  file=sys.stderr, flush=True)
+
+
 def main(argv=None) -> int:
     """Run the benchmark; print progress to stderr and one JSON object as the last line."""
     ap = argparse.ArgumentParser(description=__doc__,
@@ -361,6 +440,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dsr", default="{}", help="JSON dict of extra DSR(...) settings "
                     "(experiments; the benchmark uses the defaults)")
     ap.add_argument("--skip-gpfa", action="store_true", help="only our model (experiments)")
+    ap.add_argument("--checkpoints", action="store_true",
+                    help="also list every checkpoint that validation scored, of every member, "
+                         "with its validation score and lambda_max (see the module docstring)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -420,8 +502,12 @@ def main(argv=None) -> int:
     extra = json.loads(args.dsr)
     est = DSR(max_time=args.max_time or None, seed=args.seed, progress=False, **extra)
     train_obs = Observations(train_segs if trials else train_segs[0], kind="counts", bin_size=dt)
+    keeper = None
+    if args.checkpoints:
+        from lfp_real import CheckpointKeeper
+        keeper = CheckpointKeeper()
     t0, c0 = time.perf_counter(), time.process_time()
-    est.fit(train_obs)
+    est.fit(train_obs, callback=keeper)
     fit_ours = time.perf_counter() - t0
     # CPU seconds too: on a shared machine the wall clock also counts other processes' turns
     fit_cpu_ours = time.process_time() - c0
@@ -466,6 +552,11 @@ def main(argv=None) -> int:
         f"D_H {dh:.3f}, R2 latent train {r2_train:.3f} test {r2_test:.3f} "
         f"(forced-state map {r2_test_forced:.3f}), co-bps {bps_ours:.4f} "
         f"(bin by bin: {bps_forced:.4f})")
+
+    trace = None
+    if keeper is not None:
+        trace = checkpoint_trace(est, keeper, list(train_obs.data), dt)
+        print_checkpoint_trace(trace, pop.lyapunov_max)
 
     # ------------------------------------------------------------------ GPFA
     gp = {}
@@ -520,6 +611,8 @@ def main(argv=None) -> int:
         "fit_seconds_gpfa": rnd(gp.get("fit_seconds_gpfa")),
         "co_bps_gpfa_variants": {k: rnd(v) for k, v in gp.get("co_bps_gpfa_variants", {}).items()},
         "ensemble": ensemble_summary(est) if len(est.members_) > 1 else None,
+        **({"checkpoints": [{k: rnd(v) if k in ("val_score", "lambda_max") else v
+                             for k, v in r.items()} for r in trace]} if trace else {}),
         "latent_r2_train": rnd(r2_train), "latent_r2_test": rnd(r2_test),
         "latent_r2_test_forced_map": rnd(r2_test_forced),
         "settings": {

@@ -106,6 +106,26 @@ def test_spikes_benchmark_on_trials_of_another_system(spikes_vs_gpfa):
     assert 0 <= res["D_stsp_data_floor"]["min"] <= res["D_stsp_data_floor"]["max"]
 
 
+@pytest.mark.filterwarnings("ignore")   # a short fit: the figures are not the point
+def test_spikes_benchmark_checkpoints_list_every_validation_of_every_member(spikes_vs_gpfa):
+    rc, res, log = _run(spikes_vs_gpfa, [
+        "--duration", "60", "--n-units", "12", "--skip-gpfa", "--max-time", "0",
+        "--checkpoints", "--dsr", json.dumps({"epochs": 4, "eval_every": 2, "ensemble": 2})])
+    assert rc == 0, log
+    rows = res["checkpoints"]
+    seeds = [int(k.removeprefix("seed_")) for k in res["ensemble"]["members"]]
+    # two members validated at epochs 2 and 4, in training order
+    assert [(r["member"], r["epoch"]) for r in rows] == [(m, e) for m in seeds for e in (2, 4)]
+    # counts keep validation's choice: the checkpoint with the lowest validation score of all
+    chosen = [r for r in rows if r["selected"]]
+    assert [(r["member"], r["epoch"]) for r in chosen] == [
+        (res["ensemble"]["selected_seed"], res["settings"]["dsr"]["best_epoch"])]
+    assert chosen[0]["val_score"] == min(r["val_score"] for r in rows)
+    # the selected checkpoint's exponent is the fitted model's: the same map, states and steps
+    assert chosen[0]["lambda_max"] == pytest.approx(res["lambda_max_ours"], abs=2e-4)
+    assert "checkpoints with lambda_max within 30% of 0.906 /s" in log
+
+
 def test_spikes_benchmark_data_floor_is_the_attractor_against_itself(spikes_vs_gpfa):
     from nwb_dsr.datasets import make_population
     lat = make_population("lorenz63", n_units=4, duration=300.0, bin_size=0.01, seed=0).latent
