@@ -25,7 +25,10 @@ per seed ``s`` of ``--seeds``. Per seed the script prints
   smoothed along time within a trial), with the smoother's weight chosen by
   :meth:`nwb_dsr.DSR.smooth` (``weight="auto"``); with ``--smoother-weights`` also
   ``co_bps_by_weight``, the same under each of those fixed weights of the dynamics prior (how
-  much the figure depends on that choice);
+  much the figure depends on that choice); with ``--members`` each ensemble member's
+  ``co_bps`` too (``members``: the same co-smoothing with that member's selected checkpoint as
+  the model, kept by a fit callback: how much the figure depends on which member validation
+  picked);
 * ``lambda_max``: the largest Lyapunov exponent of the fitted map in 1/s
   (:func:`nwb_dsr.analysis.lyapunov_spectrum`), and ``dynamics``, the class it implies:
   ``"fixed point"`` if λ_max < −ε and the protocol's free run came to rest, ``"periodic
@@ -70,6 +73,7 @@ Progress goes to stderr; the last printed line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -83,6 +87,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lfp_real import CheckpointKeeper  # noqa: E402
 from spikes_vs_gpfa import (_fit_gpfa, dsr_cosmooth_rates, gpfa_cosmooth_rates,  # noqa: E402
                             split_units)
 
@@ -255,6 +260,8 @@ def main(argv=None) -> int:
                          "dynamics prior (co_bps_by_weight)")
     ap.add_argument("--dsr", default="{}", help="JSON dict of extra DSR(...) settings "
                     "(experiments; the benchmark uses the defaults)")
+    ap.add_argument("--members", action="store_true",
+                    help="also co-smooth with every ensemble member's selected checkpoint")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -381,15 +388,27 @@ def main(argv=None) -> int:
     per_seed = []
     for seed in args.seeds:
         est = DSR(max_time=args.max_time or None, seed=seed, progress=False, **extra)
+        keeper = CheckpointKeeper() if args.members else None
         t_wall, t_cpu = time.perf_counter(), time.process_time()
-        est.fit(train_obs)
+        est.fit(train_obs, callback=keeper)
         fit_s, fit_cpu = time.perf_counter() - t_wall, time.process_time() - t_cpu
         lam = float(lyapunov_spectrum(est)[0])
 
-        def cosmooth_bps(**how) -> float:
-            rates = np.concatenate(dsr_cosmooth_rates(est, [s[:, held_in] for s in dsr_in],
+        def cosmooth_bps(model=est, **how) -> float:
+            rates = np.concatenate(dsr_cosmooth_rates(model, [s[:, held_in] for s in dsr_in],
                                                       held_in, held_out, **how))
             return float(co_bps(rates[:n_dsr_scored], target))
+
+        def member_bps(m) -> float | None:
+            """co-bps with member ``m``'s selected checkpoint as the model (None when no
+            validated checkpoint was selected: every validation of the member failed)."""
+            kept = [(lat, out) for s, e, lat, out in keeper.kept
+                    if s == m["seed"] and e == m["best_epoch"]]
+            if not kept:
+                return None
+            member = copy.copy(est)
+            member.latent_model_, member.observation_model_ = kept[0]
+            return cosmooth_bps(member)
 
         bps, bps_forced = cosmooth_bps(smooth=True), cosmooth_bps(smooth=False)
         by_weight = {f"{w:g}": rnd(cosmooth_bps(weight=w)) for w in args.smoother_weights or ()}
@@ -410,8 +429,9 @@ def main(argv=None) -> int:
                "fit_seconds": rnd(fit_s), "fit_cpu_seconds": rnd(fit_cpu),
                "epochs": int(h.epochs), "best_epoch": h.best_epoch, "tau": int(est.tau_),
                "tau_method": (est.tau_info_ or {}).get("method"),
-               "members": [{k: m.get(k) for k in ("seed", "score", "lambda_max",
-                                                  "heldout_bits_per_spike", "selected")}
+               "members": [{**{k: m.get(k) for k in ("seed", "score", "lambda_max",
+                                                    "heldout_bits_per_spike", "selected")},
+                            **({"co_bps": rnd(member_bps(m))} if keeper else {})}
                            for m in est.members_]}
         per_seed.append(row)
         print(f"seed {seed}: co-bps {bps:.4f} (bin by bin {bps_forced:.4f}), lambda_max "
@@ -421,6 +441,10 @@ def main(argv=None) -> int:
               + ("; co-bps by smoother weight " + ", ".join(f"{w}: {_f(v)}"
                                                           for w, v in by_weight.items())
                  if by_weight else ""), flush=True)
+        if keeper:
+            print("  members' co-bps " + ", ".join(
+                f"{_f(m['co_bps'])}{' (selected)' if m['selected'] else ''}"
+                for m in row["members"]), flush=True)
 
     # ------------------------------------------------------------------ summary
     lams = np.array([r["lambda_max"] if r["lambda_max"] is not None else np.nan

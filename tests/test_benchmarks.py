@@ -211,6 +211,21 @@ def test_real_population_without_trials(real_population, trial_file, tmp_path):
     assert len(set(row["co_bps_by_weight"].values())) > 1
 
 
+def test_real_population_members_co_smooth_with_each_members_checkpoint(real_population,
+                                                                        trial_file, tmp_path):
+    argv = [str(trial_file), "--seeds", "0", "--skip-gpfa", "--members", "--max-time", "0",
+            "--dsr", '{"epochs": 4, "batches_per_epoch": 2, "eval_every": 2, "ensemble": 2}']
+    rc, res, log = _run(real_population, argv)
+    assert rc == 0, log
+    row = res["per_seed"][0]
+    members = row["members"]
+    assert len(members) == 2 and all("co_bps" in m for m in members)
+    # the selected member's checkpoint is the model: the same co-smoothing
+    assert next(m for m in members if m["selected"])["co_bps"] == row["co_bps"] is not None
+    # a member whose every validation failed has no checkpoint to co-smooth with
+    assert all((m["co_bps"] is None) == (m["score"] is None) for m in members)
+
+
 def test_real_population_errors(real_population, trial_file):
     with pytest.raises(SystemExit, match="--x-dim must be between 1 and"):
         real_population.main([str(trial_file), "--x-dim", "8", "--seeds", "0"])
