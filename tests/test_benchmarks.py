@@ -212,7 +212,7 @@ def test_real_population_without_trials(real_population, trial_file, tmp_path):
 
 
 def test_real_population_members_co_smooth_with_each_members_checkpoint(real_population,
-                                                                        trial_file, tmp_path):
+                                                                        trial_file):
     argv = [str(trial_file), "--seeds", "0", "--skip-gpfa", "--members", "--max-time", "0",
             "--dsr", '{"epochs": 4, "batches_per_epoch": 2, "eval_every": 2, "ensemble": 2}']
     rc, res, log = _run(real_population, argv)
